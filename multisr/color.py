@@ -1,0 +1,41 @@
+"""RGB <-> YCbCr conversion, ITU-R BT.601 as MATLAB's ``rgb2ycbcr``.
+
+Images follow the data contract: ``float32`` in [0, 1], ``(H, W, 3)``, RGB order. Y lies in
+[16/255, 235/255] and Cb, Cr in [16/255, 240/255], exactly as MATLAB returns for ``double`` input.
+"""
+import numpy as np
+
+__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "luma", "grey_from_luma"]
+
+_RGB_TO_YCBCR = np.array(
+    [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
+) / 255.0
+_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` RGB in [0, 1] -> ``(..., 3)`` YCbCr in [0, 1] (BT.601 studio swing)."""
+    return (rgb.astype(np.float64) @ _RGB_TO_YCBCR.T + _OFFSET).astype(np.float32)
+
+
+def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`; the result is clipped to [0, 1]."""
+    rgb = (ycbcr.astype(np.float64) - _OFFSET) @ _YCBCR_TO_RGB.T
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """The Y channel of an image, ``(H, W)``.
+
+    A grey image ``(H, W)`` is taken as RGB with three equal channels, so its Y is
+    ``16/255 + 219/255 * grey``, the same number MATLAB gives for that RGB image.
+    """
+    if image.ndim == 2:
+        return (_OFFSET[0] + _RGB_TO_YCBCR[0].sum() * image).astype(np.float32)
+    return rgb_to_ycbcr(image)[..., 0]
+
+
+def grey_from_luma(y: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`luma` for a grey image: ``(H, W)`` Y -> grey in [0, 1], clipped."""
+    return np.clip((y - _OFFSET[0]) / _RGB_TO_YCBCR[0].sum(), 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,112 @@
+"""Reading and writing image files: the only module that sees file formats.
+
+Everything returned follows the data contract: ``float32`` in [0, 1], ``(H, W)`` for grey or
+``(H, W, 3)`` RGB. 8- and 16-bit files are read (PNG, TIFF, JPEG, BMP; palette images come out
+as RGB); an alpha channel is dropped. Writes are atomic: a file either appears whole or not at
+all, so no half-written image is left behind by an error or a kill.
+"""
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "list_images", "natural_key", "to_uint"]
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``frame_2`` before ``frame_10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in ``folder`` in natural order.
+
+    Raises :class:`UserError` for a missing folder, one with no images, or a file in it that is
+    not an image (by suffix); hidden files (``.*``) and JSON side files are ignored.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: expected a folder of frames, but it does not exist")
+    files = []
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json":
+            continue
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(
+                f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in the frames folder, "
+                f"found a {path.suffix or 'suffix-less'} file; move it out"
+            )
+        files.append(path)
+    if not files:
+        raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none")
+    return files
+
+
+def read_image(path: Path) -> tuple[np.ndarray, int]:
+    """Read one image file.
+
+    Returns:
+        ``(image, bit_depth)``: ``image`` is ``float32`` in [0, 1], ``(H, W)`` or ``(H, W, 3)``
+        RGB; ``bit_depth`` is 8 or 16, that of the file, for writing results back alike.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: expected an image file, but it does not exist")
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if raw is None or raw.size == 0:
+        raise UserError(f"{path}: expected a readable image, but the file is corrupt or not an image")
+    if raw.dtype == np.uint8:
+        bit_depth, image = 8, raw.astype(np.float32) / 255.0
+    elif raw.dtype == np.uint16:
+        bit_depth, image = 16, raw.astype(np.float32) / 65535.0
+    else:
+        raise UserError(f"{path}: expected 8- or 16-bit integer pixels, found {raw.dtype}")
+    if image.ndim == 3:
+        channels = image.shape[2]
+        if channels == 1:
+            image = image[..., 0]
+        elif channels == 2:  # grey + alpha
+            image = image[..., 0]
+        elif channels in (3, 4):  # BGR(A) -> RGB
+            image = np.ascontiguousarray(image[..., 2::-1])
+        else:
+            raise UserError(f"{path}: expected 1, 3 or 4 channels, found {channels}")
+    return image, bit_depth
+
+
+def to_uint(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
+    """``float`` in [0, 1] -> ``uint8`` or ``uint16``, rounded to nearest and clipped."""
+    top = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    return np.round(np.clip(image, 0.0, 1.0) * top).astype(dtype)
+
+
+def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
+    """Write ``(H, W)`` or ``(H, W, 3)`` RGB float in [0, 1] to ``path`` at ``bit_depth`` 8 or 16.
+
+    The file is written beside its destination and renamed over it, so it appears whole or
+    not at all.
+    """
+    path = Path(path)
+    if bit_depth not in (8, 16):
+        raise UserError(f"bit_depth: expected 8 or 16, got {bit_depth}")
+    pixels = to_uint(image, bit_depth)
+    if pixels.ndim == 3:
+        pixels = np.ascontiguousarray(pixels[..., ::-1])  # RGB -> BGR for OpenCV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        if not cv2.imwrite(tmp, pixels):
+            raise UserError(f"{path}: could not write an image with suffix {path.suffix!r}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
