@@ -1,0 +1,142 @@
+"""SR networks as users meet them: weights by name or path, the device, and applying a model.
+
+torch tensors live only in this module and in :mod:`multisr.train`; everything here takes and
+returns numpy arrays under the data contract.
+
+A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
+"state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from .errors import UserError
+from .resize import upscale
+from .srcnn import SRCNN
+
+__all__ = [
+    "WEIGHTS_DIR",
+    "MODEL_NAMES",
+    "DEFAULT_MODEL",
+    "resolve_device",
+    "save_weights",
+    "weights_path",
+    "load_model",
+    "super_resolve_luma",
+    "super_resolve",
+]
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt"}
+DEFAULT_MODEL = "srcnn-955"
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"`` -> a torch device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device: expected a CUDA GPU for 'cuda', but torch sees none; use auto or cpu")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"--device: expected auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+def save_weights(model: SRCNN, path: Path, *, scale: int, meta: dict) -> None:
+    """Write ``model``'s weights (on CPU) with its config, ``scale`` and ``meta``, atomically."""
+    path = Path(path)
+    payload = {
+        "arch": "srcnn",
+        "config": model.config,
+        "scale": scale,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": meta,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def weights_path(model: str) -> Path:
+    if model in MODEL_NAMES:
+        return WEIGHTS_DIR / MODEL_NAMES[model]
+    path = Path(model)
+    if not path.is_file():
+        raise UserError(
+            f"--model: expected {', '.join(MODEL_NAMES)} or a weights file, got {model!r} (no such file)"
+        )
+    return path
+
+
+def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu") -> SRCNN:
+    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``) or a weights file by path.
+
+    Raises :class:`UserError` for a missing, corrupt or incompatible file (another
+    architecture or another scale), naming the file.
+    """
+    path = weights_path(model)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise UserError(f"{path}: expected a multisr weights file, but it cannot be read ({type(error).__name__})")
+    if not isinstance(payload, dict) or payload.get("arch") != "srcnn" or "state_dict" not in payload:
+        raise UserError(f"{path}: expected SRCNN weights saved by multisr, found another kind of file")
+    if payload.get("scale") != scale:
+        raise UserError(f"{path}: expected weights for scale {scale}, found scale {payload.get('scale')}")
+    network = SRCNN(**payload["config"])
+    try:
+        network.load_state_dict(payload["state_dict"])
+    except RuntimeError:
+        raise UserError(f"{path}: weights do not fit SRCNN {payload['config']}; the file is damaged")
+    network.meta = payload.get("meta", {})
+    network.name = model
+    return network.to(resolve_device(device)).eval()
+
+
+def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4) -> np.ndarray:
+    """Run ``model`` on bicubic-upscaled Y channels.
+
+    Args:
+        y: ``(N, H, W)`` or ``(H, W)`` float Y in [0, 1], already upscaled to the output size.
+        model: the network; its device is the one used.
+        batch_size: frames per forward pass.
+
+    Returns:
+        Array of ``y``'s shape, ``float32``: the network's output, padded by replicating the
+        input's border so that output and input have the same size. Not clipped.
+    """
+    frames = y[None] if y.ndim == 2 else y
+    device = next(model.parameters()).device
+    pad = model.shrink
+    out = np.empty(frames.shape, dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
+            batch = batch[:, None].to(device)
+            batch = torch.nn.functional.pad(batch, (pad, pad, pad, pad), mode="replicate")
+            out[start : start + batch_size] = model(batch)[:, 0].cpu().numpy()
+    return out[0] if y.ndim == 2 else out
+
+
+def super_resolve(image: np.ndarray, model: SRCNN, *, scale: int = 3) -> np.ndarray:
+    """Single-image SR: ``(H, W[, 3])`` in [0, 1] -> ``(scale*H, scale*W[, 3])`` in [0, 1].
+
+    MATLAB-bicubic upscale, then the network on Y; Cb and Cr stay bicubic (SRCNN paper). A grey
+    image goes through Y as an RGB image with equal channels would.
+    """
+    up = upscale(image, scale)
+    if image.ndim == 2:
+        return grey_from_luma(super_resolve_luma(luma(up), model))
+    ycbcr = rgb_to_ycbcr(up)
+    ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model)
+    return ycbcr_to_rgb(ycbcr)

@@ -1,0 +1,168 @@
+"""Training SRCNN on T91 the paper's way, with checkpoints that survive interruption.
+
+Training pairs follow the paper's data preparation: each image's Y channel (rounded to 8 bits)
+is cropped to a multiple of the scale, downscaled and upscaled again with MATLAB bicubic (in
+floating point), and cut into ``patch x patch`` sub-images with stride ``stride``. The loss is
+the mean squared error over the centre of each sub-image that the unpadded network outputs.
+Augmentation: each batch is turned by one random element of the square's symmetry group (the
+4 rotations, each with or without a mirror) — the 8 variants are equally valid training images.
+"""
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .errors import UserError
+from .evaluate import evaluation_pair
+from .io import list_images, read_image
+from .models import save_weights
+from .srcnn import SRCNN
+
+__all__ = ["make_patches", "make_optimizer", "train"]
+
+
+def make_patches(folder: Path, *, scale: int = 3, patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-images of every image in ``folder``.
+
+    Returns:
+        ``(inputs, labels)``, both ``(N, patch, patch)`` float32 in [0, 1]: the bicubic
+        degraded Y and the true Y at the same place.
+    """
+    inputs, labels = [], []
+    for path in list_images(Path(folder)):
+        image, _ = read_image(path)
+        if min(image.shape[:2]) < patch:
+            continue
+        y_true, y_bicubic = evaluation_pair(image, scale)
+        for top in range(0, y_true.shape[0] - patch + 1, stride):
+            for left in range(0, y_true.shape[1] - patch + 1, stride):
+                inputs.append(y_bicubic[top : top + patch, left : left + patch])
+                labels.append(y_true[top : top + patch, left : left + patch])
+    if not inputs:
+        raise UserError(f"{folder}: expected training images at least {patch} pixels on each side, found none")
+    return np.stack(inputs), np.stack(labels)
+
+
+def make_optimizer(model: SRCNN, name: str, lr: float) -> torch.optim.Optimizer:
+    """``"adam"``: Adam at ``lr`` for all layers. ``"sgd"``: the paper's SGD, momentum 0.9, with
+    ``lr`` for the first two layers and ``lr / 10`` for the reconstruction layer
+    (the paper: 1e-4 and 1e-5)."""
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    if name == "sgd":
+        groups = [
+            {"params": [*model.patch.parameters(), *model.mapping.parameters()], "lr": lr},
+            {"params": model.reconstruct.parameters(), "lr": lr / 10},
+        ]
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    raise UserError(f"--optimizer: expected adam or sgd, got {name!r}")
+
+
+def _dihedral(batch: torch.Tensor, k: int) -> torch.Tensor:
+    """Element ``k`` (0..7) of the square's symmetry group applied to ``(B, 1, H, W)``."""
+    batch = torch.rot90(batch, k % 4, dims=(2, 3))
+    return batch.flip(3) if k >= 4 else batch
+
+
+def _save_atomic(payload: dict, path: Path) -> None:
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def train(
+    model: SRCNN,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    workdir: Path,
+    scale: int = 3,
+    epochs: int = 100,
+    batch_size: int = 64,
+    optimizer: str = "adam",
+    lr: float = 3e-4,
+    halve_lr_every: int = 0,
+    seed: int = 0,
+    evaluate=None,
+    eval_every: int = 1,
+    device: torch.device = torch.device("cpu"),
+    progress: bool = True,
+) -> list[dict]:
+    """Train ``model`` on ``(inputs, labels)`` (from :func:`make_patches`), resuming if possible.
+
+    ``workdir`` receives ``checkpoint.pt`` (model, optimizer, RNG state, after every epoch),
+    ``log.jsonl`` (one line per epoch: epoch, mean loss, seconds, and ``evaluate(model)``'s
+    result every ``eval_every`` epochs) and ``last.pt``, the weights file to ship. The learning
+    rate is halved every ``halve_lr_every`` epochs (0: never). If
+    ``checkpoint.pt`` exists, training continues from it with the same data order it would have
+    had without the interruption.
+
+    Returns:
+        The log, one dict per epoch, the resumed epochs included.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    opt = make_optimizer(model, optimizer, lr)
+    base_lrs = [group["lr"] for group in opt.param_groups]
+    checkpoint_path, log_path = workdir / "checkpoint.pt", workdir / "log.jsonl"
+    log, start_epoch, elapsed = [], 0, 0.0
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start_epoch, elapsed, log = state["epoch"], state["elapsed"], state["log"]
+    settings = {"optimizer": optimizer, "lr": lr, "halve_lr_every": halve_lr_every, "batch_size": batch_size,
+                "seed": seed, "scale": scale,
+                "patches": int(len(inputs)), "config": model.config}
+    crop = model.shrink
+    x_all = torch.from_numpy(inputs)[:, None]
+    t_all = torch.from_numpy(labels)[:, None, crop:-crop, crop:-crop]
+    for epoch in range(start_epoch, epochs):
+        factor = 0.5 ** (epoch // halve_lr_every) if halve_lr_every else 1.0
+        for group, base in zip(opt.param_groups, base_lrs):
+            group["lr"] = base * factor
+        generator = torch.Generator().manual_seed(seed * 100003 + epoch)
+        order = torch.randperm(len(x_all), generator=generator)
+        turns = torch.randint(0, 8, (len(order) // batch_size + 1,), generator=generator)
+        model.train()
+        started, total, count = time.perf_counter(), 0.0, 0
+        bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                   leave=False)
+        for step, first in enumerate(bar):
+            index = order[first : first + batch_size]
+            x = _dihedral(x_all[index], int(turns[step])).to(device)
+            t = _dihedral(t_all[index], int(turns[step])).to(device)
+            loss = torch.mean((model(x) - t) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(index)
+            count += len(index)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{total / count:.2e}")
+        elapsed += time.perf_counter() - started
+        row = {"epoch": epoch + 1, "loss": total / count, "lr": opt.param_groups[0]["lr"], "train_seconds": round(elapsed, 1)}
+        model.eval()
+        if evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs):
+            row["eval"] = evaluate(model)
+        log.append(row)
+        meta = {"training": settings, "epochs": epoch + 1, "train_seconds": round(elapsed, 1), "last": row}
+        save_weights(model, workdir / "last.pt", scale=scale, meta=meta)
+        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                      "elapsed": elapsed, "log": log}, checkpoint_path)
+        with open(log_path, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if progress:
+            tqdm.write(json.dumps(row))
+    return log
