@@ -1,0 +1,1 @@
+"""multisr: multi-frame super-resolution of bursts of photographs (SRCNN + registration + fusion)."""

@@ -1,0 +1,168 @@
+"""The ``multisr`` command line: a thin click layer over the library.
+
+Every expected mistake surfaces as :class:`multisr.errors.UserError`; :func:`main` prints it
+as one line and exits with status 2, never with a traceback.
+"""
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from .errors import UserError
+
+ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
+
+
+@click.group()
+@click.version_option(package_name="multisr")
+def cli():
+    """Multi-frame super-resolution: a burst of low-resolution frames in, one 3x image out."""
+
+
+@cli.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (T91).")
+@click.option("--out", "workdir", type=click.Path(path_type=Path), required=True, help="Training folder: checkpoint, log, last.pt.")
+@click.option("--arch", type=click.Choice(sorted(ARCHITECTURES)), default="955", show_default=True, help="SRCNN 9-5-5 or 9-1-5.")
+@click.option("--scale", type=int, default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+              help="adam (fast) or the paper's SGD with per-layer rates (--lr 1e-4).")
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--halve-lr-every", type=click.IntRange(min=0), default=0, show_default=True, help="Epochs; 0 keeps the rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Set5 folder for a PSNR after each eval.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def train(data_dir, workdir, arch, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed, eval_data,
+          eval_every, threads, device):
+    """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
+    import torch
+
+    from .evaluate import evaluate_folder
+    from .models import resolve_device
+    from .srcnn import SRCNN
+    from .train import make_patches, train as run_training
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    torch_device = resolve_device(device)
+    inputs, labels = make_patches(data_dir, scale=scale)
+    click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir}; training on {torch_device}", err=True)
+    evaluate = None
+    if eval_data is not None:
+        evaluate = lambda model: evaluate_folder(eval_data, scale=scale, model=model)["mean"]["model"]  # noqa: E731
+    log = run_training(SRCNN(**ARCHITECTURES[arch]), inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
+                       batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,
+                       evaluate=evaluate, eval_every=eval_every, device=torch_device)
+    click.echo(json.dumps(log[-1]))
+
+
+@cli.command()
+@click.argument("frames_dir", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
+@click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
+@click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
+              help="A built-in pipeline (presenters, single, bicubic) or a .toml file.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
+def run(frames_dir, n, out_dir, reference, pipeline_name, device, no_cache):
+    """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out."""
+    from .pipeline import load_pipeline
+    from .runner import run_pipeline
+
+    pipeline = load_pipeline(pipeline_name)
+    record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
+                          use_cache=not no_cache, device=device)
+    for entry in record["excluded"]:
+        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+    timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
+                        for s in record["stages"])
+    click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
+@click.option("--n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
+@click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
+@click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise):
+    """Simulate a burst of N low-resolution frames of IMAGE, with its truth (DESIGN.md protocol)."""
+    from .io import read_image
+    from .simulate import save_burst, simulate_burst
+
+    picture, _ = read_image(image)
+    burst = simulate_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle,
+                           noise=noise / 255.0)
+    names = save_burst(burst, out_dir)
+    click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
+               f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
+
+
+@cli.command(name="eval")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--model", default=None, help="srcnn-955, srcnn-915 or a weights file (default srcnn-955).")
+@click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
+    """PSNR/SSIM of bicubic and a model on a folder of images (SRCNN paper's protocol)."""
+    from .evaluate import evaluate_folder
+    from .models import DEFAULT_MODEL, load_model
+
+    network = None if bicubic_only else load_model(model or DEFAULT_MODEL, scale=scale, device=device)
+    result = evaluate_folder(data_dir, scale=scale, model=network)
+    if network is not None:
+        result["model"] = network.name
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    methods = list(result["mean"])
+    click.echo(f"{'image':<14}" + "".join(f"{m + ' PSNR':>16}{m + ' SSIM':>16}" for m in methods))
+    for name, row in [*result["images"].items(), ("mean", result["mean"])]:
+        click.echo(f"{name:<14}" + "".join(f"{row[m]['psnr']:>16.2f}{row[m]['ssim']:>16.4f}" for m in methods))
+
+
+@cli.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--model", default=None, help="srcnn-955, srcnn-915 or a weights file (default srcnn-955).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def upscale(image, out_path, scale, model, device):
+    """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
+    from .io import read_image, write_image
+    from .models import DEFAULT_MODEL, load_model, super_resolve
+
+    picture, bit_depth = read_image(image)
+    network = load_model(model or DEFAULT_MODEL, scale=scale, device=device)
+    if min(picture.shape[:2]) < 2:
+        raise UserError(f"{image}: expected at least 2x2 pixels, found {picture.shape[1]}x{picture.shape[0]}")
+    write_image(out_path, super_resolve(picture, network, scale=scale), bit_depth=bit_depth)
+    click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")
+
+
+def main():
+    """Entry point: run the CLI, turning a :class:`UserError` into one line and exit status 2."""
+    warnings.filterwarnings("ignore", message=".*scipy.ndimage.interpolation.*", category=DeprecationWarning)
+    try:
+        cli.main(standalone_mode=False)
+    except UserError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)

@@ -1,0 +1,79 @@
+"""Pipeline definitions: which stages run, in which order, with which parameters.
+
+A pipeline file is TOML::
+
+    description = "..."
+    [[stages]]
+    name = "upscale"      # a stage of multisr.stages.STAGES
+    kernel = "matlab"     # parameters; the ones left out take the stage's defaults
+
+Built-in pipelines (``presenters``, ``single``, ``bicubic``) ship in the package
+``multisr.pipelines`` (the repository's ``pipelines/`` folder). Every run starts with the
+``load`` stage, whose parameters come from the command line, so files never list it.
+"""
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import UserError
+from .stages import STAGES, Stage
+
+__all__ = ["Pipeline", "builtin_pipelines", "load_pipeline"]
+
+
+@dataclass
+class Pipeline:
+    """A named list of ``(stage, parameters)`` steps, parameters complete (defaults filled in)."""
+
+    name: str
+    description: str
+    steps: list[tuple[Stage, dict]]
+
+
+def builtin_pipelines() -> list[str]:
+    """Names of the pipelines that ship with multisr."""
+    folder = resources.files("multisr.pipelines")
+    return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".toml"))
+
+
+def load_pipeline(name_or_path: str) -> Pipeline:
+    """A built-in pipeline by name, or a pipeline file by path; refuses unknown stages and keys."""
+    builtin = resources.files("multisr.pipelines") / f"{name_or_path}.toml"
+    if builtin.is_file():
+        source, text, name = f"pipeline {name_or_path!r}", builtin.read_text(), name_or_path
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UserError(
+                f"--pipeline: expected one of {', '.join(builtin_pipelines())} or a .toml file, "
+                f"got {name_or_path!r} (no such file)"
+            )
+        source, text, name = str(path), path.read_text(), path.stem
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{source}: expected TOML, {error}")
+    unknown = set(data) - {"description", "stages"}
+    if unknown:
+        raise UserError(f"{source}: unknown key {sorted(unknown)[0]!r}; allowed: description, stages")
+    if not isinstance(data.get("stages"), list) or not data["stages"]:
+        raise UserError(f"{source}: expected a [[stages]] list with at least one stage")
+    allowed_stages = sorted(set(STAGES) - {"load"})
+    steps = []
+    for index, entry in enumerate(data["stages"]):
+        params = dict(entry)
+        stage_name = params.pop("name", None)
+        if stage_name not in allowed_stages:
+            raise UserError(
+                f"{source}: stages[{index}].name is {stage_name!r}; expected one of {', '.join(allowed_stages)}"
+            )
+        if any(stage.name == stage_name for stage, _ in steps):
+            raise UserError(f"{source}: stage {stage_name!r} appears twice; each stage may run once")
+        stage = STAGES[stage_name]
+        for key in params:
+            if key not in stage.defaults:
+                allowed = ", ".join(stage.defaults) or "none"
+                raise UserError(f"{source}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
+        steps.append((stage, {**stage.defaults, **params}))
+    return Pipeline(name, str(data.get("description", "")), steps)

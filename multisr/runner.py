@@ -1,0 +1,238 @@
+"""Running a pipeline into a run directory, with a cache of every stage's output.
+
+Layout of ``OUT_DIR``::
+
+    result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
+    transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
+    run.json            parameters, versions, device, per-stage wall time and cache use
+    stages/<name>/      meta.json, <artifact>.npy, <artifact>.png previews (when caching)
+
+A stage's cache key hashes its name, version, canonical parameters, any outside data it
+depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
+directory holds that key, with every ``.npy`` matching its recorded SHA-256, is reused without
+running; anything else is recomputed. A stage directory is written under a temporary name and
+renamed into place when complete, so a killed run never leaves one that looks finished.
+"""
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .io import write_image
+from .models import resolve_device
+from .pipeline import Pipeline
+from .stages import SCALE, STAGES, file_digest
+
+__all__ = ["run_pipeline", "write_json"]
+
+_PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(data, out, indent=1)
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Artifact:
+    key: str
+    value: object = None
+    path: Path | None = None  # .npy to read on first use
+
+    def get(self):
+        if self.value is None and self.path is not None:
+            self.value = np.load(self.path)
+        return self.value
+
+
+def _stage_key(name: str, version: str, params: dict, inputs: dict, fingerprint: str) -> str:
+    canonical = json.dumps({"stage": name, "version": version, "params": params, "inputs": inputs,
+                            "fingerprint": fingerprint}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _contact_sheet(stack: np.ndarray, columns: int = 5) -> np.ndarray:
+    stack = stack.astype(np.float32)
+    count = len(stack)
+    rows = -(-count // columns)
+    columns = min(columns, count)
+    height, width = stack.shape[1:3]
+    sheet = np.ones((rows * (height + 2), columns * (width + 2), *stack.shape[3:]), dtype=np.float32)
+    for k, frame in enumerate(stack):
+        top, left = (k // columns) * (height + 2), (k % columns) * (width + 2)
+        sheet[top : top + height, left : left + width] = frame
+    return sheet
+
+
+def _cached_outputs(stage_dir: Path, key: str) -> dict | None:
+    """The cached artifacts of a stage if its directory holds ``key`` intact, else ``None``."""
+    try:
+        meta = json.loads((stage_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("key") != key:
+        return None
+    outputs = dict(meta.get("values", {}))
+    for name, digest in meta.get("digests", {}).items():
+        path = stage_dir / f"{name}.npy"
+        if not path.is_file() or file_digest(path) != digest:
+            return None
+        outputs[name] = path
+    return {"meta": meta, "outputs": outputs}
+
+
+def _save_stage(stage_dir: Path, meta: dict, outputs: dict) -> None:
+    """Write a stage directory whole: into a temporary sibling, then renamed into place."""
+    stage_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stage_dir.parent / f".tmp-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    values, digests = {}, {}
+    for name, value in outputs.items():
+        if isinstance(value, np.ndarray):
+            np.save(tmp / f"{name}.npy", value)
+            digests[name] = file_digest(tmp / f"{name}.npy")
+            kind = _PREVIEWED.get(name)
+            if kind:
+                picture = value.astype(np.float32)
+                write_image(tmp / f"{name}.png", _contact_sheet(picture) if kind == "sheet" else picture)
+        else:
+            values[name] = value
+    write_json(tmp / "meta.json", {**meta, "values": values, "digests": digests})
+    if stage_dir.exists():
+        trash = stage_dir.parent / f".old-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
+        os.replace(stage_dir, trash)
+        shutil.rmtree(trash)
+    os.replace(tmp, stage_dir)
+
+
+def _clean_leftovers(stages_dir: Path) -> None:
+    """Remove temporary stage directories left by a killed run."""
+    if stages_dir.is_dir():
+        for entry in stages_dir.iterdir():
+            if entry.name.startswith((".tmp-", ".old-")):
+                shutil.rmtree(entry, ignore_errors=True)
+
+
+def _shape_of(value) -> list | str:
+    return list(value.shape) if isinstance(value, np.ndarray) else type(value).__name__
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("multisr", "torch", "numpy", "scipy", "opencv-python-headless", "imreg-dft", "scikit-image"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    frames_dir: Path,
+    *,
+    out_dir: Path,
+    n: int = 20,
+    reference: int = 0,
+    use_cache: bool = True,
+    device: str = "auto",
+) -> dict:
+    """Run ``pipeline`` on the first ``n`` frames of ``frames_dir``; write the run into ``out_dir``.
+
+    Returns the run record that is also written to ``out_dir/run.json``: parameters,
+    versions, device, and per stage its key, whether it came from the cache, its wall time in
+    seconds and its output shapes; ``excluded`` lists frames left out of the fusion.
+    """
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    out_dir = Path(out_dir)
+    stages_dir = out_dir / "stages"
+    steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
+    steps += pipeline.steps
+    store: dict[str, _Artifact] = {}
+    records = []
+    if use_cache:
+        _clean_leftovers(stages_dir)
+    for stage, params in steps:
+        missing = [name for name in stage.reads if name not in store]
+        if missing:
+            raise UserError(f"pipeline {pipeline.name!r}: stage {stage.name!r} needs {missing[0]!r}, "
+                            "which no earlier stage makes")
+        inputs = {name: store[name].key for name in stage.reads}
+        fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
+        key = _stage_key(stage.name, stage.version, params, inputs, fingerprint)
+        stage_dir = stages_dir / stage.name
+        cached = _cached_outputs(stage_dir, key) if use_cache else None
+        if cached is not None:
+            for name, value in cached["outputs"].items():
+                is_file = isinstance(value, Path)
+                store[name] = _Artifact(f"{key}:{name}", None if is_file else value, value if is_file else None)
+            record = cached["meta"]["record"]
+            records.append({**record, "cached": True, "computed_seconds": record["seconds"], "seconds": 0.0})
+            continue
+        kwargs = {name: store[name].get() for name in stage.reads}
+        if stage.uses_device:
+            kwargs["device"] = torch_device
+        tick = time.perf_counter()
+        outputs = stage.run(**kwargs, **params)
+        seconds = time.perf_counter() - tick
+        record = {"name": stage.name, "version": stage.version, "key": key, "params": params, "inputs": inputs,
+                  "outputs": {name: _shape_of(value) for name, value in outputs.items()},
+                  "device": str(torch_device) if stage.uses_device else "cpu", "seconds": round(seconds, 4)}
+        if use_cache:
+            _save_stage(stage_dir, {"key": key, "record": record}, outputs)
+        for name, value in outputs.items():
+            store[name] = _Artifact(f"{key}:{name}", value)
+        records.append({**record, "cached": False})
+    return _finish(pipeline, store, records, out_dir, torch_device, started)
+
+
+def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float) -> dict:
+    """Write ``result.png``, ``transforms.json`` and ``run.json``; return the run record."""
+    if "result" in store:
+        result = store["result"].get()
+    elif "hr" in store and len(store["hr"].get()) == 1:
+        result = store["hr"].get()[0]
+    else:
+        raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
+                        "(fuse, or a single high-resolution frame)")
+    names, reference = store["names"].get(), store["reference"].get()
+    registration = store["registration"].get() if "registration" in store else []
+    excluded = [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]]
+    if registration and len(registration) - len(excluded) < 2:
+        raise UserError(f"frames: expected at least 2 frames that register, but {len(excluded)} of "
+                        f"{len(registration)} were left out: " + "; ".join(f"{e['frame']}: {e['reason']}" for e in excluded))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "matrices" in store:
+        write_json(out_dir / "transforms.json", {"reference": reference, "scale": SCALE, "frames": names,
+                                                  "matrices": store["matrices"].get().tolist()})
+    load = records[0]
+    run = {
+        "pipeline": pipeline.name,
+        "description": pipeline.description,
+        "parameters": {"frames": load["params"]["folder"], "n": load["params"]["n"],
+                       "reference": load["params"]["reference"],
+                       "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},
+        "device": str(torch_device),
+        "versions": _versions(),
+        "stages": records,
+        "excluded": excluded,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    write_json(out_dir / "run.json", run)
+    write_image(out_dir / "result.png", np.nan_to_num(result, nan=0.0), bit_depth=store["bit_depth"].get())
+    return run

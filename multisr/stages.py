@@ -1,0 +1,174 @@
+"""The stages a pipeline is made of: plain functions over the data contract, each with a name,
+a version and its parameters' defaults.
+
+A stage reads named artifacts (arrays or small JSON values) and writes new ones. The artifacts
+that flow through a run:
+
+- ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames; ``names``: their file names;
+  ``bit_depth``: 8 or 16; ``reference``: index of the reference frame.
+- ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
+  contract); ``registration``: per-frame scores and the reasons frames were left out.
+- ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
+  ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
+- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output.
+
+Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
+of the cache key.
+"""
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from .errors import UserError
+from .fusion import masked_median
+from .geometry import to_high_resolution, warp
+from .io import list_images, read_image
+from .models import DEFAULT_MODEL, load_model, super_resolve_luma, weights_path
+from .registration import REFINEMENTS, register_burst
+from .resize import KERNELS, upscale
+
+__all__ = ["Stage", "STAGES", "file_digest"]
+
+SCALE = 3
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named, versioned step.
+
+    ``run(**artifacts_read, **params, device=...)`` returns a dict of the artifacts written.
+    ``fingerprint(params)`` names outside data the output depends on (file contents), for
+    the cache key. ``uses_device`` stages get the run's torch device (not part of the key).
+    """
+
+    name: str
+    version: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    run: Callable
+    defaults: dict = field(default_factory=dict)
+    fingerprint: Callable[[dict], str] | None = None
+    uses_device: bool = False
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _selected_files(folder: str, n: int) -> list[Path]:
+    files = list_images(Path(folder))
+    if n < 2:
+        raise UserError(f"--n: expected at least 2 frames, got {n}")
+    if len(files) < n:
+        raise UserError(f"{folder}: expected at least {n} frames (--n {n}), found {len(files)}")
+    return files[:n]
+
+
+def _load(*, folder: str, n: int, reference: int) -> dict:
+    files = _selected_files(folder, n)
+    if not 0 <= reference < n:
+        raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
+    frames, depths = [], set()
+    for path in files:
+        image, bit_depth = read_image(path)
+        if frames and image.shape != frames[0].shape:
+            raise UserError(
+                f"{path}: expected every frame to be {_describe(frames[0].shape)} like {files[0].name}, "
+                f"found {_describe(image.shape)}"
+            )
+        frames.append(image)
+        depths.add(bit_depth)
+    return {"frames": np.stack(frames), "names": [p.name for p in files], "bit_depth": max(depths), "reference": reference}
+
+
+def _describe(shape: tuple) -> str:
+    kind = "colour" if len(shape) == 3 else "grey"
+    return f"{shape[1]}x{shape[0]} {kind}"
+
+
+def _load_fingerprint(params: dict) -> str:
+    return ",".join(file_digest(p) for p in _selected_files(params["folder"], params["n"]))
+
+
+def _register(*, frames, reference, names, iterations, refine, min_success, max_scale_change, max_shift_fraction) -> dict:
+    if refine not in REFINEMENTS:
+        raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
+    bar = tqdm(total=len(frames), desc="register", unit="frame", leave=False)
+    results = register_burst(frames, reference=reference, iterations=iterations, refine=refine, min_success=min_success,
+                             max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
+                             progress=lambda k: bar.update())
+    bar.close()
+    registration = []
+    for name, reg in zip(names, results):
+        entry = reg.to_json()
+        entry["frame"] = name
+        registration.append(entry)
+    return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
+
+
+def _select_reference(*, frames, reference, names) -> dict:
+    return {"frames": frames[reference : reference + 1], "names": [names[reference]], "reference": 0}
+
+
+def _upscale(*, frames, kernel) -> dict:
+    if kernel not in KERNELS:
+        raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
+    return {"hr": np.stack([upscale(frame, SCALE, kernel=kernel) for frame in frames])}
+
+
+def _srcnn(*, hr, model, batch_size, device) -> dict:
+    network = load_model(model, scale=SCALE, device=str(device))
+    if hr.ndim == 3:  # grey frames
+        return {"hr": grey_from_luma(super_resolve_luma(luma(hr), network, batch_size=batch_size))}
+    ycbcr = rgb_to_ycbcr(hr)
+    ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], network, batch_size=batch_size)
+    return {"hr": ycbcr_to_rgb(ycbcr)}
+
+
+def _srcnn_fingerprint(params: dict) -> str:
+    return file_digest(weights_path(params["model"]))
+
+
+def _realign(*, hr, matrices, registration) -> dict:
+    shape = hr.shape[1:3]
+    aligned = np.empty_like(hr)
+    valid = np.zeros((len(hr), *shape), dtype=bool)
+    for k, (frame, matrix) in enumerate(zip(hr, to_high_resolution(matrices, SCALE))):
+        aligned[k], valid[k] = warp(frame, matrix, shape)
+        if registration[k]["excluded"]:
+            valid[k] = False
+    return {"hr": aligned, "valid": valid}
+
+
+def _fuse(*, hr, valid, method) -> dict:
+    if method != "median":
+        raise UserError(f"fuse method: expected median, got {method!r}")
+    return {"result": masked_median(hr, valid)}
+
+
+STAGES = {
+    stage.name: stage
+    for stage in [
+        Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
+              {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
+        Stage("register", "1", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+              {"iterations": 3, "refine": "ecc", "min_success": 0.1, "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
+        Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
+              _select_reference),
+        Stage("upscale", "1", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
+        Stage("srcnn", "1", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
+              _srcnn_fingerprint, uses_device=True),
+        Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
+        Stage("fuse", "1", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
+    ]
+}

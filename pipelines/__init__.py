@@ -1,0 +1,1 @@
+"""Built-in pipeline definitions (``*.toml``), installed as the package ``multisr.pipelines``."""
