@@ -1,11 +1,9 @@
 """The ``multisr`` command line: a thin click layer over the library.
 
-Every expected mistake surfaces as :class:`multisr.errors.UserError`; :func:`main` prints it
-as one line and exits with status 2, never with a traceback.
+Every expected mistake surfaces as :class:`multisr.errors.UserError`; the command group prints
+it as one line (``Error: ...``) and exits with status 2, never with a traceback.
 """
 import json
-import sys
-import warnings
 from pathlib import Path
 
 import click
@@ -15,7 +13,21 @@ from .errors import UserError
 ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
 
 
-@click.group()
+class _UserFailure(click.ClickException):
+    exit_code = 2
+
+
+class _Group(click.Group):
+    """A click group that turns :class:`UserError` into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            raise _UserFailure(str(error)) from None
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="multisr")
 def cli():
     """Multi-frame super-resolution: a burst of low-resolution frames in, one 3x image out."""
@@ -108,6 +120,20 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise):
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
 
 
+@cli.command()
+@click.argument("out_path", type=click.Path(path_type=Path))
+@click.option("--text", default="MSR 3X14", show_default=True, help="The plate's characters.")
+@click.option("--width", type=click.IntRange(min=120), default=360, show_default=True)
+@click.option("--height", type=click.IntRange(min=90), default=210, show_default=True)
+def scene(out_path, text, width, height):
+    """Render the test scene, a licence plate on a car, to OUT_PATH (the sample burst's source)."""
+    from .io import write_image
+    from .scenes import licence_plate
+
+    write_image(out_path, licence_plate(text, width=width, height=height))
+    click.echo(f"{out_path}: {width}x{height}")
+
+
 @cli.command(name="eval")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
@@ -150,19 +176,3 @@ def upscale(image, out_path, scale, model, device):
         raise UserError(f"{image}: expected at least 2x2 pixels, found {picture.shape[1]}x{picture.shape[0]}")
     write_image(out_path, super_resolve(picture, network, scale=scale), bit_depth=bit_depth)
     click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")
-
-
-def main():
-    """Entry point: run the CLI, turning a :class:`UserError` into one line and exit status 2."""
-    warnings.filterwarnings("ignore", message=".*scipy.ndimage.interpolation.*", category=DeprecationWarning)
-    try:
-        cli.main(standalone_mode=False)
-    except UserError as error:
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)

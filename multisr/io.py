@@ -29,14 +29,15 @@ def list_images(folder: Path) -> list[Path]:
     """Image files in ``folder`` in natural order.
 
     Raises :class:`UserError` for a missing folder, one with no images, or a file in it that is
-    not an image (by suffix); hidden files (``.*``) and JSON side files are ignored.
+    not an image (by suffix). Hidden files (``.*``), JSON side files and the ground truth that
+    ``multisr simulate`` writes beside its frames (``truth.png``) are not frames and are skipped.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: expected a folder of frames, but it does not exist")
     files = []
     for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json":
+        if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json" or path.stem == "truth":
             continue
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(

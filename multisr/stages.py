@@ -129,7 +129,8 @@ def _upscale(*, frames, kernel) -> dict:
 def _srcnn(*, hr, model, batch_size, device) -> dict:
     network = load_model(model, scale=SCALE, device=str(device))
     if hr.ndim == 3:  # grey frames
-        return {"hr": grey_from_luma(super_resolve_luma(luma(hr), network, batch_size=batch_size))}
+        y = np.stack([luma(frame) for frame in hr])
+        return {"hr": grey_from_luma(super_resolve_luma(y, network, batch_size=batch_size))}
     ycbcr = rgb_to_ycbcr(hr)
     ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], network, batch_size=batch_size)
     return {"hr": ycbcr_to_rgb(ycbcr)}

@@ -1,0 +1,156 @@
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from multisr.cli import cli
+from multisr.io import read_image, write_image
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def copy_burst(source, target, n=None):
+    target.mkdir()
+    for path in sorted(source.glob("frame_*.png"))[:n]:
+        shutil.copy(path, target / path.name)
+    return target
+
+
+def test_run_end_to_end(tiny_burst, tmp_path):
+    out = tmp_path / "out"
+    result = invoke("run", tiny_burst, "--n", 6, "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    frame, _ = read_image(tiny_burst / "frame_000.png")
+    image, bit_depth = read_image(out / "result.png")
+    assert image.shape == (3 * frame.shape[0], 3 * frame.shape[1], 3) and bit_depth == 8
+    transforms = json.loads((out / "transforms.json").read_text())
+    truth = json.loads((tiny_burst / "truth.json").read_text())
+    assert transforms["reference"] == 0 and transforms["scale"] == 3
+    assert transforms["frames"] == truth["frames"]
+    assert np.abs(np.array(transforms["matrices"]) - np.array(truth["matrices"]))[:, :2, 2].max() < 0.2
+    run = json.loads((out / "run.json").read_text())
+    assert [s["name"] for s in run["stages"]] == ["load", "register", "upscale", "srcnn", "realign", "fuse"]
+    assert all(s["seconds"] >= 0 for s in run["stages"]) and run["device"] == "cpu"
+    assert run["versions"]["torch"] and run["parameters"]["n"] == 6 and run["excluded"] == []
+
+
+def test_reference_option_and_16_bit_grey_input(tiny_burst, tmp_path):
+    frames = tmp_path / "grey16"
+    frames.mkdir()
+    for path in sorted(tiny_burst.glob("frame_*.png")):
+        image, _ = read_image(path)
+        write_image(frames / path.name.replace(".png", ".tif"), image.mean(axis=2), bit_depth=16)
+    out = tmp_path / "out"
+    assert invoke("run", frames, "--n", 4, "--reference", 2, "--out", out).exit_code == 0
+    raw = cv2.imread(str(out / "result.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.ndim == 2
+    transforms = json.loads((out / "transforms.json").read_text())
+    assert transforms["reference"] == 2 and np.allclose(transforms["matrices"][2], np.eye(3))
+
+
+def test_no_cache_writes_only_the_results(tiny_burst, tmp_path):
+    out = tmp_path / "out"
+    assert invoke("run", tiny_burst, "--n", 3, "--out", out, "--no-cache").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["result.png", "run.json", "transforms.json"]
+
+
+def test_a_frame_that_does_not_register_is_left_out_with_a_warning(tiny_burst, tmp_path):
+    frames = copy_burst(tiny_burst, tmp_path / "frames")
+    noise = np.random.default_rng(0).random(read_image(frames / "frame_003.png")[0].shape)
+    write_image(frames / "frame_003.png", noise)
+    out = tmp_path / "out"
+    result = invoke("run", frames, "--n", 6, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Warning: frame_003.png left out of the fusion" in result.stderr
+    run = json.loads((out / "run.json").read_text())
+    assert [e["frame"] for e in run["excluded"]] == ["frame_003.png"]
+
+
+@pytest.mark.parametrize(
+    "case, fragments",
+    [
+        ("missing", ["does not exist"]),
+        ("empty", ["expected image files", "found none"]),
+        ("too_few", ["expected at least 6 frames (--n 6), found 3"]),
+        ("n_below_2", ["--n: expected at least 2 frames, got 1"]),
+        ("sizes", ["frame_002.png", "expected every frame to be", "found"]),
+        ("corrupt", ["frame_001.png", "corrupt or not an image"]),
+        ("not_image", ["notes.txt", "expected only images"]),
+        ("reference", ["--reference: expected a frame index from 0 to 5, got 9"]),
+    ],
+)
+def test_bad_input_gets_one_line_and_no_result(tiny_burst, tmp_path, case, fragments):
+    frames = tmp_path / "frames"
+    n, extra = 6, []
+    if case == "missing":
+        pass
+    elif case == "empty":
+        frames.mkdir()
+    else:
+        copy_burst(tiny_burst, frames, n=3 if case == "too_few" else None)
+    if case == "n_below_2":
+        n = 1
+    elif case == "sizes":
+        write_image(frames / "frame_002.png", np.zeros((10, 10, 3), np.float32))
+    elif case == "corrupt":
+        (frames / "frame_001.png").write_bytes(b"\x89PNG broken")
+    elif case == "not_image":
+        (frames / "notes.txt").write_text("shot on a tripod")
+    elif case == "reference":
+        extra = ["--reference", 9]
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in frames.iterdir()} if frames.exists() else {}
+    result = invoke("run", frames, "--n", n, "--out", out, *extra)
+    assert_one_line_error(result, *fragments)
+    assert not (out / "result.png").exists()
+    assert {p: p.read_bytes() for p in frames.iterdir()} == before if frames.exists() else True
+
+
+def test_unknown_pipeline_is_refused(tiny_burst, tmp_path):
+    assert_one_line_error(invoke("run", tiny_burst, "--out", tmp_path, "--pipeline", "nope"),
+                          "--pipeline: expected one of bicubic, presenters, single")
+
+
+def test_simulate_writes_frames_and_truth(plate, tmp_path):
+    write_image(tmp_path / "plate.png", plate)
+    result = invoke("simulate", tmp_path / "plate.png", "--out", tmp_path / "burst", "--n", 4, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "burst" / "truth.json").read_text())
+    assert truth["frames"] == [f"frame_{k:03d}.png" for k in range(4)] and truth["scale"] == 3
+    frame, _ = read_image(tmp_path / "burst" / "frame_000.png")
+    hr, _ = read_image(tmp_path / "burst" / "truth.png")
+    assert hr.shape == (3 * frame.shape[0], 3 * frame.shape[1], 3)
+
+
+def test_upscale_keeps_bit_depth_and_channels(tmp_path):
+    image = np.random.default_rng(0).random((12, 14)).astype(np.float32)
+    write_image(tmp_path / "in.png", image, bit_depth=16)
+    result = invoke("upscale", tmp_path / "in.png", "--out", tmp_path / "out.png", "--model", "srcnn-955")
+    assert result.exit_code == 0, result.output
+    raw = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.shape == (36, 42)
+
+
+def test_eval_and_upscale_errors(tmp_path):
+    assert_one_line_error(invoke("eval", "--data", tmp_path / "none"), "does not exist")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(invoke("eval", "--data", tmp_path / "empty"), "found none")
+    (tmp_path / "small").mkdir()
+    write_image(tmp_path / "small" / "a.png", np.zeros((20, 20), np.float32))
+    assert_one_line_error(invoke("eval", "--data", tmp_path / "small"), "a.png", "expected an image at least")
+    assert_one_line_error(invoke("upscale", tmp_path / "small" / "a.png", "--out", tmp_path / "o.png",
+                                 "--model", tmp_path / "missing.pt"), "--model", "no such file")

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import shared_data
+from multisr.errors import UserError
+from multisr.evaluate import evaluate_folder
+from multisr.models import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, super_resolve, super_resolve_luma
+from multisr.srcnn import SRCNN
+from multisr.train import make_patches, train
+
+# The paper's 9-1-5 result on 91 images (Set5 x3); the shipped 9-5-5 must reach it.
+SET5_X3_FLOOR_DB = 32.39
+
+
+@pytest.mark.parametrize("sizes, shrink", [((9, 5, 5), 8), ((9, 1, 5), 6)])
+def test_unpadded_output_shape(sizes, shrink):
+    model = SRCNN(*sizes)
+    assert model.shrink == shrink
+    assert model(torch.zeros(2, 1, 33, 33)).shape == (2, 1, 33 - 2 * shrink, 33 - 2 * shrink)
+
+
+@pytest.mark.parametrize("sizes", [(9, 5, 5), (9, 1, 5)])
+def test_padded_inference_keeps_the_size(sizes):
+    model = SRCNN(*sizes).eval()
+    y = np.random.default_rng(0).random((3, 20, 27)).astype(np.float32)
+    assert super_resolve_luma(y, model, batch_size=2).shape == (3, 20, 27)
+    assert super_resolve_luma(y[0], model).shape == (20, 27)
+
+
+def test_super_resolve_colour_and_grey_shapes():
+    model = SRCNN(9, 1, 5).eval()
+    rng = np.random.default_rng(0)
+    assert super_resolve(rng.random((10, 12, 3)).astype(np.float32), model).shape == (30, 36, 3)
+    assert super_resolve(rng.random((10, 12)).astype(np.float32), model).shape == (30, 36)
+
+
+def test_short_training_lowers_the_loss(tmp_path, plate):
+    from multisr.io import write_image
+
+    write_image(tmp_path / "images" / "plate.png", plate)
+    inputs, labels = make_patches(tmp_path / "images")
+    assert inputs.shape == labels.shape and inputs.shape[1:] == (33, 33)
+    torch.manual_seed(0)
+    log = train(SRCNN(9, 1, 5), inputs, labels, workdir=tmp_path / "run", epochs=3, batch_size=16, lr=1e-3,
+                progress=False)
+    assert log[-1]["loss"] < 0.5 * log[0]["loss"]
+    # resuming finishes the remaining epochs only, from the checkpoint
+    log = train(SRCNN(9, 1, 5), inputs, labels, workdir=tmp_path / "run", epochs=4, batch_size=16, lr=1e-3,
+                progress=False)
+    assert [row["epoch"] for row in log] == [1, 2, 3, 4]
+    assert load_model(str(tmp_path / "run" / "last.pt")).meta["epochs"] == 4
+
+
+def test_weights_round_trip(tmp_path):
+    model = SRCNN(9, 1, 5)
+    save_weights(model, tmp_path / "w.pt", scale=3, meta={"note": "test"})
+    loaded = load_model(str(tmp_path / "w.pt"))
+    assert loaded.config == model.config and loaded.meta == {"note": "test"}
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_bad_weights_files_are_refused(tmp_path):
+    save_weights(SRCNN(9, 1, 5), tmp_path / "x4.pt", scale=4, meta={})
+    with pytest.raises(UserError, match="expected weights for scale 3, found scale 4"):
+        load_model(str(tmp_path / "x4.pt"))
+    torch.save({"arch": "edsr", "state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="expected SRCNN weights saved by multisr"):
+        load_model(str(tmp_path / "other.pt"))
+    (tmp_path / "corrupt.pt").write_bytes(b"not a weights file")
+    with pytest.raises(UserError, match="corrupt.pt: expected a multisr weights file, but it cannot be read"):
+        load_model(str(tmp_path / "corrupt.pt"))
+    bad = {"arch": "srcnn", "config": {"f1": 9, "f2": 5, "f3": 5, "n1": 64, "n2": 32}, "scale": 3,
+           "state_dict": SRCNN(9, 1, 5).state_dict()}
+    torch.save(bad, tmp_path / "mismatch.pt")
+    with pytest.raises(UserError, match="weights do not fit SRCNN"):
+        load_model(str(tmp_path / "mismatch.pt"))
+    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955 or a weights file"):
+        load_model("srcnn-999")
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_NAMES))
+def test_shipped_weights_are_in_the_package(name):
+    assert (WEIGHTS_DIR / MODEL_NAMES[name]).is_file()
+    assert load_model(name).meta["training"]["patches"] > 0
+
+
+def test_shipped_955_reaches_the_paper_floor_on_set5():
+    result = evaluate_folder(shared_data("eval", "Set5"), scale=3, model=load_model("srcnn-955"))
+    assert abs(result["mean"]["bicubic"]["psnr"] - 30.39) < 0.01  # the protocol reproduces the paper's bicubic
+    assert abs(result["images"]["butterfly_GT"]["bicubic"]["psnr"] - 24.04) < 0.01
+    assert result["mean"]["model"]["psnr"] >= SET5_X3_FLOOR_DB
