@@ -82,13 +82,19 @@ def train(data_dir, workdir, arch, scale, epochs, batch_size, optimizer, lr, hal
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help="A built-in pipeline (presenters, single, bicubic) or a .toml file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
+              help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
-def run(frames_dir, n, out_dir, reference, pipeline_name, device, no_cache):
-    """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out."""
-    from .pipeline import load_pipeline
+def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache):
+    """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out.
+
+    Each stage's output is kept under OUT/stages/ and reused by the next run whose inputs and
+    parameters for that stage are the same.
+    """
+    from .pipeline import load_pipeline, with_overrides
     from .runner import run_pipeline
 
-    pipeline = load_pipeline(pipeline_name)
+    pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
                           use_cache=not no_cache, device=device)
     for entry in record["excluded"]:
@@ -157,6 +163,53 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
     click.echo(f"{'image':<14}" + "".join(f"{m + ' PSNR':>16}{m + ' SSIM':>16}" for m in methods))
     for name, row in [*result["images"].items(), ("mean", result["mean"])]:
         click.echo(f"{name:<14}" + "".join(f"{row[m]['psnr']:>16.2f}{row[m]['ssim']:>16.4f}" for m in methods))
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+def stages(out_dir):
+    """Table of a run's stages: cached or computed, wall time, output shapes."""
+    from .rundir import open_run
+
+    run = open_run(out_dir)
+    click.echo(f"{run.record['pipeline']} on {run.record['parameters']['frames']} ({run.record['device']})")
+    click.echo(f"{'stage':<18}{'status':<10}{'seconds':>9}  outputs")
+    for stage in run.record["stages"]:
+        status = "cached" if stage["cached"] else "computed"
+        shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) if isinstance(shape, list) else shape}"
+                           for name, shape in stage["outputs"].items())
+        click.echo(f"{stage['name']:<18}{status:<10}{stage['seconds']:>9.3f}  {shapes}")
+    click.echo(f"{'total':<28}{run.record['seconds']:>9.3f}")
+
+
+@cli.group()
+def bench():
+    """Benchmarks on simulated bursts."""
+
+
+@bench.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
+@click.option("--pipelines", default="bicubic,single,presenters", show_default=True, help="Comma-separated.")
+@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def quality(data_dir, pipelines, n, seed, noise, device, as_json):
+    """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
+    from .bench import quality_benchmark
+
+    names = [name.strip() for name in pipelines.split(",") if name.strip()]
+    result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration (px, deg)")
+    for image, row in [*result["images"].items(), ("mean", result["mean"])]:
+        cells = "".join(f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}" for name in names)
+        registration = [row[name]["registration"] for name in names if "registration" in row[name]]
+        extra = "".join(f"   {r['rms_px']:.3f}, {r['rms_deg']:.4f}" for r in registration)
+        click.echo(f"{image:<14}{cells}{extra}")
 
 
 @cli.command()

@@ -3,7 +3,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["masked_median"]
+__all__ = ["masked_median", "masked_mean", "FUSIONS"]
 
 
 def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -21,3 +21,15 @@ def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
         return np.nanmedian(samples, axis=0).astype(np.float32)
+
+
+def masked_mean(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Pixel-wise mean over the valid samples; shapes as :func:`masked_median`, NaN where none."""
+    weights = (valid if frames.ndim == 3 else valid[..., None]).astype(np.float32)
+    total = np.sum(np.where(weights > 0, frames, 0.0) * weights, axis=0)
+    count = np.sum(weights, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float32)
+
+
+FUSIONS = {"median": masked_median, "mean": masked_mean}

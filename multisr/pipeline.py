@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import UserError
 from .stages import STAGES, Stage
 
-__all__ = ["Pipeline", "builtin_pipelines", "load_pipeline"]
+__all__ = ["Pipeline", "builtin_pipelines", "load_pipeline", "with_overrides"]
 
 
 @dataclass
@@ -77,3 +77,26 @@ def load_pipeline(name_or_path: str) -> Pipeline:
                 raise UserError(f"{source}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
         steps.append((stage, {**stage.defaults, **params}))
     return Pipeline(name, str(data.get("description", "")), steps)
+
+
+def with_overrides(pipeline: Pipeline, overrides: list[str]) -> Pipeline:
+    """``pipeline`` with ``STAGE.PARAM=VALUE`` overrides applied (VALUE as TOML, else a string)."""
+    steps = [(stage, dict(params)) for stage, params in pipeline.steps]
+    for override in overrides:
+        target, sep, text = override.partition("=")
+        stage_name, dot, key = target.partition(".")
+        if not sep or not dot:
+            raise UserError(f"--set: expected STAGE.PARAM=VALUE, got {override!r}")
+        matches = [params for stage, params in steps if stage.name == stage_name]
+        if not matches:
+            names = ", ".join(stage.name for stage, _ in steps)
+            raise UserError(f"--set {override}: pipeline {pipeline.name!r} has no stage {stage_name!r}; it has {names}")
+        if key not in matches[0]:
+            allowed = ", ".join(matches[0]) or "none"
+            raise UserError(f"--set {override}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
+        try:
+            value = tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        matches[0][key] = value
+    return Pipeline(pipeline.name, pipeline.description, steps)

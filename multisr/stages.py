@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
-from .fusion import masked_median
+from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, super_resolve_luma, weights_path
@@ -152,9 +152,9 @@ def _realign(*, hr, matrices, registration) -> dict:
 
 
 def _fuse(*, hr, valid, method) -> dict:
-    if method != "median":
-        raise UserError(f"fuse method: expected median, got {method!r}")
-    return {"result": masked_median(hr, valid)}
+    if method not in FUSIONS:
+        raise UserError(f"fuse method: expected one of {', '.join(FUSIONS)}, got {method!r}")
+    return {"result": FUSIONS[method](hr, valid)}
 
 
 STAGES = {

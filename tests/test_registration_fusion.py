@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from multisr.fusion import masked_median
+from multisr.fusion import masked_mean, masked_median
 from multisr.geometry import rms_displacement
 from multisr.registration import register_burst, register_pair
 from multisr.simulate import simulate_burst
@@ -64,3 +64,9 @@ def test_median_of_colour_frames_uses_the_per_pixel_mask():
     valid[2, 1, 1] = False  # median of (0.1, 0.5) there
     fused = masked_median(frames, valid)
     assert np.allclose(fused[0, 0], 0.5) and np.allclose(fused[1, 1], 0.3)
+
+
+def test_mean_ignores_invalid_samples():
+    frames = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.4, np.nan)])
+    valid = np.array([True, True, False])[:, None, None].repeat(3, 1).repeat(3, 2)
+    assert np.allclose(masked_mean(frames, valid), 0.3)

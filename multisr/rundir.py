@@ -1,0 +1,88 @@
+"""Reading a finished run directory from a notebook, without recomputing anything.
+
+>>> run = multisr.open_run("runs/sample")
+>>> run.stages                      # ['load', 'register', 'upscale', 'srcnn', 'realign', 'fuse']
+>>> run["srcnn"]["hr"]              # (N, 3h, 3w[, 3]) float32, the SRCNN frames, exact
+>>> run["register"].values["registration"]   # per-frame scores, the frames left out
+>>> run.result, run.transforms
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .io import read_image
+
+__all__ = ["open_run", "Run", "StageOutput"]
+
+
+class StageOutput:
+    """One stage's stored output: ``meta`` (its meta.json), ``values`` (small JSON outputs) and
+    its arrays by name (``output["hr"]``), each read from its ``.npy`` on first use."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.meta = json.loads((folder / "meta.json").read_text())
+        self.values = self.meta.get("values", {})
+        self._arrays: dict[str, np.ndarray] = {}
+
+    @property
+    def arrays(self) -> list[str]:
+        """Names of the arrays this stage wrote."""
+        return sorted(self.meta.get("digests", {}))
+
+    def __getitem__(self, name: str):
+        if name in self.values:
+            return self.values[name]
+        if name not in self.meta.get("digests", {}):
+            raise KeyError(f"stage {self.folder.name!r} has no output {name!r}; it has {self.arrays + sorted(self.values)}")
+        if name not in self._arrays:
+            self._arrays[name] = np.load(self.folder / f"{name}.npy")
+        return self._arrays[name]
+
+    def __repr__(self) -> str:
+        return f"StageOutput({self.folder.name!r}, arrays={self.arrays}, values={sorted(self.values)})"
+
+
+class Run:
+    """A finished run directory: ``record`` (run.json), ``stages``, ``run[name]``, ``result``, ``transforms``."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        path = self.out_dir / "run.json"
+        if not path.is_file():
+            raise UserError(f"{self.out_dir}: expected a run directory with run.json, found none; run multisr run first")
+        self.record = json.loads(path.read_text())
+        self.stages = [stage["name"] for stage in self.record["stages"]]
+
+    def __getitem__(self, name: str) -> StageOutput:
+        if name not in self.stages:
+            raise KeyError(f"no stage {name!r} in this run; its stages are {self.stages}")
+        folder = self.out_dir / "stages" / name
+        if not (folder / "meta.json").is_file():
+            raise UserError(f"{folder}: no stored output; was the run made with --no-cache?")
+        return StageOutput(folder)
+
+    @property
+    def result(self) -> np.ndarray:
+        """The result image as written (``result.png``), float32 in [0, 1]."""
+        return read_image(self.out_dir / "result.png")[0]
+
+    @property
+    def transforms(self) -> dict | None:
+        """``transforms.json`` (matrices as ``(N, 3, 3)`` array), or ``None`` for pipelines that do not register."""
+        path = self.out_dir / "transforms.json"
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        data["matrices"] = np.array(data["matrices"])
+        return data
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.out_dir)!r}, pipeline={self.record['pipeline']!r}, stages={self.stages})"
+
+
+def open_run(out_dir: Path) -> Run:
+    """Open a run directory written by ``multisr run`` (or :func:`multisr.runner.run_pipeline`)."""
+    return Run(out_dir)

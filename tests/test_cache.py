@@ -1,0 +1,106 @@
+"""The run cache: what a rerun reuses, what it recomputes, and that a killed run leaves nothing false."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import multisr
+from multisr.cli import cli
+from multisr.models import load_model, save_weights
+
+
+def run(frames, out, *extra):
+    result = CliRunner().invoke(cli, ["run", str(frames), "--n", "5", "--out", str(out), *map(str, extra)])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "run.json").read_text())
+
+
+def computed(record):
+    return [stage["name"] for stage in record["stages"] if not stage["cached"]]
+
+
+ALL = ["load", "register", "upscale", "srcnn", "realign", "fuse"]
+
+
+def test_identical_rerun_computes_nothing_and_gives_the_same_result(tiny_burst, tmp_path):
+    out = tmp_path / "run"
+    assert computed(run(tiny_burst, out)) == ALL
+    first = (out / "result.png").read_bytes()
+    assert computed(run(tiny_burst, out)) == []
+    assert (out / "result.png").read_bytes() == first
+
+
+def test_changing_a_fusion_parameter_recomputes_only_the_fusion(tiny_burst, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_burst, out)
+    assert computed(run(tiny_burst, out, "--set", "fuse.method=mean")) == ["fuse"]
+
+
+def test_changing_the_weights_recomputes_srcnn_and_what_follows(tiny_burst, tmp_path):
+    out = tmp_path / "run"
+    weights = tmp_path / "weights.pt"
+    model = load_model("srcnn-955")
+    save_weights(model, weights, scale=3, meta={})
+    run(tiny_burst, out, "--set", f'srcnn.model="{weights}"')
+    with torch.no_grad():
+        model.reconstruct.bias += 0.01  # same file name, other contents
+    save_weights(model, weights, scale=3, meta={})
+    assert computed(run(tiny_burst, out, "--set", f'srcnn.model="{weights}"')) == ["srcnn", "realign", "fuse"]
+
+
+def test_a_tampered_artifact_is_recomputed_not_trusted(tiny_burst, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_burst, out)
+    path = out / "stages" / "upscale" / "hr.npy"
+    array = np.load(path)
+    array[0, 0, 0] += 0.5
+    np.save(path, array)
+    assert computed(run(tiny_burst, out)) == ["upscale"]  # recomputed to the same key: later stages still match
+
+
+def test_no_cache_matches_the_cached_run(tiny_burst, tmp_path):
+    run(tiny_burst, tmp_path / "a")
+    run(tiny_burst, tmp_path / "b", "--no-cache")
+    assert (tmp_path / "a" / "result.png").read_bytes() == (tmp_path / "b" / "result.png").read_bytes()
+
+
+def test_open_run_reads_every_stage_without_recomputing(tiny_burst, tmp_path):
+    out = tmp_path / "run"
+    run(tiny_burst, out)
+    opened = multisr.open_run(out)
+    assert opened.stages == ALL
+    assert opened["load"]["frames"].shape[0] == 5 and opened["load"]["names"][0] == "frame_000.png"
+    assert opened["srcnn"]["hr"].shape[1:3] == tuple(3 * s for s in opened["load"]["frames"].shape[1:3])
+    assert opened["realign"]["valid"].dtype == bool
+    assert np.allclose(opened.transforms["matrices"], opened["register"]["matrices"])
+    assert np.abs(opened.result - np.clip(opened["fuse"]["result"], 0, 1)).max() <= 0.5 / 255 + 1e-6
+    with pytest.raises(KeyError, match="no stage 'nope'"):
+        opened["nope"]
+
+
+def test_a_killed_run_resumes_to_the_same_result(tiny_burst, tmp_path):
+    reference, out = tmp_path / "uninterrupted", tmp_path / "killed"
+    run(tiny_burst, reference, "--no-cache")
+    command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(tiny_burst), "--n", "5",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "stages" / "upscale" / "meta.json").exists():  # SRCNN starts now
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / "result.png").exists()
+    for folder in (out / "stages").iterdir():  # whatever is there under a real name is complete
+        if not folder.name.startswith("."):
+            assert (folder / "meta.json").is_file()
+    record = run(tiny_burst, out)
+    assert "srcnn" in computed(record) and "load" not in computed(record)
+    assert (out / "result.png").read_bytes() == (reference / "result.png").read_bytes()
