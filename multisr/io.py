@@ -5,15 +5,14 @@ Everything returned follows the data contract: ``float32`` in [0, 1], ``(H, W)``
 as RGB); an alpha channel is dropped. Writes are atomic: a file either appears whole or not at
 all, so no half-written image is left behind by an error or a kill.
 """
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_output
 
 __all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "list_images", "natural_key", "to_uint"]
 
@@ -101,13 +100,6 @@ def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
     pixels = to_uint(image, bit_depth)
     if pixels.ndim == 3:
         pixels = np.ascontiguousarray(pixels[..., ::-1])  # RGB -> BGR for OpenCV
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path) as tmp:
         if not cv2.imwrite(tmp, pixels):
             raise UserError(f"{path}: could not write an image with suffix {path.suffix!r}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -6,8 +6,6 @@ returns numpy arrays under the data contract.
 A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
 "state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained.
 """
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import torch
 
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
+from .files import atomic_output
 from .resize import upscale
 from .srcnn import SRCNN
 
@@ -56,15 +55,8 @@ def save_weights(model: SRCNN, path: Path, *, scale: int, meta: dict) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def weights_path(model: str) -> Path:

@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_output
 from .io import write_image
 from .models import resolve_device
 from .pipeline import Pipeline
@@ -40,11 +40,8 @@ _PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "ima
 
 def write_json(path: Path, data) -> None:
     """Write JSON to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as out:
+    with atomic_output(path) as tmp, open(tmp, "w") as out:
         json.dump(data, out, indent=1)
-    os.replace(tmp, path)
 
 
 @dataclass

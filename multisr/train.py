@@ -8,8 +8,6 @@ Augmentation: each batch is turned by one random element of the square's symmetr
 4 rotations, each with or without a mirror) — the 8 variants are equally valid training images.
 """
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from tqdm import tqdm
 
 from .errors import UserError
 from .evaluate import evaluation_pair
+from .files import atomic_output
 from .io import list_images, read_image
 from .models import save_weights
 from .srcnn import SRCNN
@@ -67,17 +66,6 @@ def _dihedral(batch: torch.Tensor, k: int) -> torch.Tensor:
     """Element ``k`` (0..7) of the square's symmetry group applied to ``(B, 1, H, W)``."""
     batch = torch.rot90(batch, k % 4, dims=(2, 3))
     return batch.flip(3) if k >= 4 else batch
-
-
-def _save_atomic(payload: dict, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def train(
@@ -159,8 +147,9 @@ def train(
         log.append(row)
         meta = {"training": settings, "epochs": epoch + 1, "train_seconds": round(elapsed, 1), "last": row}
         save_weights(model, workdir / "last.pt", scale=scale, meta=meta)
-        _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
-                      "elapsed": elapsed, "log": log}, checkpoint_path)
+        with atomic_output(checkpoint_path) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1,
+                        "elapsed": elapsed, "log": log}, tmp)
         with open(log_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         if progress:

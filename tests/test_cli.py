@@ -1,5 +1,7 @@
 import json
+import os
 import shutil
+import stat
 
 import cv2
 import numpy as np
@@ -37,6 +39,9 @@ def test_run_end_to_end(tiny_burst, tmp_path):
     frame, _ = read_image(tiny_burst / "frame_000.png")
     image, bit_depth = read_image(out / "result.png")
     assert image.shape == (3 * frame.shape[0], 3 * frame.shape[1], 3) and bit_depth == 8
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((out / "result.png").stat().st_mode) == 0o666 & ~umask  # as open() would make it
     transforms = json.loads((out / "transforms.json").read_text())
     truth = json.loads((tiny_burst / "truth.json").read_text())
     assert transforms["reference"] == 0 and transforms["scale"] == 3

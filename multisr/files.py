@@ -1,0 +1,32 @@
+"""Writing files atomically: a file appears whole, with the usual permissions, or not at all."""
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["atomic_output"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_output(path: Path):
+    """Yield a temporary path beside ``path`` (same suffix) to write; on success it is renamed
+    over ``path`` with the permissions a plain ``open(path, "w")`` would give. On an error, or
+    if the process dies, ``path`` is untouched and the temporary file is removed (or left as a
+    hidden ``.name.*`` file, never mistaken for the result)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
