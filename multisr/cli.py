@@ -166,6 +166,32 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 
 
 @cli.command()
+@click.argument("frames_dir", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
+@click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
+@click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
+              help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
+@click.option("--pipelines", default="bicubic,single,presenters", show_default=True,
+              help="Comma-separated built-in names or .toml files.")
+@click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, device):
+    """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
+    from .report import compare as write_report, parse_crop
+
+    names = tuple(name.strip() for name in pipelines.split(",") if name.strip())
+    if not names:
+        raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
+    metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names,
+                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
+    for entry in metrics["excluded"]:
+        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+    scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
+    click.echo(f"{out_dir / 'index.html'}: {scores}")
+
+
+@cli.command()
 @click.argument("out_dir", type=click.Path(path_type=Path))
 def stages(out_dir):
     """Table of a run's stages: cached or computed, wall time, output shapes."""

@@ -1,0 +1,179 @@
+"""``multisr compare``: several pipelines on one burst, written up as a self-contained HTML report.
+
+The report folder holds ``index.html``, the pictures it shows (``images/``), ``metrics.json`` and
+the runs themselves (``runs/<pipeline>/``, cached, so a second report of the same burst reuses
+them). Nothing on the page is fetched from the network: the folder can be zipped and mailed.
+"""
+import json
+import shutil
+from pathlib import Path
+
+import jinja2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.ndimage import sobel, uniform_filter  # noqa: E402
+
+from .color import luma  # noqa: E402
+from .errors import UserError  # noqa: E402
+from .geometry import similarity_parameters  # noqa: E402
+from .io import list_images, read_image, write_image  # noqa: E402
+from .metrics import score_image  # noqa: E402
+from .pipeline import load_pipeline  # noqa: E402
+from .rundir import open_run  # noqa: E402
+from .runner import run_pipeline, write_json  # noqa: E402
+from .stages import SCALE  # noqa: E402
+
+__all__ = ["compare", "parse_crop", "detail_crop"]
+
+DEFAULT_PIPELINES = ("bicubic", "single", "presenters")
+ERROR_RANGE = 32  # error maps saturate at this many 8-bit levels of |Y - Y_truth|
+
+
+def parse_crop(text: str) -> tuple[int, int, int, int]:
+    """``"X,Y,W,H"`` (high-resolution pixels) -> a tuple of four ints."""
+    try:
+        x, y, w, h = (int(part) for part in text.split(","))
+    except ValueError:
+        raise UserError(f"--crop: expected X,Y,W,H as four integers, got {text!r}") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise UserError(f"--crop: expected a non-negative corner and a positive size, got {text!r}")
+    return x, y, w, h
+
+
+def detail_crop(image: np.ndarray, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The ``(x, y, w, h)`` window of ``size = (w, h)`` with the most gradient energy in ``image``'s Y."""
+    w, h = size
+    y = luma(image).astype(np.float64)
+    energy = uniform_filter(np.hypot(sobel(y, 0), sobel(y, 1)), size=(h, w), mode="constant")
+    energy[: h // 2] = energy[energy.shape[0] - (h - h // 2) + 1 :] = 0  # windows must fit
+    energy[:, : w // 2] = energy[:, energy.shape[1] - (w - w // 2) + 1 :] = 0
+    cy, cx = np.unravel_index(np.argmax(energy), energy.shape)
+    return int(cx - w // 2), int(cy - h // 2), w, h
+
+
+def _magnify(image: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _error_map(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    error = np.abs(luma(np.clip(image, 0, 1)) - luma(truth)) * 255 / ERROR_RANGE
+    return plt.get_cmap("inferno")(np.clip(error, 0, 1))[..., :3].astype(np.float32)
+
+
+def _registration_plot(registration: list, truth_matrices: np.ndarray | None, path: Path) -> None:
+    frames = np.arange(len(registration))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 2.8), constrained_layout=True)
+    true_params = [similarity_parameters(m) for m in truth_matrices] if truth_matrices is not None else None
+    for ax, key, label in zip(axes, ("tx", "ty", "angle", "scale", "success"),
+                              ("shift x (LR px)", "shift y (LR px)", "angle (deg)", "scale", "success score")):
+        estimated = [r[key] for r in registration]
+        if true_params is not None and key != "success":
+            ax.plot(frames, [p[key] for p in true_params], "o", mfc="none", color="0.5", label="true")
+        ax.plot(frames, estimated, "x", color="tab:blue", label="estimated")
+        left_out = [k for k, r in enumerate(registration) if r["excluded"]]
+        if left_out:
+            ax.plot(left_out, [estimated[k] for k in left_out], "s", mfc="none", color="tab:red", ms=9, label="left out")
+        ax.set_title(label, fontsize=10)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_xlabel("frame")
+    axes[0].legend(fontsize=8)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _stage_seconds(stage: dict) -> float:
+    return stage.get("computed_seconds", stage["seconds"])
+
+
+def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
+            pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
+            crop: tuple[int, int, int, int] | None = None, device: str = "auto") -> dict:
+    """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content."""
+    loaded = [load_pipeline(name) for name in pipelines]
+    files = list_images(Path(frames_dir))
+    if not 0 <= reference < len(files):
+        raise UserError(f"--reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
+    reference_frame, _ = read_image(files[reference])
+    hr_shape = (SCALE * reference_frame.shape[0], SCALE * reference_frame.shape[1])
+    truth = None
+    if truth_path is not None:
+        truth, _ = read_image(truth_path)
+        if truth.shape[:2] != hr_shape:
+            raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} (3x the reference "
+                            f"frame), found {truth.shape[1]}x{truth.shape[0]}")
+    if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
+        raise UserError(f"--crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
+                        f"{','.join(map(str, crop))}")
+    out_dir = Path(out_dir)
+    images = out_dir / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, device)) for p in loaded}
+    results = {name: run.result for name, run in runs.items()}
+    if crop is None:
+        size = (max(8, min(96, hr_shape[1] // 3)), max(8, min(64, hr_shape[0] // 3)))
+        crop = detail_crop(truth if truth is not None else results[loaded[-1].name], size)
+    x, y, w, h = crop
+    factor = max(1, 288 // w)
+    write_image(images / "reference.png", _magnify(reference_frame, SCALE))
+    methods = []
+    for name, run in runs.items():
+        shutil.copyfile(run.out_dir / "result.png", images / f"{name}.png")
+        write_image(images / f"crop_{name}.png", _magnify(results[name][y : y + h, x : x + w], factor))
+        entry = {"name": name, "description": run.record["description"], "image": f"images/{name}.png",
+                 "crop": f"images/crop_{name}.png", "device": run.record["device"],
+                 "seconds": round(sum(_stage_seconds(s) for s in run.record["stages"]), 3),
+                 "stages": {s["name"]: round(_stage_seconds(s), 4) for s in run.record["stages"]}}
+        if truth is not None:
+            entry.update(score_image(results[name], truth, shave=SCALE))
+            write_image(images / f"error_{name}.png", _error_map(results[name], truth))
+            entry["error_map"] = f"images/error_{name}.png"
+        methods.append(entry)
+    if truth is not None:
+        write_image(images / "truth.png", truth)
+        write_image(images / "crop_truth.png", _magnify(truth[y : y + h, x : x + w], factor))
+    registration, excluded = _registration(runs, truth_path, reference, images)
+    metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "reference": reference, "scale": SCALE,
+               "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
+               "registration": registration, "excluded": excluded}
+    write_json(out_dir / "metrics.json", metrics)
+    template = jinja2.Environment(loader=jinja2.PackageLoader("multisr", "templates"), autoescape=True,
+                                  undefined=jinja2.StrictUndefined).get_template("report.html")
+    html = template.render(metrics=metrics, methods=methods, has_truth=truth is not None,
+                           has_registration=bool(registration), error_range=ERROR_RANGE, factor=factor,
+                           frame_shape=reference_frame.shape[:2])
+    (out_dir / "index.html").write_text(html)
+    return metrics
+
+
+def _run(pipeline, frames_dir, out_dir, n, reference, device) -> Path:
+    run_dir = out_dir / "runs" / pipeline.name
+    run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, reference=reference, device=device)
+    return run_dir
+
+
+def _registration(runs: dict, truth_path: Path | None, reference: int, images: Path) -> tuple[list, list]:
+    """The registration of the first run that registers: per-frame table, plot, frames left out.
+
+    With a ``truth.json`` beside the truth image (as ``multisr simulate`` writes), the plot shows
+    the true motion too, re-expressed against ``reference``.
+    """
+    for run in runs.values():
+        if "register" in run.stages:
+            registration = run["register"]["registration"]
+            truth_json = Path(truth_path).with_suffix(".json") if truth_path else None
+            truth_matrices = None
+            if truth_json is not None and truth_json.is_file():
+                truth_matrices = np.array(json.loads(truth_json.read_text())["matrices"])
+                if len(truth_matrices) < len(registration):
+                    truth_matrices = None
+                else:
+                    truth_matrices = truth_matrices[: len(registration)] @ np.linalg.inv(truth_matrices[reference])
+            _registration_plot(registration, truth_matrices, images / "registration.png")
+            excluded = [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]]
+            rows = [{key: r[key] for key in ("frame", "tx", "ty", "angle", "scale", "success", "excluded")}
+                    for r in registration]
+            return rows, excluded
+    return [], []

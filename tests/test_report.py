@@ -1,0 +1,95 @@
+"""multisr compare: the report's numbers, and the page as a browser shows it."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import shared_data
+from multisr.cli import cli
+from multisr.io import read_image
+from multisr.metrics import score_image
+from multisr.simulate import save_burst, simulate_burst
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def compare(*args):
+    result = CliRunner().invoke(cli, ["compare", *map(str, args)])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def check_in_browser(index: Path, screenshot: Path) -> None:
+    """Open the page in headless Chromium: every image loaded, no console errors; save a screenshot."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip("chromium and chromedriver are not installed (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(index.resolve().as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
+        assert images and all(loaded for _, loaded in images), images
+        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert errors == []
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, min(height + 100, 6000))
+        driver.save_screenshot(str(screenshot))
+    finally:
+        driver.quit()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_report_with_truth_agrees_with_the_metric_code(tmp_path):
+    image, _ = read_image(shared_data("eval", "Set5", "butterfly_GT.bmp"))
+    burst = tmp_path / "burst"
+    save_burst(simulate_burst(image, n=6, seed=0), burst)
+    out = tmp_path / "report"
+    compare(burst, "--n", 6, "--out", out, "--truth", burst / "truth.png")
+    metrics = json.loads((out / "metrics.json").read_text())
+    truth, _ = read_image(burst / "truth.png")
+    assert [m["name"] for m in metrics["methods"]] == ["bicubic", "single", "presenters"]
+    for method in metrics["methods"]:
+        result, _ = read_image(out / method["image"])
+        expected = score_image(result, truth, shave=3)
+        assert method["psnr"] == pytest.approx(expected["psnr"], abs=1e-9)
+        assert method["ssim"] == pytest.approx(expected["ssim"], abs=1e-9)
+        assert (out / method["error_map"]).is_file() and method["seconds"] > 0
+    scores = {m["name"]: m["psnr"] for m in metrics["methods"]}
+    assert scores["presenters"] > scores["single"] > scores["bicubic"]
+    assert len(metrics["registration"]) == 6 and metrics["excluded"] == []
+    check_in_browser(out / "index.html", tmp_path / "report_with_truth.png")
+
+
+def test_report_without_truth_on_a_real_burst(tmp_path):
+    out = tmp_path / "report"
+    compare(shared_data("real", "alpaca"), "--n", 8, "--out", out, "--crop", "60,60,48,48")
+    html = (out / "index.html").read_text()
+    assert "There is no ground truth" in html and "PSNR (dB)" not in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["crop"] == [60, 60, 48, 48] and all("psnr" not in m for m in metrics["methods"])
+    result, _ = read_image(out / "images" / "presenters.png")
+    frame, _ = read_image(shared_data("real", "alpaca") / "frame_000.png")
+    assert result.shape == (3 * frame.shape[0], 3 * frame.shape[1])
+    check_in_browser(out / "index.html", tmp_path / "report_alpaca.png")
+
+
+def test_bad_crop_and_truth_are_refused(tiny_burst, tmp_path):
+    for args, fragment in [(["--crop", "1,2,3"], "--crop: expected X,Y,W,H"),
+                           (["--crop", "0,0,5000,10"], "--crop: expected a region inside"),
+                           (["--truth", tiny_burst / "frame_001.png"], "expected a truth of")]:
+        result = CliRunner().invoke(cli, ["compare", str(tiny_burst), "--n", "3", "--out", str(tmp_path / "r"),
+                                          *map(str, args)])
+        assert result.exit_code == 2 and fragment in result.stderr, result.output
