@@ -24,7 +24,7 @@ with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.nd
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "REFINEMENTS", "register_pair", "refine_ecc", "register_burst"]
+__all__ = ["Registration", "REFINEMENTS", "register_pair", "refine_ecc", "sharpness", "register_burst"]
 
 REFINEMENTS = ("ecc", "none")
 
@@ -35,17 +35,22 @@ class Registration:
 
     Attributes:
         matrix: 3x3, reference LR pixel coordinates -> this frame's (geometry contract).
-        success: imreg-dft's success score (phase-correlation peak strength, 0..1, higher better).
+        success: imreg-dft's success score (phase-correlation peak strength, higher better).
+        correlation: ECC's correlation coefficient after refinement (1 = identical up to
+            brightness and contrast), or ``None`` without refinement.
+        sharpness: mean squared gradient of the frame's Y, relative to the burst's median.
         scale, angle, tx, ty: ``matrix`` as a similarity about the origin (angle in degrees).
         excluded: why the frame is left out of the fusion, or ``None`` when it is used.
     """
 
     matrix: np.ndarray
     success: float
+    correlation: float | None
     scale: float
     angle: float
     tx: float
     ty: float
+    sharpness: float = 1.0
     excluded: str | None = None
 
     def to_json(self) -> dict:
@@ -55,12 +60,14 @@ class Registration:
         return data
 
 
-def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, *, border: int = 4) -> np.ndarray | None:
+def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, *,
+               border: int = 4) -> tuple[np.ndarray, float] | None:
     """Refine a registration matrix of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by ECC.
 
-    The rigid model starts from ``matrix``'s rotation and its displacement of the image centre.
-    ``border`` pixels at the reference's edges are left out. Returns the refined 3x3 matrix, or
-    ``None`` when ECC does not converge.
+    The rigid model starts from ``matrix``'s rotation and its displacement of the image centre,
+    and runs twice: on Gaussian-smoothed images (5x5) to reach the right basin, then on the
+    images as they are for precision. ``border`` pixels at the reference's edges are left out. Returns the refined 3x3 matrix and
+    ECC's final correlation coefficient, or ``None`` when ECC does not converge.
     """
     height, width = reference_y.shape
     angle = np.arctan2(matrix[1, 0], matrix[0, 0])
@@ -72,14 +79,17 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     mask = np.zeros((height, width), dtype=np.uint8)
     mask[border : height - border, border : width - border] = 1
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
-    try:
-        _, warp_matrix = cv2.findTransformECC(reference_y.astype(np.float32), frame_y.astype(np.float32), start,
-                                              cv2.MOTION_EUCLIDEAN, criteria, mask, 1)
+    warp_matrix = start
+    try:  # coarse to fine: smoothed images first, to reach the right basin, then the sharp ones
+        for smoothing in (5, 1):
+            correlation, warp_matrix = cv2.findTransformECC(reference_y.astype(np.float32),
+                                                            frame_y.astype(np.float32), warp_matrix,
+                                                            cv2.MOTION_EUCLIDEAN, criteria, mask, smoothing)
     except cv2.error:
         return None
     refined = np.eye(3)
     refined[:2] = warp_matrix
-    return refined
+    return refined, float(correlation)
 
 
 def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int = 3, refine: str = "ecc") -> Registration:
@@ -100,21 +110,36 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int =
         center=((width - 1) / 2, (height - 1) / 2),
     )
     matrix = np.linalg.inv(frame_to_reference)
-    excluded = None
+    excluded, correlation = None, None
     if refine == "ecc":
         refined = refine_ecc(ref_y, frame_y, matrix)
         if refined is None:
             excluded = "ECC refinement did not converge"
         else:
-            matrix = refined
-    return Registration(matrix=matrix, success=float(result["success"]), excluded=excluded,
-                        **similarity_parameters(matrix))
+            matrix, correlation = refined
+    return Registration(matrix=matrix, success=float(result["success"]), correlation=correlation,
+                        excluded=excluded, **similarity_parameters(matrix))
 
 
-def _implausible(reg: Registration, shape: tuple[int, int], *, min_success: float, max_scale_change: float,
-                 max_shift_fraction: float) -> str | None:
-    if reg.success < min_success:
-        return f"registration success {reg.success:.3f} below {min_success}"
+def sharpness(image: np.ndarray) -> float:
+    """Mean squared Sobel gradient of the image's Y: lower for a blurred frame of the same scene."""
+    y = luma(image).astype(np.float32)
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1)
+    return float(np.mean(gx * gx + gy * gy))
+
+
+def _reason_to_leave_out(reg: Registration, shape: tuple[int, int], median_success: float, *, min_success: float,
+                         min_correlation: float, min_sharpness: float, max_scale_change: float,
+                         max_shift_fraction: float) -> str | None:
+    if reg.excluded:
+        return reg.excluded
+    if reg.success < min_success * median_success:
+        return f"registration success {reg.success:.2f} below {min_success} of the burst's median {median_success:.2f}"
+    if reg.correlation is not None and reg.correlation < min_correlation:
+        return f"ECC correlation {reg.correlation:.2f} below {min_correlation}: another scene or a changed one"
+    if reg.sharpness < min_sharpness:
+        return f"blurred: sharpness {reg.sharpness:.2f} of the burst's median, below {min_sharpness}"
     if not (1 / (1 + max_scale_change) <= reg.scale <= 1 + max_scale_change):
         return f"implausible scale {reg.scale:.3f}"
     height, width = shape
@@ -129,27 +154,38 @@ def register_burst(
     reference: int = 0,
     iterations: int = 3,
     refine: str = "ecc",
-    min_success: float = 0.1,
+    min_success: float = 0.5,
+    min_correlation: float = 0.7,
+    min_sharpness: float = 0.5,
     max_scale_change: float = 0.2,
     max_shift_fraction: float = 0.5,
     progress=None,
 ) -> list[Registration]:
     """Register every frame of ``(N, H, W[, 3])`` against ``frames[reference]`` (see :func:`register_pair`).
 
-    A frame whose success score is below ``min_success``, whose scale leaves
-    ``[1/(1+max_scale_change), 1+max_scale_change]`` or whose shift exceeds
-    ``max_shift_fraction`` of the frame's size is marked ``excluded`` with the reason. The
-    reference gets the identity. ``progress(k)`` is called after each frame, if given.
+    A frame is left out (``excluded`` says why) when ECC does not converge; when its success
+    score is below ``min_success`` times the burst's median; when ECC's correlation is below
+    ``min_correlation``; when its sharpness is below ``min_sharpness`` times the burst's median
+    (a blurred frame); when its scale leaves ``[1/(1+max_scale_change), 1+max_scale_change]``;
+    or when its shift exceeds ``max_shift_fraction`` of the frame's size. The reference gets
+    the identity and is never left out. ``progress(k)`` is called after each frame, if given.
     """
     results = []
     for k, frame in enumerate(frames):
         if k == reference:
-            reg = Registration(np.eye(3), 1.0, **similarity_parameters(np.eye(3)))
+            reg = Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
         else:
             reg = register_pair(frames[reference], frame, iterations=iterations, refine=refine)
-            reg.excluded = reg.excluded or _implausible(reg, frames.shape[1:3], min_success=min_success,
-                                        max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction)
         results.append(reg)
         if progress is not None:
             progress(k)
+    sharpness_values = np.array([sharpness(frame) for frame in frames])
+    median_sharpness = float(np.median(sharpness_values))
+    median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))
+    for k, reg in enumerate(results):
+        reg.sharpness = float(sharpness_values[k] / median_sharpness) if median_sharpness > 0 else 1.0
+        if k != reference:
+            reg.excluded = _reason_to_leave_out(
+                reg, frames.shape[1:3], median_success, min_success=min_success, min_correlation=min_correlation,
+                min_sharpness=min_sharpness, max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction)
     return results

@@ -10,7 +10,7 @@ that flow through a run:
   contract); ``registration``: per-frame scores and the reasons frames were left out.
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
   ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
-- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output.
+- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``).
 
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
@@ -29,6 +29,7 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, super_resolve_luma, weights_path
+from .reconstruct import reconstruct
 from .registration import REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
 
@@ -100,11 +101,13 @@ def _load_fingerprint(params: dict) -> str:
     return ",".join(file_digest(p) for p in _selected_files(params["folder"], params["n"]))
 
 
-def _register(*, frames, reference, names, iterations, refine, min_success, max_scale_change, max_shift_fraction) -> dict:
+def _register(*, frames, reference, names, iterations, refine, min_success, min_correlation, min_sharpness,
+              max_scale_change, max_shift_fraction) -> dict:
     if refine not in REFINEMENTS:
         raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
     bar = tqdm(total=len(frames), desc="register", unit="frame", leave=False)
     results = register_burst(frames, reference=reference, iterations=iterations, refine=refine, min_success=min_success,
+                             min_correlation=min_correlation, min_sharpness=min_sharpness,
                              max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
                              progress=lambda k: bar.update())
     bar.close()
@@ -157,13 +160,24 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
+def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, device) -> dict:
+    used = [k for k, r in enumerate(registration) if not r["excluded"]]
+    y = np.stack([luma(frames[k]) for k in used])
+    solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, device=device)
+    if frames.ndim == 3:
+        return {"result": grey_from_luma(solved)}
+    ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
+    ycbcr[..., 0] = solved
+    return {"result": ycbcr_to_rgb(ycbcr)}
+
+
 STAGES = {
     stage.name: stage
     for stage in [
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
               {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
-        Stage("register", "1", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"iterations": 3, "refine": "ecc", "min_success": 0.1, "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
+        Stage("register", "2", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+              {"iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5, "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
         Stage("upscale", "1", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
@@ -171,5 +185,7 @@ STAGES = {
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "1", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
+        Stage("reconstruct", "1", ("frames", "matrices", "registration", "reference"), ("result",), _reconstruct,
+              {"iterations": 150, "tv_weight": 0.001}, uses_device=True),
     ]
 }
