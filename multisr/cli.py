@@ -219,14 +219,19 @@ def bench():
 @click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
+@click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Frames per burst replaced by another scene or a blurred copy.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def quality(data_dir, pipelines, n, seed, noise, device, as_json):
+def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
     from .bench import quality_benchmark
 
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
-    result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, device=device)
+    if outliers > n - 2:
+        raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
+    result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
+                               device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -234,7 +239,10 @@ def quality(data_dir, pipelines, n, seed, noise, device, as_json):
     for image, row in [*result["images"].items(), ("mean", result["mean"])]:
         cells = "".join(f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}" for name in names)
         registration = [row[name]["registration"] for name in names if "registration" in row[name]]
-        extra = "".join(f"   {r['rms_px']:.3f}, {r['rms_deg']:.4f}" for r in registration)
+        extra = "".join(f"   {r['rms_px']:.3f}, {r['rms_deg']:.4f}" for r in registration[:1])
+        if "planted" in row:
+            left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
+            extra += f"   planted {row['planted']}, left out {left_out}"
         click.echo(f"{image:<14}{cells}{extra}")
 
 

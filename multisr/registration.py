@@ -100,7 +100,11 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int =
     ref_y, frame_y = luma(reference).astype(np.float64), luma(frame).astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        result = imreg_dft.similarity(ref_y, frame_y, numiter=iterations)
+        try:
+            result = imreg_dft.similarity(ref_y, frame_y, numiter=iterations)
+        except ValueError as error:  # imreg-dft refuses matches it finds absurd (e.g. a huge scale change)
+            return Registration(np.eye(3), 0.0, None, **similarity_parameters(np.eye(3)),
+                                excluded=f"Fourier-Mellin found no plausible match ({error})")
     height, width = ref_y.shape
     # imreg-dft: frame point q -> reference point c + s R(-angle) (q - c) + (tx, ty).
     frame_to_reference = similarity_matrix(
