@@ -172,7 +172,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
 @click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
               help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
-@click.option("--pipelines", default="bicubic,single,presenters", show_default=True,
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help="Comma-separated built-in names or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -215,7 +215,7 @@ def bench():
 
 @bench.command()
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
-@click.option("--pipelines", default="bicubic,single,presenters", show_default=True, help="Comma-separated.")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True, help="Comma-separated.")
 @click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")

@@ -28,7 +28,7 @@ from .stages import SCALE  # noqa: E402
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
 
-DEFAULT_PIPELINES = ("bicubic", "single", "presenters")
+DEFAULT_PIPELINES = ("bicubic", "single", "presenters", "multiframe")
 ERROR_RANGE = 32  # error maps saturate at this many 8-bit levels of |Y - Y_truth|
 
 

@@ -60,7 +60,7 @@ def test_report_with_truth_agrees_with_the_metric_code(tmp_path):
     compare(burst, "--n", 6, "--out", out, "--truth", burst / "truth.png")
     metrics = json.loads((out / "metrics.json").read_text())
     truth, _ = read_image(burst / "truth.png")
-    assert [m["name"] for m in metrics["methods"]] == ["bicubic", "single", "presenters"]
+    assert [m["name"] for m in metrics["methods"]] == ["bicubic", "single", "presenters", "multiframe"]
     for method in metrics["methods"]:
         result, _ = read_image(out / method["image"])
         expected = score_image(result, truth, shave=3)
@@ -68,7 +68,7 @@ def test_report_with_truth_agrees_with_the_metric_code(tmp_path):
         assert method["ssim"] == pytest.approx(expected["ssim"], abs=1e-9)
         assert (out / method["error_map"]).is_file() and method["seconds"] > 0
     scores = {m["name"]: m["psnr"] for m in metrics["methods"]}
-    assert scores["presenters"] > scores["single"] > scores["bicubic"]
+    assert scores["multiframe"] > scores["presenters"] > scores["single"] > scores["bicubic"]
     assert len(metrics["registration"]) == 6 and metrics["excluded"] == []
     check_in_browser(out / "index.html", tmp_path / "report_with_truth.png")
 
@@ -76,6 +76,7 @@ def test_report_with_truth_agrees_with_the_metric_code(tmp_path):
 def test_report_without_truth_on_a_real_burst(tmp_path):
     out = tmp_path / "report"
     compare(shared_data("real", "alpaca"), "--n", 8, "--out", out, "--crop", "60,60,48,48")
+    assert "multiframe" in [m["name"] for m in json.loads((out / "metrics.json").read_text())["methods"]]
     html = (out / "index.html").read_text()
     assert "There is no ground truth" in html and "PSNR (dB)" not in html
     metrics = json.loads((out / "metrics.json").read_text())
@@ -93,3 +94,11 @@ def test_bad_crop_and_truth_are_refused(tiny_burst, tmp_path):
         result = CliRunner().invoke(cli, ["compare", str(tiny_burst), "--n", "3", "--out", str(tmp_path / "r"),
                                           *map(str, args)])
         assert result.exit_code == 2 and fragment in result.stderr, result.output
+
+
+def test_the_disk_bursts_outlier_frames_are_reported_as_left_out(tmp_path):
+    out = tmp_path / "report"
+    compare(shared_data("real", "disk"), "--n", 26, "--out", out, "--pipelines", "bicubic,multiframe")
+    left_out = [e["frame"] for e in json.loads((out / "metrics.json").read_text())["excluded"]]
+    assert left_out == [f"frame_{k:03d}.png" for k in range(20, 26)]
+    assert "frame_023.png" in (out / "index.html").read_text()
