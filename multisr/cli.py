@@ -235,6 +235,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
+    names = list(result["mean"])  # pipeline names (a file's stem for a .toml path)
     click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration (px, deg)")
     for image, row in [*result["images"].items(), ("mean", result["mean"])]:
         cells = "".join(f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}" for name in names)

@@ -19,14 +19,26 @@ import torch.nn.functional as F
 from .geometry import to_high_resolution
 from .resize import _matlab_weights, upscale
 
-__all__ = ["downscale_matrix", "reconstruct"]
+__all__ = ["PSFS", "downscale_matrix", "reconstruct"]
 
 
-def downscale_matrix(in_len: int, scale: int) -> np.ndarray:
-    """Dense ``(in_len // scale, in_len)`` matrix of MATLAB's bicubic 1/scale resize along one axis."""
+PSFS = ("matlab", "box")
+
+
+def downscale_matrix(in_len: int, scale: int, psf: str = "matlab") -> np.ndarray:
+    """Dense ``(in_len // scale, in_len)`` matrix of a 1/scale downscale along one axis.
+
+    ``psf="matlab"``: MATLAB's antialiased bicubic (how SR benchmarks and ``multisr simulate``
+    make low-resolution frames). ``psf="box"``: each LR pixel averages the ``scale`` HR pixels it
+    covers (a sensor integrating light over its pixel area).
+    """
     out_len = in_len // scale
-    indices, weights = _matlab_weights(in_len, out_len, 1 / scale)
     matrix = np.zeros((out_len, in_len))
+    if psf == "box":
+        for row in range(out_len):
+            matrix[row, row * scale : (row + 1) * scale] = 1.0 / scale
+        return matrix
+    indices, weights = _matlab_weights(in_len, out_len, 1 / scale)
     for row in range(out_len):
         np.add.at(matrix[row], indices[row], weights[row])
     return matrix
@@ -44,6 +56,7 @@ def reconstruct(
     scale: int = 3,
     iterations: int = 150,
     tv_weight: float = 0.001,
+    psf: str = "matlab",
     learning_rate: float = 0.02,
     device: torch.device = torch.device("cpu"),
 ) -> np.ndarray:
@@ -55,14 +68,15 @@ def reconstruct(
         scale: the magnification; the output is ``(scale*h, scale*w)``.
         iterations: Adam steps; the step size drops to 30 % for the last third.
         tv_weight: weight of the total-variation prior (Y in [0, 1] units).
+        psf: how an LR pixel samples the HR image, see :func:`downscale_matrix`.
 
     Returns:
         ``(scale*h, scale*w)`` float32 Y, not clipped.
     """
     count, height, width = frames_y.shape
     big_h, big_w = height * scale, width * scale
-    down_y = torch.tensor(downscale_matrix(big_h, scale), dtype=torch.float32, device=device)
-    down_x = torch.tensor(downscale_matrix(big_w, scale), dtype=torch.float32, device=device)
+    down_y = torch.tensor(downscale_matrix(big_h, scale, psf), dtype=torch.float32, device=device)
+    down_x = torch.tensor(downscale_matrix(big_w, scale, psf), dtype=torch.float32, device=device)
     normalizer = _normalizer(big_h, big_w)
     # frame k's HR pixel q samples X at inv(A_hr_k) q; as grid_sample's theta in normalised coordinates
     theta = np.stack([normalizer @ np.linalg.inv(a) @ np.linalg.inv(normalizer) for a in to_high_resolution(matrices, scale)])

@@ -29,7 +29,7 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, super_resolve_luma, weights_path
-from .reconstruct import reconstruct
+from .reconstruct import PSFS, reconstruct
 from .registration import REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
 
@@ -160,10 +160,13 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, device) -> dict:
+def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, psf, device) -> dict:
+    if psf not in PSFS:
+        raise UserError(f"reconstruct psf: expected one of {', '.join(PSFS)}, got {psf!r}")
     used = [k for k, r in enumerate(registration) if not r["excluded"]]
     y = np.stack([luma(frames[k]) for k in used])
-    solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, device=device)
+    solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, psf=psf,
+                         device=device)
     if frames.ndim == 3:
         return {"result": grey_from_luma(solved)}
     ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
@@ -186,6 +189,6 @@ STAGES = {
         Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "1", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "1", ("frames", "matrices", "registration", "reference"), ("result",), _reconstruct,
-              {"iterations": 150, "tv_weight": 0.001}, uses_device=True),
+              {"iterations": 150, "tv_weight": 0.001, "psf": "matlab"}, uses_device=True),
     ]
 }

@@ -7,9 +7,9 @@ from multisr.bench import plant_outliers, registration_errors
 from multisr.color import luma
 from multisr.metrics import score_image, score_luma
 from multisr.pipeline import load_pipeline
-from multisr.reconstruct import reconstruct
+from multisr.reconstruct import downscale_matrix, reconstruct
 from multisr.registration import register_burst
-from multisr.resize import upscale
+from multisr.resize import downscale, upscale
 from multisr.runner import run_pipeline
 from multisr.io import read_image
 from multisr.scenes import licence_plate
@@ -64,3 +64,11 @@ def test_multiframe_beats_presenters(burst, tmp_path):
         run_pipeline(load_pipeline(name), tmp_path / "burst", out_dir=tmp_path / name, n=8, use_cache=False)
         scores[name] = score_image(read_image(tmp_path / name / "result.png")[0], burst.truth, shave=3)["psnr"]
     assert scores["multiframe"] >= scores["presenters"] + MARGIN_OVER_PRESENTERS_DB, scores
+
+
+def test_downscale_matrices_match_the_resize_and_the_box_average():
+    image = np.random.default_rng(2).random((30, 12)).astype(np.float32)
+    matlab = downscale_matrix(30, 3) @ image @ downscale_matrix(12, 3).T
+    assert np.allclose(matlab, downscale(image, 3), atol=1e-5)
+    box = downscale_matrix(30, 3, "box") @ image @ downscale_matrix(12, 3, "box").T
+    assert np.allclose(box, image.reshape(10, 3, 4, 3).mean(axis=(1, 3)), atol=1e-6)
