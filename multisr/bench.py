@@ -1,6 +1,10 @@
-"""Benchmarks: pipelines scored against a known truth on simulated bursts."""
+"""Benchmarks on simulated bursts: quality against a known truth, and speed and memory."""
 import json
+import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
@@ -15,7 +19,7 @@ from .resize import resize
 from .runner import run_pipeline
 from .simulate import save_burst, simulate_burst
 
-__all__ = ["quality_benchmark", "registration_errors", "plant_outliers"]
+__all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "speed_benchmark"]
 
 
 def registration_errors(estimated: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> dict:
@@ -84,3 +88,80 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
             for p in loaded}
     return {"images": rows, "mean": mean,
             "settings": {"n": n, "seed": seed, "noise": noise, "outliers": outliers, "scale": 3}}
+
+
+def _network_flops_per_pixel(model) -> int:
+    """Floating-point operations (2 per multiply-add) of one output pixel of an SRCNN."""
+    config = model.config
+    macs = config["f1"] ** 2 * config["n1"] + config["f2"] ** 2 * config["n1"] * config["n2"] + config["f3"] ** 2 * config["n2"]
+    return 2 * macs
+
+
+def matmul_flop_rate(device: str = "cpu", size: int = 2048, repeats: int = 5) -> float:
+    """Dense float32 matrix-multiply rate of ``device`` in FLOP/s (best of ``repeats``)."""
+    import torch
+
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        tick = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - tick)
+    return 2 * size**3 / best
+
+
+def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
+    """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene."""
+    from .scenes import licence_plate
+
+    scene = licence_plate(width=3 * width + 80, height=3 * height + 80)
+    burst = simulate_burst(scene, n=n, seed=0)
+    burst.frames = burst.frames[:, :height, :width]
+    burst.truth = burst.truth[: 3 * height, : 3 * width]
+    save_burst(burst, folder)
+
+
+def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: int = 20, device: str = "auto",
+                    workdir: Path | None = None) -> dict:
+    """Time every pipeline on simulated ``n``-frame bursts of each LR ``(width, height)``.
+
+    Each run is a separate process (``multisr run --no-cache``), so its peak resident memory is
+    its own. Returns, per size and pipeline, the per-stage wall times (s), the total, the peak
+    memory (MiB) and, for the SRCNN stage, its effective FLOP rate; plus the device's dense
+    matmul FLOP rate measured in this process.
+    """
+    from .models import load_model, resolve_device
+
+    torch_device = str(resolve_device(device))
+    flops_per_pixel = _network_flops_per_pixel(load_model())
+    rows = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        for width, height in sizes:
+            burst_dir = Path(tmp) / f"burst-{width}x{height}"
+            _speed_burst(width, height, n, burst_dir)
+            for name in pipelines:
+                out = Path(tmp) / f"{width}x{height}-{name}"
+                command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(burst_dir), "--n",
+                           str(n), "--out", str(out), "--pipeline", name, "--device", torch_device, "--no-cache"]
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                _, status, usage = os.wait4(process.pid, 0)
+                stderr = process.stderr.read().decode(errors="replace")
+                process.stderr.close()
+                process.returncode = os.waitstatus_to_exitcode(status)
+                if process.returncode != 0:
+                    raise RuntimeError(f"multisr run {name} failed: {stderr.strip().splitlines()[-1:]}")
+                record = json.loads((out / "run.json").read_text())
+                stages = {s["name"]: s["seconds"] for s in record["stages"]}
+                row = {"size": f"{width}x{height}", "pipeline": name, "stages": stages,
+                       "seconds": record["seconds"], "peak_mib": usage.ru_maxrss / 1024}
+                if "srcnn" in stages:
+                    frames = 1 if "select_reference" in stages else n
+                    flops = flops_per_pixel * frames * 9 * width * height
+                    row["srcnn_gflops"] = flops / stages["srcnn"] / 1e9
+                rows.append(row)
+    return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9, "n": n, "rows": rows}

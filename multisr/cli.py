@@ -247,6 +247,40 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
         click.echo(f"{image:<14}{cells}{extra}")
 
 
+@bench.command()
+@click.option("--sizes", default="160x120,640x480", show_default=True, help="LR frame sizes, WxH, comma-separated.")
+@click.option("--pipelines", default="bicubic,single,presenters", show_default=True, help="Comma-separated.")
+@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def speed(sizes, pipelines, n, device, as_json):
+    """Per-stage wall time, peak memory and SRCNN FLOP rate of each pipeline on simulated bursts."""
+    from .bench import speed_benchmark
+
+    try:
+        parsed = [tuple(int(v) for v in size.lower().split("x")) for size in sizes.split(",")]
+        assert all(len(size) == 2 and min(size) >= 16 for size in parsed)
+    except (ValueError, AssertionError):
+        raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}") from None
+    names = [name.strip() for name in pipelines.split(",") if name.strip()]
+    result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    stage_names = ["load", "register", "select_reference", "upscale", "srcnn", "realign", "fuse", "reconstruct"]
+    used = [s for s in stage_names if any(s in row["stages"] for row in result["rows"])]
+    click.echo(f"device {result['device']}, {result['n']} frames, dense matmul {result['matmul_gflops']:.1f} GFLOP/s")
+    widths = {s: max(10, len(s) + 2) for s in used}
+    click.echo(f"{'size':<9}{'pipeline':<12}" + "".join(f"{s:>{widths[s]}}" for s in used)
+               + f"{'total s':>10}{'peak MiB':>10}{'SR GFLOP/s':>12}{'SR/matmul':>10}")
+    for row in result["rows"]:
+        cells = "".join(f"{row['stages'][s]:>{widths[s]}.3f}" if s in row["stages"] else f"{'-':>{widths[s]}}"
+                        for s in used)
+        rate = row.get("srcnn_gflops")
+        extra = f"{rate:>12.1f}{rate / result['matmul_gflops']:>10.2f}" if rate else f"{'-':>12}{'-':>10}"
+        click.echo(f"{row['size']:<9}{row['pipeline']:<12}{cells}{row['seconds']:>10.2f}{row['peak_mib']:>10.0f}{extra}")
+
+
 @cli.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")

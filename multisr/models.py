@@ -95,28 +95,35 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
     return network.to(resolve_device(device)).eval()
 
 
-def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4) -> np.ndarray:
-    """Run ``model`` on bicubic-upscaled Y channels.
+def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile: int = 256) -> np.ndarray:
+    """Run ``model`` on bicubic-upscaled Y channels, tile by tile.
 
     Args:
         y: ``(N, H, W)`` or ``(H, W)`` float Y in [0, 1], already upscaled to the output size.
         model: the network; its device is the one used.
         batch_size: frames per forward pass.
+        tile: output tile side in pixels. Each tile's input carries the network's receptive
+            margin from its neighbours, so the result equals the untiled one (up to float
+            rounding) while memory stays bounded by the tile size.
 
     Returns:
         Array of ``y``'s shape, ``float32``: the network's output, padded by replicating the
-        input's border so that output and input have the same size. Not clipped.
+        image border so that output and input have the same size. Not clipped.
     """
     frames = y[None] if y.ndim == 2 else y
     device = next(model.parameters()).device
     pad = model.shrink
+    height, width = frames.shape[1:]
     out = np.empty(frames.shape, dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
-            batch = batch[:, None].to(device)
-            batch = torch.nn.functional.pad(batch, (pad, pad, pad, pad), mode="replicate")
-            out[start : start + batch_size] = model(batch)[:, 0].cpu().numpy()
+            batch = torch.nn.functional.pad(batch[:, None].to(device), (pad, pad, pad, pad), mode="replicate")
+            for top in range(0, height, tile):
+                for left in range(0, width, tile):
+                    bottom, right = min(top + tile, height), min(left + tile, width)
+                    window = batch[:, :, top : bottom + 2 * pad, left : right + 2 * pad]
+                    out[start : start + batch_size, top:bottom, left:right] = model(window)[:, 0].cpu().numpy()
     return out[0] if y.ndim == 2 else out
 
 

@@ -12,6 +12,7 @@ enhanced-correlation-coefficient maximisation (Evangelidis & Psarakis 2008) from
 rigid (rotation + translation) model, which brings the error to a few hundredths of a pixel.
 """
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -163,6 +164,7 @@ def register_burst(
     min_sharpness: float = 0.5,
     max_scale_change: float = 0.2,
     max_shift_fraction: float = 0.5,
+    workers: int = 1,
     progress=None,
 ) -> list[Registration]:
     """Register every frame of ``(N, H, W[, 3])`` against ``frames[reference]`` (see :func:`register_pair`).
@@ -172,17 +174,22 @@ def register_burst(
     ``min_correlation``; when its sharpness is below ``min_sharpness`` times the burst's median
     (a blurred frame); when its scale leaves ``[1/(1+max_scale_change), 1+max_scale_change]``;
     or when its shift exceeds ``max_shift_fraction`` of the frame's size. The reference gets
-    the identity and is never left out. ``progress(k)`` is called after each frame, if given.
+    the identity and is never left out. Frames are registered by ``workers`` threads (the FFTs
+    and ECC release the GIL); the result does not depend on it. ``progress(k)`` is called after
+    each frame, if given.
     """
-    results = []
-    for k, frame in enumerate(frames):
+
+    def one(k: int) -> Registration:
         if k == reference:
-            reg = Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
-        else:
-            reg = register_pair(frames[reference], frame, iterations=iterations, refine=refine)
-        results.append(reg)
-        if progress is not None:
-            progress(k)
+            return Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
+        return register_pair(frames[reference], frames[k], iterations=iterations, refine=refine)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = []
+        for k, reg in enumerate(pool.map(one, range(len(frames)))):
+            results.append(reg)
+            if progress is not None:
+                progress(k)
     sharpness_values = np.array([sharpness(frame) for frame in frames])
     median_sharpness = float(np.median(sharpness_values))
     median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))

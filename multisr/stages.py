@@ -16,6 +16,7 @@ Bump a stage's ``version`` whenever its output for the same inputs changes: the 
 of the cache key.
 """
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -109,7 +110,7 @@ def _register(*, frames, reference, names, iterations, refine, min_success, min_
     results = register_burst(frames, reference=reference, iterations=iterations, refine=refine, min_success=min_success,
                              min_correlation=min_correlation, min_sharpness=min_sharpness,
                              max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
-                             progress=lambda k: bar.update())
+                             workers=os.cpu_count() or 1, progress=lambda k: bar.update())
     bar.close()
     registration = []
     for name, reg in zip(names, results):

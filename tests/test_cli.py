@@ -159,3 +159,14 @@ def test_eval_and_upscale_errors(tmp_path):
     assert_one_line_error(invoke("eval", "--data", tmp_path / "small"), "a.png", "expected an image at least")
     assert_one_line_error(invoke("upscale", tmp_path / "small" / "a.png", "--out", tmp_path / "o.png",
                                  "--model", tmp_path / "missing.pt"), "--model", "no such file")
+
+
+def test_bench_speed_reports_every_stage_and_the_flop_rates():
+    result = invoke("bench", "speed", "--sizes", "32x24", "--n", 3, "--pipelines", "single,presenters", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["matmul_gflops"] > 0 and [row["pipeline"] for row in report["rows"]] == ["single", "presenters"]
+    presenters = report["rows"][1]
+    assert set(presenters["stages"]) == {"load", "register", "upscale", "srcnn", "realign", "fuse"}
+    assert presenters["peak_mib"] > 50 and presenters["srcnn_gflops"] > 0
+    assert_one_line_error(invoke("bench", "speed", "--sizes", "640"), "--sizes: expected WxH")

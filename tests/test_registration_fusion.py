@@ -70,3 +70,10 @@ def test_mean_ignores_invalid_samples():
     frames = np.stack([np.full((3, 3), v, np.float32) for v in (0.2, 0.4, np.nan)])
     valid = np.array([True, True, False])[:, None, None].repeat(3, 1).repeat(3, 2)
     assert np.allclose(masked_mean(frames, valid), 0.3)
+
+
+def test_parallel_registration_gives_the_serial_matrices(burst):
+    serial = register_burst(burst.frames, workers=1)
+    parallel = register_burst(burst.frames, workers=4)
+    for a, b in zip(serial, parallel):
+        assert np.array_equal(a.matrix, b.matrix) and a.excluded == b.excluded

@@ -91,3 +91,11 @@ def test_shipped_955_reaches_the_paper_floor_on_set5():
     assert abs(result["mean"]["bicubic"]["psnr"] - 30.39) < 0.01  # the protocol reproduces the paper's bicubic
     assert abs(result["images"]["butterfly_GT"]["bicubic"]["psnr"] - 24.04) < 0.01
     assert result["mean"]["model"]["psnr"] >= SET5_X3_FLOOR_DB
+
+
+def test_tiled_inference_equals_untiled():
+    model = load_model("srcnn-955")
+    y = np.random.default_rng(3).random((2, 70, 95)).astype(np.float32)
+    whole = super_resolve_luma(y, model, tile=1000)
+    tiled = super_resolve_luma(y, model, tile=32)  # 3 x 3 tiles, the last ones partial
+    assert np.abs(tiled - whole).max() < 1e-5  # equal up to float rounding of the convolutions
