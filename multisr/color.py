@@ -12,17 +12,20 @@ _RGB_TO_YCBCR = np.array(
 ) / 255.0
 _OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+# float32 copies for whole images: the error (about 1e-7) is far below an 8-bit level
+_RGB_TO_YCBCR_T32 = _RGB_TO_YCBCR.T.astype(np.float32)
+_YCBCR_TO_RGB_T32 = _YCBCR_TO_RGB.T.astype(np.float32)
+_OFFSET32 = _OFFSET.astype(np.float32)
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` RGB in [0, 1] -> ``(..., 3)`` YCbCr in [0, 1] (BT.601 studio swing)."""
-    return (rgb.astype(np.float64) @ _RGB_TO_YCBCR.T + _OFFSET).astype(np.float32)
+    """``(..., 3)`` RGB in [0, 1] -> ``(..., 3)`` float32 YCbCr in [0, 1] (BT.601 studio swing)."""
+    return np.asarray(rgb, dtype=np.float32) @ _RGB_TO_YCBCR_T32 + _OFFSET32
 
 
 def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`; the result is clipped to [0, 1]."""
-    rgb = (ycbcr.astype(np.float64) - _OFFSET) @ _YCBCR_TO_RGB.T
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    """Inverse of :func:`rgb_to_ycbcr`; the result is float32, clipped to [0, 1]."""
+    return np.clip((np.asarray(ycbcr, dtype=np.float32) - _OFFSET32) @ _YCBCR_TO_RGB_T32, 0.0, 1.0)
 
 
 def luma(image: np.ndarray) -> np.ndarray:
