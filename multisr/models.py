@@ -26,6 +26,7 @@ __all__ = [
     "weights_path",
     "load_model",
     "super_resolve_luma",
+    "sharpen_frames",
     "super_resolve",
 ]
 
@@ -127,15 +128,26 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     return out[0] if y.ndim == 2 else out
 
 
+def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4) -> np.ndarray:
+    """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB.
+
+    Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
+    frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1].
+    """
+    if frames.ndim == 3:
+        y = np.stack([luma(frame) for frame in frames])
+        return grey_from_luma(super_resolve_luma(y, model, batch_size=batch_size))
+    out = np.empty(frames.shape, dtype=np.float32)
+    for start in range(0, len(frames), batch_size):  # batch by batch: no full-stack YCbCr copy
+        ycbcr = rgb_to_ycbcr(frames[start : start + batch_size])
+        ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=batch_size)
+        out[start : start + batch_size] = ycbcr_to_rgb(ycbcr)
+    return out
+
+
 def super_resolve(image: np.ndarray, model: SRCNN, *, scale: int = 3) -> np.ndarray:
     """Single-image SR: ``(H, W[, 3])`` in [0, 1] -> ``(scale*H, scale*W[, 3])`` in [0, 1].
 
-    MATLAB-bicubic upscale, then the network on Y; Cb and Cr stay bicubic (SRCNN paper). A grey
-    image goes through Y as an RGB image with equal channels would.
+    MATLAB-bicubic upscale, then :func:`sharpen_frames`.
     """
-    up = upscale(image, scale)
-    if image.ndim == 2:
-        return grey_from_luma(super_resolve_luma(luma(up), model))
-    ycbcr = rgb_to_ycbcr(up)
-    ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model)
-    return ycbcr_to_rgb(ycbcr)
+    return sharpen_frames(upscale(image, scale)[None], model)[0]

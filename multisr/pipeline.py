@@ -76,6 +76,12 @@ def load_pipeline(name_or_path: str) -> Pipeline:
                 allowed = ", ".join(stage.defaults) or "none"
                 raise UserError(f"{source}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
         steps.append((stage, {**stage.defaults, **params}))
+    available = set(STAGES["load"].writes)
+    for stage, _ in steps:
+        missing = [artifact for artifact in stage.reads if artifact not in available]
+        if missing:
+            raise UserError(f"{source}: stage {stage.name!r} needs {missing[0]!r}, which no earlier stage makes")
+        available |= set(stage.writes)
     return Pipeline(name, str(data.get("description", "")), steps)
 
 

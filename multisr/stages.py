@@ -29,7 +29,7 @@ from .errors import UserError
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
-from .models import DEFAULT_MODEL, load_model, super_resolve_luma, weights_path
+from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
 from .reconstruct import PSFS, reconstruct
 from .registration import REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
@@ -131,13 +131,7 @@ def _upscale(*, frames, kernel) -> dict:
 
 
 def _srcnn(*, hr, model, batch_size, device) -> dict:
-    network = load_model(model, scale=SCALE, device=str(device))
-    if hr.ndim == 3:  # grey frames
-        y = np.stack([luma(frame) for frame in hr])
-        return {"hr": grey_from_luma(super_resolve_luma(y, network, batch_size=batch_size))}
-    ycbcr = rgb_to_ycbcr(hr)
-    ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], network, batch_size=batch_size)
-    return {"hr": ycbcr_to_rgb(ycbcr)}
+    return {"hr": sharpen_frames(hr, load_model(model, scale=SCALE, device=str(device)), batch_size=batch_size)}
 
 
 def _srcnn_fingerprint(params: dict) -> str:
@@ -181,11 +175,12 @@ STAGES = {
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
               {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
         Stage("register", "2", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5, "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
+              {"iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5,
+               "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
         Stage("upscale", "1", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
-        Stage("srcnn", "1", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
+        Stage("srcnn", "2", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "1", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
