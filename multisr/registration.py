@@ -65,10 +65,12 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
                border: int = 4) -> tuple[np.ndarray, float] | None:
     """Refine a registration matrix of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by ECC.
 
-    The rigid model starts from ``matrix``'s rotation and its displacement of the image centre,
+    The rigid model (rotation + translation; a frame that really zoomed ends with a low
+    correlation) starts from ``matrix``'s rotation and its displacement of the image centre,
     and runs twice: on Gaussian-smoothed images (5x5) to reach the right basin, then on the
-    images as they are for precision. ``border`` pixels at the reference's edges are left out. Returns the refined 3x3 matrix and
-    ECC's final correlation coefficient, or ``None`` when ECC does not converge.
+    images as they are, for precision. ``border`` pixels at the reference's edges are left out.
+    Returns the refined 3x3 matrix and ECC's final correlation coefficient, or ``None`` when
+    ECC does not converge.
     """
     height, width = reference_y.shape
     angle = np.arctan2(matrix[1, 0], matrix[0, 0])
