@@ -128,20 +128,25 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     return out[0] if y.ndim == 2 else out
 
 
-def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4) -> np.ndarray:
+def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None) -> np.ndarray:
     """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB.
 
     Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
     frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1].
+    ``progress(count)`` is called with the number of frames done after each batch, if given.
     """
-    if frames.ndim == 3:
-        y = np.stack([luma(frame) for frame in frames])
-        return grey_from_luma(super_resolve_luma(y, model, batch_size=batch_size))
     out = np.empty(frames.shape, dtype=np.float32)
     for start in range(0, len(frames), batch_size):  # batch by batch: no full-stack YCbCr copy
-        ycbcr = rgb_to_ycbcr(frames[start : start + batch_size])
-        ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=batch_size)
-        out[start : start + batch_size] = ycbcr_to_rgb(ycbcr)
+        batch = frames[start : start + batch_size]
+        if frames.ndim == 3:
+            y = np.stack([luma(frame) for frame in batch])
+            out[start : start + batch_size] = grey_from_luma(super_resolve_luma(y, model, batch_size=batch_size))
+        else:
+            ycbcr = rgb_to_ycbcr(batch)
+            ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=batch_size)
+            out[start : start + batch_size] = ycbcr_to_rgb(ycbcr)
+        if progress is not None:
+            progress(len(batch))
     return out
 
 

@@ -59,6 +59,7 @@ def reconstruct(
     psf: str = "matlab",
     learning_rate: float = 0.02,
     device: torch.device = torch.device("cpu"),
+    progress=None,
 ) -> np.ndarray:
     """Solve for the high-resolution Y of the reference frame.
 
@@ -69,6 +70,7 @@ def reconstruct(
         iterations: Adam steps; the step size drops to 30 % for the last third.
         tv_weight: weight of the total-variation prior (Y in [0, 1] units).
         psf: how an LR pixel samples the HR image, see :func:`downscale_matrix`.
+        progress: called with 1 after each step, if given.
 
     Returns:
         ``(scale*h, scale*w)`` float32 Y, not clipped.
@@ -106,4 +108,6 @@ def reconstruct(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if progress is not None:
+            progress(1)
     return estimate.detach().cpu().numpy()

@@ -106,12 +106,11 @@ def _register(*, frames, reference, names, iterations, refine, min_success, min_
               max_scale_change, max_shift_fraction) -> dict:
     if refine not in REFINEMENTS:
         raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
-    bar = tqdm(total=len(frames), desc="register", unit="frame", leave=False)
-    results = register_burst(frames, reference=reference, iterations=iterations, refine=refine, min_success=min_success,
-                             min_correlation=min_correlation, min_sharpness=min_sharpness,
-                             max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
-                             workers=os.cpu_count() or 1, progress=lambda k: bar.update())
-    bar.close()
+    with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
+        results = register_burst(frames, reference=reference, iterations=iterations, refine=refine,
+                                 min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
+                                 max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
+                                 workers=os.cpu_count() or 1, progress=lambda k: bar.update())
     registration = []
     for name, reg in zip(names, results):
         entry = reg.to_json()
@@ -131,7 +130,9 @@ def _upscale(*, frames, kernel) -> dict:
 
 
 def _srcnn(*, hr, model, batch_size, device) -> dict:
-    return {"hr": sharpen_frames(hr, load_model(model, scale=SCALE, device=str(device)), batch_size=batch_size)}
+    network = load_model(model, scale=SCALE, device=str(device))
+    with tqdm(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
+        return {"hr": sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update)}
 
 
 def _srcnn_fingerprint(params: dict) -> str:
@@ -160,8 +161,9 @@ def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_we
         raise UserError(f"reconstruct psf: expected one of {', '.join(PSFS)}, got {psf!r}")
     used = [k for k, r in enumerate(registration) if not r["excluded"]]
     y = np.stack([luma(frames[k]) for k in used])
-    solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, psf=psf,
-                         device=device)
+    with tqdm(total=iterations, desc="reconstruct", unit="step", leave=False) as bar:
+        solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, psf=psf,
+                             device=device, progress=bar.update)
     if frames.ndim == 3:
         return {"result": grey_from_luma(solved)}
     ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
