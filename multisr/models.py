@@ -96,7 +96,7 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
     return network.to(resolve_device(device)).eval()
 
 
-def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile: int = 256) -> np.ndarray:
+def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile: int = 512) -> np.ndarray:
     """Run ``model`` on bicubic-upscaled Y channels, tile by tile.
 
     Args:
