@@ -141,7 +141,8 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
     write_json(out_dir / "metrics.json", metrics)
     template = jinja2.Environment(loader=jinja2.PackageLoader("multisr", "templates"), autoescape=True,
                                   undefined=jinja2.StrictUndefined).get_template("report.html")
-    html = template.render(metrics=metrics, methods=methods, has_truth=truth is not None,
+    stage_names = list(dict.fromkeys(stage for m in methods for stage in m["stages"]))  # first-seen order
+    html = template.render(metrics=metrics, methods=methods, stage_names=stage_names, has_truth=truth is not None,
                            has_registration=bool(registration), error_range=ERROR_RANGE, factor=factor,
                            frame_shape=reference_frame.shape[:2])
     (out_dir / "index.html").write_text(html)
