@@ -14,13 +14,20 @@ def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
         valid: ``(N, H, W)`` bool, False where a frame has no real sample.
 
     Returns:
-        ``(H, W[, C])`` float32. A pixel with no valid sample at all is NaN.
+        ``(H, W[, C])`` float32, as ``np.nanmedian`` gives it (the mean of the two middle samples
+        for an even count). A pixel with no valid sample at all is NaN.
     """
     mask = valid if frames.ndim == 3 else valid[..., None]
     samples = np.where(mask, frames, np.float32(np.nan))
+    samples.sort(axis=0)  # NaN sorts last, so the valid samples come first, in order
+    count = np.broadcast_to(mask.sum(axis=0), samples.shape[1:])
+    low = np.take_along_axis(samples, np.maximum((count - 1) // 2, 0)[None], axis=0)[0]
+    high = np.take_along_axis(samples, (count // 2)[None], axis=0)[0]
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
-        return np.nanmedian(samples, axis=0).astype(np.float32)
+        warnings.filterwarnings("ignore", message="invalid value encountered", category=RuntimeWarning)
+        median = (low + high) / 2
+    median[count == 0] = np.nan
+    return median.astype(np.float32, copy=False)
 
 
 def masked_mean(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:

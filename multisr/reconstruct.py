@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry import to_high_resolution
-from .resize import _matlab_weights, upscale
+from .resize import resize_matrix, upscale
 
 __all__ = ["PSFS", "downscale_matrix", "reconstruct"]
 
@@ -33,15 +33,12 @@ def downscale_matrix(in_len: int, scale: int, psf: str = "matlab") -> np.ndarray
     covers (a sensor integrating light over its pixel area).
     """
     out_len = in_len // scale
-    matrix = np.zeros((out_len, in_len))
     if psf == "box":
+        matrix = np.zeros((out_len, in_len))
         for row in range(out_len):
             matrix[row, row * scale : (row + 1) * scale] = 1.0 / scale
         return matrix
-    indices, weights = _matlab_weights(in_len, out_len, 1 / scale)
-    for row in range(out_len):
-        np.add.at(matrix[row], indices[row], weights[row])
-    return matrix
+    return resize_matrix(in_len, out_len, 1 / scale).toarray()
 
 
 def _normalizer(height: int, width: int) -> np.ndarray:

@@ -18,10 +18,11 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+from scipy import sparse
 
 from .errors import UserError
 
-__all__ = ["KERNELS", "resize", "upscale", "downscale"]
+__all__ = ["KERNELS", "resize", "resize_matrix", "upscale", "downscale"]
 
 KERNELS = ("matlab", "opencv")
 
@@ -36,11 +37,11 @@ def _keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _matlab_weights(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse interpolation matrix of MATLAB's bicubic ``imresize`` along one axis.
+def resize_matrix(in_len: int, out_len: int, scale: float) -> sparse.csr_matrix:
+    """MATLAB's bicubic ``imresize`` along one axis as a sparse ``(out_len, in_len)`` matrix.
 
-    Returns ``(indices, weights)``, both ``(out_len, P)``: output pixel i is
-    ``sum_p weights[i, p] * input[indices[i, p]]``.
+    ``scale`` is ``out_len / in_len`` as MATLAB takes it; below 1 the kernel is stretched by
+    ``1 / scale`` (antialiasing). Taps beyond the border fall on the border pixel.
     """
     width = 4.0
     if scale < 1:  # antialiasing: stretch the kernel to the output's sampling rate
@@ -56,15 +57,14 @@ def _matlab_weights(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray
     weights = kernel(u[:, None] - indices)
     weights /= weights.sum(axis=1, keepdims=True)
     indices = np.clip(indices.astype(np.int64) - 1, 0, in_len - 1)  # replicate the border
-    keep = np.any(weights != 0, axis=0)
-    return indices[:, keep], weights[:, keep].astype(np.float64)
+    rows = np.repeat(np.arange(out_len), taps)
+    return sparse.csr_matrix((weights.ravel(), (rows, indices.ravel())), shape=(out_len, in_len))
 
 
 def _matlab_resize_axis(image: np.ndarray, out_len: int, scale: float, axis: int) -> np.ndarray:
-    indices, weights = _matlab_weights(image.shape[axis], out_len, scale)
     moved = np.moveaxis(image, axis, 0)
-    out = np.einsum("op,op...->o...", weights, moved[indices])
-    return np.moveaxis(out, 0, axis)
+    out = resize_matrix(moved.shape[0], out_len, scale) @ moved.reshape(moved.shape[0], -1)
+    return np.moveaxis(out.reshape(out_len, *moved.shape[1:]), 0, axis)
 
 
 def resize(

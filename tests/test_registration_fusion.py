@@ -77,3 +77,15 @@ def test_parallel_registration_gives_the_serial_matrices(burst):
     parallel = register_burst(burst.frames, workers=4)
     for a, b in zip(serial, parallel):
         assert np.array_equal(a.matrix, b.matrix) and a.excluded == b.excluded
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (6, 5, 8, 3)])
+def test_median_equals_numpy_nanmedian(shape):
+    rng = np.random.default_rng(4)
+    frames = rng.random(shape).astype(np.float32)
+    valid = rng.random(shape[:3]) > 0.3
+    valid[:, 0, 0] = False  # a pixel with no sample
+    mask = valid if len(shape) == 3 else valid[..., None]
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
+        expected = np.nanmedian(np.where(mask, frames, np.nan), axis=0)
+    np.testing.assert_allclose(masked_median(frames, valid), expected, rtol=0, atol=1e-7)
