@@ -181,11 +181,11 @@ STAGES = {
                "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
-        Stage("upscale", "1", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
+        Stage("upscale", "2", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
         Stage("srcnn", "2", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
-        Stage("fuse", "1", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
+        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "1", ("frames", "matrices", "registration", "reference"), ("result",), _reconstruct,
               {"iterations": 150, "tv_weight": 0.001, "psf": "matlab"}, uses_device=True),
     ]
