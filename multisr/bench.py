@@ -16,6 +16,7 @@ from .io import list_images, read_image
 from .metrics import score_image
 from .pipeline import load_pipeline
 from .resize import resize
+from .scenes import licence_plate
 from .runner import run_pipeline
 from .simulate import save_burst, simulate_burst
 
@@ -117,8 +118,6 @@ def matmul_flop_rate(device: str = "cpu", size: int = 2048, repeats: int = 5) ->
 
 def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
     """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene."""
-    from .scenes import licence_plate
-
     scene = licence_plate(width=3 * width + 80, height=3 * height + 80)
     burst = simulate_burst(scene, n=n, seed=0)
     burst.frames = burst.frames[:, :height, :width]

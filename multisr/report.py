@@ -10,21 +10,19 @@ from pathlib import Path
 
 import jinja2
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from scipy.ndimage import sobel, uniform_filter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.ndimage import sobel, uniform_filter  # noqa: E402
-
-from .color import luma  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .geometry import similarity_parameters  # noqa: E402
-from .io import list_images, read_image, write_image  # noqa: E402
-from .metrics import score_image  # noqa: E402
-from .pipeline import load_pipeline  # noqa: E402
-from .rundir import open_run  # noqa: E402
-from .runner import run_pipeline, write_json  # noqa: E402
-from .stages import SCALE  # noqa: E402
+from .color import luma
+from .errors import UserError
+from .geometry import similarity_parameters
+from .io import list_images, read_image, write_image
+from .metrics import score_image
+from .pipeline import load_pipeline
+from .rundir import open_run
+from .runner import run_pipeline, write_json
+from .stages import SCALE
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
 
@@ -60,12 +58,13 @@ def _magnify(image: np.ndarray, factor: int) -> np.ndarray:
 
 def _error_map(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
     error = np.abs(luma(np.clip(image, 0, 1)) - luma(truth)) * 255 / ERROR_RANGE
-    return plt.get_cmap("inferno")(np.clip(error, 0, 1))[..., :3].astype(np.float32)
+    return matplotlib.colormaps["inferno"](np.clip(error, 0, 1))[..., :3].astype(np.float32)
 
 
 def _registration_plot(registration: list, truth_matrices: np.ndarray | None, path: Path) -> None:
     frames = np.arange(len(registration))
-    fig, axes = plt.subplots(1, 5, figsize=(17, 2.8), constrained_layout=True)
+    fig = Figure(figsize=(17, 2.8), constrained_layout=True)  # no pyplot: no GUI backend, no global state
+    axes = fig.subplots(1, 5)
     true_params = [similarity_parameters(m) for m in truth_matrices] if truth_matrices is not None else None
     for ax, key, label in zip(axes, ("tx", "ty", "angle", "scale", "success"),
                               ("shift x (LR px)", "shift y (LR px)", "angle (deg)", "scale", "success score")):
@@ -81,7 +80,6 @@ def _registration_plot(registration: list, truth_matrices: np.ndarray | None, pa
         ax.set_xlabel("frame")
     axes[0].legend(fontsize=8)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def _stage_seconds(stage: dict) -> float:
