@@ -107,8 +107,12 @@ def train(
     log, start_epoch, elapsed = [], 0, 0.0
     if checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError):
+            raise UserError(f"{checkpoint_path}: expected a checkpoint of SRCNN {model.config} with the {optimizer} "
+                            "optimizer, found another; train into another --out folder") from None
         start_epoch, elapsed, log = state["epoch"], state["elapsed"], state["log"]
     settings = {"optimizer": optimizer, "lr": lr, "halve_lr_every": halve_lr_every, "batch_size": batch_size,
                 "seed": seed, "scale": scale,

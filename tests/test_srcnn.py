@@ -99,3 +99,13 @@ def test_tiled_inference_equals_untiled():
     whole = super_resolve_luma(y, model, tile=1000)
     tiled = super_resolve_luma(y, model, tile=32)  # 3 x 3 tiles, the last ones partial
     assert np.abs(tiled - whole).max() < 1e-5  # equal up to float rounding of the convolutions
+
+
+def test_resuming_another_architecture_is_refused(tmp_path, plate):
+    from multisr.io import write_image
+
+    write_image(tmp_path / "images" / "plate.png", plate)
+    inputs, labels = make_patches(tmp_path / "images")
+    train(SRCNN(9, 1, 5), inputs[:32], labels[:32], workdir=tmp_path / "run", epochs=1, progress=False)
+    with pytest.raises(UserError, match="checkpoint.pt: expected a checkpoint of SRCNN"):
+        train(SRCNN(9, 5, 5), inputs[:32], labels[:32], workdir=tmp_path / "run", epochs=2, progress=False)
