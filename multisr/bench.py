@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .errors import UserError
 from .geometry import rms_displacement, similarity_parameters
 from .io import list_images, read_image
 from .metrics import score_image
@@ -56,7 +57,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
 
     Returns ``{"images": {name: {pipeline: {"psnr", "ssim"[, "registration", "left_out"]}}},
     "mean": {...}}``; PSNR/SSIM by the DESIGN.md protocol (Y, 8-bit, 3-pixel border) against
-    frame 0's truth.
+    frame 0's truth. A pipeline that fails on an image (say, no frame registers) gets
+    ``{"error": message}`` there, and the means cover only the images every pipeline scored.
     """
     loaded = [load_pipeline(name) for name in pipelines]
     rows = {}
@@ -73,7 +75,11 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
             save_burst(burst, burst_dir)
             for pipeline in loaded:
                 out = Path(tmp) / f"{path.stem}-{pipeline.name}"
-                run_pipeline(pipeline, burst_dir, out_dir=out, n=n, use_cache=False, device=device)
+                try:
+                    run_pipeline(pipeline, burst_dir, out_dir=out, n=n, use_cache=False, device=device)
+                except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
+                    row[pipeline.name] = {"error": str(error)}
+                    continue
                 result, _ = read_image(out / "result.png")
                 row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
                 if (out / "transforms.json").exists():
@@ -85,9 +91,11 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
                                                                              burst.frames.shape[1:3])
                     row[pipeline.name]["left_out"] = left_out
             rows[path.stem] = row
-    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in rows.values()])) for k in ("psnr", "ssim")}
-            for p in loaded}
-    return {"images": rows, "mean": mean,
+    scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
+    if not scored:
+        raise UserError(f"{data_dir}: no image gave a result with every pipeline; see the errors with --json")
+    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in ("psnr", "ssim")} for p in loaded}
+    return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"n": n, "seed": seed, "noise": noise, "outliers": outliers, "scale": 3}}
 
 

@@ -238,13 +238,20 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
     names = list(result["mean"])  # pipeline names (a file's stem for a .toml path)
     click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration (px, deg)")
     for image, row in [*result["images"].items(), ("mean", result["mean"])]:
-        cells = "".join(f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}" for name in names)
+        cells = "".join(f"{'failed':>22}" if "error" in row[name] else f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}"
+                        for name in names)
         registration = [row[name]["registration"] for name in names if "registration" in row[name]]
         extra = "".join(f"   {r['rms_px']:.3f}, {r['rms_deg']:.4f}" for r in registration[:1])
         if "planted" in row:
             left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
             extra += f"   planted {row['planted']}, left out {left_out}"
         click.echo(f"{image:<14}{cells}{extra}")
+    for image, row in result["images"].items():
+        for name in names:
+            if "error" in row[name]:
+                click.echo(f"Warning: {image}, {name}: {row[name]['error']}", err=True)
+    if result["images_in_mean"] < len(result["images"]):
+        click.echo(f"(mean over the {result['images_in_mean']} images every pipeline scored)")
 
 
 @bench.command()

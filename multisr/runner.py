@@ -210,9 +210,6 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     names, reference = store["names"].get(), store["reference"].get()
     registration = store["registration"].get() if "registration" in store else []
     excluded = [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]]
-    if registration and len(registration) - len(excluded) < 2:
-        raise UserError(f"frames: expected at least 2 frames that register, but {len(excluded)} of "
-                        f"{len(registration)} were left out: " + "; ".join(f"{e['frame']}: {e['reason']}" for e in excluded))
     out_dir.mkdir(parents=True, exist_ok=True)
     if "matrices" in store:
         write_json(out_dir / "transforms.json", {"reference": reference, "scale": SCALE, "frames": names,

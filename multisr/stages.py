@@ -116,6 +116,12 @@ def _register(*, frames, reference, names, iterations, refine, min_success, min_
         entry = reg.to_json()
         entry["frame"] = name
         registration.append(entry)
+    left_out = [r for r in registration if r["excluded"]]
+    if len(registration) - len(left_out) < 2:  # stop here, before the costly stages
+        shown = "; ".join(f"{r['frame']}: {r['excluded']}" for r in left_out[:2])
+        more = f"; and {len(left_out) - 2} more" if len(left_out) > 2 else ""
+        raise UserError(f"frames: expected at least 2 frames that register, but {len(left_out)} of "
+                        f"{len(registration)} were left out: {shown}{more}")
     return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
 
 

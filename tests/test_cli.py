@@ -18,11 +18,11 @@ def invoke(*args):
 
 def assert_one_line_error(result, *fragments):
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr  # progress bars may precede it
     assert "Traceback" not in result.output
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in errors[0], errors[0]
 
 
 def copy_burst(source, target, n=None):
@@ -170,3 +170,16 @@ def test_bench_speed_reports_every_stage_and_the_flop_rates():
     assert set(presenters["stages"]) == {"load", "register", "upscale", "srcnn", "realign", "fuse"}
     assert presenters["peak_mib"] > 50 and presenters["srcnn_gflops"] > 0
     assert_one_line_error(invoke("bench", "speed", "--sizes", "640"), "--sizes: expected WxH")
+
+
+def test_a_burst_where_nothing_registers_fails_with_one_line(tmp_path):
+    frames = tmp_path / "noise"
+    frames.mkdir()
+    rng = np.random.default_rng(5)
+    for k in range(4):
+        write_image(frames / f"frame_{k:03d}.png", rng.random((40, 50)))
+    result = invoke("run", frames, "--n", 4, "--out", tmp_path / "out")
+    assert_one_line_error(result, "expected at least 2 frames that register, but 3 of 4 were left out",
+                          "and 1 more")
+    assert "srcnn" not in result.stderr  # it stopped after registration
+    assert not (tmp_path / "out" / "result.png").exists()
