@@ -109,3 +109,16 @@ def test_resuming_another_architecture_is_refused(tmp_path, plate):
     train(SRCNN(9, 1, 5), inputs[:32], labels[:32], workdir=tmp_path / "run", epochs=1, progress=False)
     with pytest.raises(UserError, match="checkpoint.pt: expected a checkpoint of SRCNN"):
         train(SRCNN(9, 5, 5), inputs[:32], labels[:32], workdir=tmp_path / "run", epochs=2, progress=False)
+
+
+def test_paper_sgd_uses_a_tenth_of_the_rate_for_the_last_layer():
+    from multisr.train import make_optimizer
+
+    model = SRCNN(9, 5, 5)
+    optimizer = make_optimizer(model, "sgd", 1e-4)
+    first, last = optimizer.param_groups
+    assert first["lr"] == 1e-4 and last["lr"] == pytest.approx(1e-5) and first["momentum"] == 0.9
+    assert {id(p) for p in last["params"]} == {id(p) for p in model.reconstruct.parameters()}
+    assert len(first["params"]) == 4  # weights and biases of the first two layers
+    with pytest.raises(UserError, match="--optimizer: expected adam or sgd, got 'rmsprop'"):
+        make_optimizer(model, "rmsprop", 1e-4)
