@@ -72,7 +72,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
                 unrelated, _ = read_image(files[(index + 1) % len(files)])
                 row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
             burst_dir = Path(tmp) / path.stem
-            save_burst(burst, burst_dir)
+            names = save_burst(burst, burst_dir)
             for pipeline in loaded:
                 out = Path(tmp) / f"{path.stem}-{pipeline.name}"
                 try:
@@ -84,7 +84,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
                 row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
                 if (out / "transforms.json").exists():
                     record = json.loads((out / "run.json").read_text())
-                    left_out = [int(e["frame"][6:9]) for e in record["excluded"]]
+                    left_out = [names.index(e["frame"]) for e in record["excluded"]]
                     kept = [k for k in range(1, n) if k not in left_out]
                     estimated = np.array(json.loads((out / "transforms.json").read_text())["matrices"])
                     row[pipeline.name]["registration"] = registration_errors(estimated[kept], burst.matrices[kept],

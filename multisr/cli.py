@@ -27,6 +27,11 @@ class _Group(click.Group):
             raise _UserFailure(str(error)) from None
 
 
+def _warn_left_out(excluded: list[dict]) -> None:
+    for entry in excluded:
+        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="multisr")
 def cli():
@@ -97,8 +102,7 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
                           use_cache=not no_cache, device=device)
-    for entry in record["excluded"]:
-        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+    _warn_left_out(record["excluded"])
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
@@ -185,8 +189,7 @@ def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, devi
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
     metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names,
                            truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
-    for entry in metrics["excluded"]:
-        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+    _warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
     click.echo(f"{out_dir / 'index.html'}: {scores}")
 
@@ -266,9 +269,10 @@ def speed(sizes, pipelines, n, device, as_json):
 
     try:
         parsed = [tuple(int(v) for v in size.lower().split("x")) for size in sizes.split(",")]
-        assert all(len(size) == 2 and min(size) >= 16 for size in parsed)
-    except (ValueError, AssertionError):
-        raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}") from None
+    except ValueError:
+        parsed = []
+    if not parsed or not all(len(size) == 2 and min(size) >= 16 for size in parsed):
+        raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}")
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
     result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device)
     if as_json:

@@ -48,8 +48,8 @@ def evaluate_folder(data_dir: Path, *, scale: int = 3, model=None) -> dict:
     rows = {}
     for path in files:
         truth, _ = read_image(path)
-        minimum = scale * (2 * model.shrink + 1) if model is not None else 2 * scale
-        if min(truth.shape[:2]) < max(minimum, 2 * scale + 1):
+        minimum = scale * (2 * model.shrink + 1) if model is not None else 2 * scale + 1
+        if min(truth.shape[:2]) < minimum:
             raise UserError(
                 f"{path}: expected an image at least {minimum} pixels on each side for scale {scale}, "
                 f"found {truth.shape[1]}x{truth.shape[0]}"

@@ -63,7 +63,6 @@ def _stage_key(name: str, version: str, params: dict, inputs: dict, fingerprint:
 
 
 def _contact_sheet(stack: np.ndarray, columns: int = 5) -> np.ndarray:
-    stack = stack.astype(np.float32)
     count = len(stack)
     rows = -(-count // columns)
     columns = min(columns, count)
@@ -75,21 +74,24 @@ def _contact_sheet(stack: np.ndarray, columns: int = 5) -> np.ndarray:
     return sheet
 
 
-def _cached_outputs(stage_dir: Path, key: str) -> dict | None:
-    """The cached artifacts of a stage if its directory holds ``key`` intact, else ``None``."""
+def _cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
+    """``(meta, artifacts)`` of a stage whose directory holds ``key`` intact, else ``None``.
+
+    Arrays are not loaded here: each artifact reads its ``.npy`` when a later stage needs it.
+    """
     try:
         meta = json.loads((stage_dir / "meta.json").read_text())
     except (OSError, ValueError):
         return None
     if meta.get("key") != key:
         return None
-    outputs = dict(meta.get("values", {}))
+    artifacts = {name: _Artifact(f"{key}:{name}", value) for name, value in meta.get("values", {}).items()}
     for name, digest in meta.get("digests", {}).items():
         path = stage_dir / f"{name}.npy"
         if not path.is_file() or file_digest(path) != digest:
             return None
-        outputs[name] = path
-    return {"meta": meta, "outputs": outputs}
+        artifacts[name] = _Artifact(f"{key}:{name}", path=path)
+    return meta, artifacts
 
 
 def _save_stage(stage_dir: Path, meta: dict, outputs: dict) -> None:
@@ -104,7 +106,7 @@ def _save_stage(stage_dir: Path, meta: dict, outputs: dict) -> None:
             digests[name] = file_digest(tmp / f"{name}.npy")
             kind = _PREVIEWED.get(name)
             if kind:
-                picture = value.astype(np.float32)
+                picture = value.astype(np.float32)  # bool masks too
                 write_image(tmp / f"{name}.png", _contact_sheet(picture) if kind == "sheet" else picture)
         else:
             values[name] = value
@@ -164,21 +166,16 @@ def run_pipeline(
     records = []
     if use_cache:
         _clean_leftovers(stages_dir)
-    for stage, params in steps:
-        missing = [name for name in stage.reads if name not in store]
-        if missing:
-            raise UserError(f"pipeline {pipeline.name!r}: stage {stage.name!r} needs {missing[0]!r}, "
-                            "which no earlier stage makes")
+    for stage, params in steps:  # load_pipeline has checked that every read is written before
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
         key = _stage_key(stage.name, stage.version, params, inputs, fingerprint)
         stage_dir = stages_dir / stage.name
         cached = _cached_outputs(stage_dir, key) if use_cache else None
         if cached is not None:
-            for name, value in cached["outputs"].items():
-                is_file = isinstance(value, Path)
-                store[name] = _Artifact(f"{key}:{name}", None if is_file else value, value if is_file else None)
-            record = cached["meta"]["record"]
+            meta, artifacts = cached
+            store.update(artifacts)
+            record = meta["record"]
             records.append({**record, "cached": True, "computed_seconds": record["seconds"], "seconds": 0.0})
             continue
         kwargs = {name: store[name].get() for name in stage.reads}

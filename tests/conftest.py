@@ -26,6 +26,12 @@ def plate() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def plate_burst(plate):
+    """An 8-frame simulated burst of the plate in memory (frames about 74x40), seed 11."""
+    return simulate_burst(plate, n=8, seed=11)
+
+
+@pytest.fixture(scope="session")
 def tiny_burst(plate, tmp_path_factory) -> Path:
     """A 6-frame simulated burst of the plate on disk (frames about 64x36), with its truth."""
     folder = tmp_path_factory.mktemp("burst")

@@ -4,7 +4,6 @@ import pytest
 from multisr.fusion import masked_mean, masked_median
 from multisr.geometry import rms_displacement
 from multisr.registration import register_burst, register_pair
-from multisr.simulate import simulate_burst
 
 # ECC-refined registration error on these bursts measured about 0.02 LR px; Fourier-Mellin alone
 # about 0.5 px. Tolerances leave room for both.
@@ -12,36 +11,31 @@ REFINED_TOLERANCE = 0.1
 FOURIER_MELLIN_TOLERANCE = 1.5
 
 
-@pytest.fixture(scope="module")
-def burst(plate):
-    return simulate_burst(plate, n=8, seed=11)
-
-
-def test_registration_recovers_known_transforms(burst):
-    shape = burst.frames.shape[1:3]
-    results = register_burst(burst.frames, reference=0)
+def test_registration_recovers_known_transforms(plate_burst):
+    shape = plate_burst.frames.shape[1:3]
+    results = register_burst(plate_burst.frames, reference=0)
     assert np.allclose(results[0].matrix, np.eye(3))
-    errors = [rms_displacement(r.matrix, truth, shape) for r, truth in zip(results, burst.matrices)]
+    errors = [rms_displacement(r.matrix, truth, shape) for r, truth in zip(results, plate_burst.matrices)]
     assert max(errors) < REFINED_TOLERANCE, errors
     assert all(r.excluded is None for r in results)
 
 
-def test_registration_in_the_other_direction_gives_the_inverse(burst):
-    shape = burst.frames.shape[1:3]
+def test_registration_in_the_other_direction_gives_the_inverse(plate_burst):
+    shape = plate_burst.frames.shape[1:3]
     for k in (1, 2, 3):
-        backward = register_pair(burst.frames[k], burst.frames[0]).matrix
-        assert rms_displacement(backward, np.linalg.inv(burst.matrices[k]), shape) < REFINED_TOLERANCE
+        backward = register_pair(plate_burst.frames[k], plate_burst.frames[0]).matrix
+        assert rms_displacement(backward, np.linalg.inv(plate_burst.matrices[k]), shape) < REFINED_TOLERANCE
 
 
-def test_fourier_mellin_alone_is_coarse_but_close(burst):
-    shape = burst.frames.shape[1:3]
+def test_fourier_mellin_alone_is_coarse_but_close(plate_burst):
+    shape = plate_burst.frames.shape[1:3]
     for k in (1, 2, 3):
-        coarse = register_pair(burst.frames[0], burst.frames[k], refine="none").matrix
-        assert rms_displacement(coarse, burst.matrices[k], shape) < FOURIER_MELLIN_TOLERANCE
+        coarse = register_pair(plate_burst.frames[0], plate_burst.frames[k], refine="none").matrix
+        assert rms_displacement(coarse, plate_burst.matrices[k], shape) < FOURIER_MELLIN_TOLERANCE
 
 
-def test_an_unrelated_frame_is_left_out(burst):
-    frames = burst.frames.copy()
+def test_an_unrelated_frame_is_left_out(plate_burst):
+    frames = plate_burst.frames.copy()
     frames[2] = np.random.default_rng(0).random(frames[2].shape).astype(np.float32)
     results = register_burst(frames, reference=0)
     assert results[2].excluded is not None
@@ -72,9 +66,9 @@ def test_mean_ignores_invalid_samples():
     assert np.allclose(masked_mean(frames, valid), 0.3)
 
 
-def test_parallel_registration_gives_the_serial_matrices(burst):
-    serial = register_burst(burst.frames, workers=1)
-    parallel = register_burst(burst.frames, workers=4)
+def test_parallel_registration_gives_the_serial_matrices(plate_burst):
+    serial = register_burst(plate_burst.frames, workers=1)
+    parallel = register_burst(plate_burst.frames, workers=4)
     for a, b in zip(serial, parallel):
         assert np.array_equal(a.matrix, b.matrix) and a.excluded == b.excluded
 
