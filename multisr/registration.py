@@ -1,15 +1,21 @@
-"""Frame registration: Fourier-Mellin with imreg-dft (the only module that imports it), then
-an optional sub-pixel refinement by ECC.
+"""Frame registration: a coarse Fourier-Mellin estimate, then an optional sub-pixel
+refinement by ECC.
 
-imreg-dft estimates, for a frame against the reference, the ``scale``, ``angle`` and ``tvec``
-that map the frame onto the reference about the image centre. Its angle turns the other way
-from the geometry contract's, and ``tvec`` is ``(y, x)``. :func:`register_pair` converts that,
-once, into the contract's matrix ``A``: reference coordinates -> frame coordinates.
+Two Fourier-Mellin implementations (``coarse``):
 
-Fourier-Mellin alone is accurate to about 0.5 low-resolution pixel on small frames (measured on
-simulated bursts), which blurs a fusion below plain bicubic. ``refine="ecc"`` starts OpenCV's
-enhanced-correlation-coefficient maximisation (Evangelidis & Psarakis 2008) from it, with a
-rigid (rotation + translation) model, which brings the error to a few hundredths of a pixel.
+- ``"fourier-mellin"`` (default): :class:`multisr.fourier_mellin.FourierMellin`, which computes
+  the reference's spectra once per burst and releases the GIL (frames run in threads).
+- ``"imreg-dft"``: the imreg-dft package the original experiment used (this is the only module
+  that imports it). It estimates ``scale``, ``angle`` and ``tvec`` mapping the frame onto the
+  reference about the image centre; its angle turns the other way from the geometry contract's
+  and ``tvec`` is ``(y, x)``. :func:`_imreg_dft` converts that, once, into the contract's matrix
+  ``A``: reference coordinates -> frame coordinates. It recomputes the reference's spectra for
+  every frame and holds the GIL: about 1 s per 640x480 frame against 1-2 ms.
+
+Fourier-Mellin alone is accurate to a few tenths of a low-resolution pixel, which blurs a fusion
+below plain bicubic. ``refine="ecc"`` starts OpenCV's enhanced-correlation-coefficient
+maximisation (Evangelidis & Psarakis 2008) from it, with a rigid (rotation + translation)
+model, which brings the error to a few hundredths of a pixel.
 """
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +25,17 @@ import cv2
 import numpy as np
 
 from .color import luma
+from .fourier_mellin import FourierMellin
 from .geometry import similarity_matrix, similarity_parameters
 
 with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "REFINEMENTS", "register_pair", "refine_ecc", "sharpness", "register_burst"]
+__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "register_pair", "refine_ecc", "sharpness",
+           "register_burst"]
 
+COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("ecc", "none")
 
 
@@ -36,7 +45,7 @@ class Registration:
 
     Attributes:
         matrix: 3x3, reference LR pixel coordinates -> this frame's (geometry contract).
-        success: imreg-dft's success score (phase-correlation peak strength, higher better).
+        success: the coarse step's score (phase-correlation peak strength, higher better).
         correlation: ECC's correlation coefficient after refinement (1 = identical up to
             brightness and contrast), or ``None`` without refinement.
         sharpness: mean squared gradient of the frame's Y, relative to the burst's median.
@@ -95,19 +104,11 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     return refined, float(correlation)
 
 
-def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int = 3, refine: str = "ecc") -> Registration:
-    """Register ``frame`` against ``reference`` (both ``(H, W[, 3])``, same shape) on their Y.
-
-    ``refine``: ``"ecc"`` (Fourier-Mellin, then ECC) or ``"none"`` (Fourier-Mellin only).
-    """
-    ref_y, frame_y = luma(reference).astype(np.float64), luma(frame).astype(np.float64)
+def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
+    """imreg-dft's similarity as ``(A, success)``; raises ``ValueError`` when it finds no plausible match."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            result = imreg_dft.similarity(ref_y, frame_y, numiter=iterations)
-        except ValueError as error:  # imreg-dft refuses matches it finds absurd (e.g. a huge scale change)
-            return Registration(np.eye(3), 0.0, None, **similarity_parameters(np.eye(3)),
-                                excluded=f"Fourier-Mellin found no plausible match ({error})")
+        result = imreg_dft.similarity(ref_y.astype(np.float64), frame_y.astype(np.float64), numiter=iterations)
     height, width = ref_y.shape
     # imreg-dft: frame point q -> reference point c + s R(-angle) (q - c) + (tx, ty).
     frame_to_reference = similarity_matrix(
@@ -116,7 +117,16 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int =
         shift=(float(result["tvec"][1]), float(result["tvec"][0])),
         center=((width - 1) / 2, (height - 1) / 2),
     )
-    matrix = np.linalg.inv(frame_to_reference)
+    return np.linalg.inv(frame_to_reference), float(result["success"])
+
+
+def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str) -> Registration:
+    """Register Y ``frame_y`` against ``ref_y``; ``coarse(frame_y)`` gives ``(A, success)``."""
+    try:
+        matrix, success = coarse(frame_y)
+    except ValueError as error:  # imreg-dft refuses matches it finds absurd (e.g. a huge scale change)
+        return Registration(np.eye(3), 0.0, None, **similarity_parameters(np.eye(3)),
+                            excluded=f"Fourier-Mellin found no plausible match ({error})")
     excluded, correlation = None, None
     if refine == "ecc":
         refined = refine_ecc(ref_y, frame_y, matrix)
@@ -124,8 +134,28 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, iterations: int =
             excluded = "ECC refinement did not converge"
         else:
             matrix, correlation = refined
-    return Registration(matrix=matrix, success=float(result["success"]), correlation=correlation,
-                        excluded=excluded, **similarity_parameters(matrix))
+    return Registration(matrix=matrix, success=success, correlation=correlation, excluded=excluded,
+                        **similarity_parameters(matrix))
+
+
+def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int):
+    """The coarse step against ``ref_y`` as a function ``frame_y -> (A, success)``."""
+    if coarse not in COARSE_METHODS:
+        raise ValueError(f"coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
+    if coarse == "imreg-dft":
+        return lambda frame_y: _imreg_dft(ref_y, frame_y, iterations)
+    return FourierMellin(ref_y).register
+
+
+def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fourier-mellin", iterations: int = 3,
+                  refine: str = "ecc") -> Registration:
+    """Register ``frame`` against ``reference`` (both ``(H, W[, 3])``, same shape) on their Y.
+
+    ``coarse``: one of :data:`COARSE_METHODS`; ``iterations`` applies to imreg-dft only.
+    ``refine``: ``"ecc"`` (then ECC) or ``"none"`` (the coarse estimate alone).
+    """
+    ref_y, frame_y = luma(reference).astype(np.float32), luma(frame).astype(np.float32)
+    return _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine)
 
 
 def sharpness(image: np.ndarray) -> float:
@@ -159,6 +189,7 @@ def register_burst(
     frames: np.ndarray,
     *,
     reference: int = 0,
+    coarse: str = "fourier-mellin",
     iterations: int = 3,
     refine: str = "ecc",
     min_success: float = 0.5,
@@ -176,22 +207,33 @@ def register_burst(
     ``min_correlation``; when its sharpness is below ``min_sharpness`` times the burst's median
     (a blurred frame); when its scale leaves ``[1/(1+max_scale_change), 1+max_scale_change]``;
     or when its shift exceeds ``max_shift_fraction`` of the frame's size. The reference gets
-    the identity and is never left out. Frames are registered by ``workers`` threads (the FFTs
-    and ECC release the GIL); the result does not depend on it. ``progress(k)`` is called after
-    each frame, if given.
+    the identity and is never left out. The reference's spectra are computed once. Frames are
+    registered by ``workers`` threads (OpenCV's FFTs, resampling and ECC release the GIL;
+    imreg-dft does not); the result does not depend on it. ``progress(k)`` is called after each
+    frame, if given.
     """
+    ref_y = luma(frames[reference]).astype(np.float32)
+    estimate = _coarse_method(ref_y, coarse, iterations)
 
     def one(k: int) -> Registration:
         if k == reference:
             return Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
-        return register_pair(frames[reference], frames[k], iterations=iterations, refine=refine)
+        return _register_y(ref_y, luma(frames[k]).astype(np.float32), estimate, refine)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = []
-        for k, reg in enumerate(pool.map(one, range(len(frames)))):
-            results.append(reg)
-            if progress is not None:
-                progress(k)
+    # OpenCV splits its own work across threads, and the split changes ECC's float sums (in the
+    # last digits) with the number of threads free; one OpenCV thread per frame keeps the
+    # matrices identical whatever ``workers`` is, and the frames are the parallel work.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            results = []
+            for k, reg in enumerate(pool.map(one, range(len(frames)))):
+                results.append(reg)
+                if progress is not None:
+                    progress(k)
+    finally:
+        cv2.setNumThreads(opencv_threads)
     sharpness_values = np.array([sharpness(frame) for frame in frames])
     median_sharpness = float(np.median(sharpness_values))
     median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))

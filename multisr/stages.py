@@ -31,7 +31,7 @@ from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
 from .reconstruct import PSFS, reconstruct
-from .registration import REFINEMENTS, register_burst
+from .registration import COARSE_METHODS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
 
 __all__ = ["Stage", "STAGES", "file_digest"]
@@ -102,12 +102,14 @@ def _load_fingerprint(params: dict) -> str:
     return ",".join(file_digest(p) for p in _selected_files(params["folder"], params["n"]))
 
 
-def _register(*, frames, reference, names, iterations, refine, min_success, min_correlation, min_sharpness,
+def _register(*, frames, reference, names, coarse, iterations, refine, min_success, min_correlation, min_sharpness,
               max_scale_change, max_shift_fraction) -> dict:
+    if coarse not in COARSE_METHODS:
+        raise UserError(f"register coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
     if refine not in REFINEMENTS:
         raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
     with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
-        results = register_burst(frames, reference=reference, iterations=iterations, refine=refine,
+        results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
                                  workers=os.cpu_count() or 1, progress=lambda k: bar.update())
@@ -182,8 +184,8 @@ STAGES = {
     for stage in [
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
               {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
-        Stage("register", "2", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5,
+        Stage("register", "3", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+              {"coarse": "fourier-mellin", "iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5,
                "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
