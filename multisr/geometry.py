@@ -70,16 +70,17 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
         centres (those values are extrapolated and must not be trusted).
     """
     height, width = shape
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    map_x = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
-    map_y = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
+    xs = np.arange(width, dtype=np.float64)[None, :]
+    ys = np.arange(height, dtype=np.float64)[:, None]
+    map_x = matrix[0, 0] * xs + (matrix[0, 1] * ys + matrix[0, 2])
+    map_y = matrix[1, 0] * xs + (matrix[1, 1] * ys + matrix[1, 2])
     eps = 1e-6
     valid = (map_x >= -eps) & (map_x <= image.shape[1] - 1 + eps) & (map_y >= -eps) & (map_y <= image.shape[0] - 1 + eps)
-    warped = cv2.remap(
+    warped = cv2.warpAffine(
         np.ascontiguousarray(image, dtype=np.float32),
-        map_x.astype(np.float32),
-        map_y.astype(np.float32),
-        interpolation=cv2.INTER_CUBIC,
+        np.asarray(matrix[:2], dtype=np.float64),
+        (width, height),
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
     return warped, valid

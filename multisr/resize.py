@@ -99,9 +99,42 @@ def resize(
     return out.astype(np.float32)
 
 
-def upscale(image: np.ndarray, scale: int, **options) -> np.ndarray:
-    """Upscale ``(H, W[, C])`` to ``(scale*H, scale*W[, C])``; options as :func:`resize`."""
-    return resize(image, (image.shape[0] * scale, image.shape[1] * scale), **options)
+def _matlab_upscale_phases(scale: int) -> list[np.ndarray]:
+    """The 5-tap filters of MATLAB's bicubic upscale by an integer ``scale``, one per output phase.
+
+    Output pixel ``scale * i + p`` maps to input position ``i + (p + 0.5) / scale - 0.5``, so
+    it weighs inputs ``i - 2 .. i + 2`` with the same taps for every ``i``.
+    """
+    offsets = np.arange(-2, 3)
+    phases = []
+    for p in range(scale):
+        weights = _keys_cubic((p + 0.5) / scale - 0.5 - offsets)
+        phases.append((weights / weights.sum()).astype(np.float32))
+    return phases
+
+
+def _matlab_upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB's bicubic upscale by an integer ``scale`` as a polyphase filter (OpenCV, float32).
+
+    Equal to :func:`resize` with ``kernel="matlab"`` up to float32 rounding, and many times
+    faster: each output phase is one 1-D filter of the input, border replicated.
+    """
+    height, width = image.shape[:2]
+    wide = np.empty((height, width * scale, *image.shape[2:]), dtype=np.float32)
+    for p, taps in enumerate(_matlab_upscale_phases(scale)):
+        wide[:, p::scale] = cv2.filter2D(image, cv2.CV_32F, taps[None, :], borderType=cv2.BORDER_REPLICATE)
+    out = np.empty((height * scale, width * scale, *image.shape[2:]), dtype=np.float32)
+    for p, taps in enumerate(_matlab_upscale_phases(scale)):
+        out[p::scale] = cv2.filter2D(wide, cv2.CV_32F, taps[:, None], borderType=cv2.BORDER_REPLICATE)
+    return out
+
+
+def upscale(image: np.ndarray, scale: int, *, kernel: str = "matlab", like_uint8: bool = False) -> np.ndarray:
+    """Upscale ``(H, W[, C])`` to ``(scale*H, scale*W[, C])`` by an integer ``scale``; options as
+    :func:`resize` (the float MATLAB kernel runs as a fast polyphase filter, same values)."""
+    if kernel == "matlab" and not like_uint8:
+        return _matlab_upscale(np.asarray(image, dtype=np.float32), scale)
+    return resize(image, (image.shape[0] * scale, image.shape[1] * scale), kernel=kernel, like_uint8=like_uint8)
 
 
 def downscale(image: np.ndarray, scale: int, **options) -> np.ndarray:

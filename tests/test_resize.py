@@ -43,3 +43,11 @@ def test_downscale_of_constant_is_constant_and_shape_rounds_up():
 def test_unknown_kernel_is_refused():
     with pytest.raises(UserError, match="kernel: expected one of matlab, opencv, got 'lanczos'"):
         resize(np.zeros((4, 4), np.float32), (8, 8), kernel="lanczos")
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (30, 41, 3), (1, 9), (64, 48)])
+def test_fast_integer_upscale_equals_the_matrix_resize(shape):
+    image = np.random.default_rng(3).random(shape).astype(np.float32)
+    for scale in (2, 3, 4):
+        expected = resize(image, (shape[0] * scale, shape[1] * scale))
+        assert np.allclose(upscale(image, scale), expected, atol=1e-6)
