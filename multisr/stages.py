@@ -10,7 +10,8 @@ that flow through a run:
   contract); ``registration``: per-frame scores and the reasons frames were left out.
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
   ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
-- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``).
+- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
+  ``reconstruct`` also writes ``matrices`` again, refined against its solution.
 
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
@@ -164,19 +165,23 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, psf, device) -> dict:
+def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, psf, motion_learning_rate,
+                 device) -> dict:
     if psf not in PSFS:
         raise UserError(f"reconstruct psf: expected one of {', '.join(PSFS)}, got {psf!r}")
     used = [k for k, r in enumerate(registration) if not r["excluded"]]
     y = np.stack([luma(frames[k]) for k in used])
     with tqdm(total=iterations, desc="reconstruct", unit="step", leave=False) as bar:
-        solved = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight, psf=psf,
-                             device=device, progress=bar.update)
+        solved, refined = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight,
+                                      psf=psf, motion_learning_rate=motion_learning_rate, device=device,
+                                      progress=bar.update)
+    matrices = matrices.copy()
+    matrices[used] = refined
     if frames.ndim == 3:
-        return {"result": grey_from_luma(solved)}
+        return {"result": grey_from_luma(solved), "matrices": matrices}
     ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
     ycbcr[..., 0] = solved
-    return {"result": ycbcr_to_rgb(ycbcr)}
+    return {"result": ycbcr_to_rgb(ycbcr), "matrices": matrices}
 
 
 STAGES = {
@@ -194,7 +199,8 @@ STAGES = {
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "1", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
-        Stage("reconstruct", "1", ("frames", "matrices", "registration", "reference"), ("result",), _reconstruct,
-              {"iterations": 150, "tv_weight": 0.001, "psf": "matlab"}, uses_device=True),
+        Stage("reconstruct", "2", ("frames", "matrices", "registration", "reference"), ("result", "matrices"),
+              _reconstruct, {"iterations": 150, "tv_weight": 0.001, "psf": "matlab", "motion_learning_rate": 0.01},
+              uses_device=True),
     ]
 }

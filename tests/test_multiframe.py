@@ -4,6 +4,7 @@ import numpy as np
 
 from multisr.bench import plant_outliers, registration_errors
 from multisr.color import luma
+from multisr.geometry import similarity_matrix
 from multisr.metrics import score_image, score_luma
 from multisr.pipeline import load_pipeline
 from multisr.reconstruct import downscale_matrix, reconstruct
@@ -16,7 +17,8 @@ from multisr.simulate import save_burst
 
 # Issue 6's registration target (RMS over frames, LR pixels); measured about 0.035 on this plate_burst.
 RMS_TARGET_PX = 0.05
-# Angle error measured about 0.04 degrees on these 80x40-pixel frames (the issue's 0.02 is not met).
+# Angle error of registration alone (FM + ECC) on these 80x40-pixel frames measured about 0.04 degrees;
+# the solve refines it further (test_the_solve_corrects_a_misregistration).
 ANGLE_TOLERANCE_DEG = 0.08
 # multiframe measured 3.6 dB above presenters on this 8-frame plate_burst.
 MARGIN_OVER_PRESENTERS_DB = 2.0
@@ -46,9 +48,29 @@ def test_a_mildly_blurred_frame_is_left_out_for_its_blur(plate_burst):
 
 def test_reconstruction_with_true_motion_recovers_detail(plate_burst):
     y = np.stack([luma(frame) for frame in plate_burst.frames])
-    solved = reconstruct(y, plate_burst.matrices, iterations=100)
+    solved, _ = reconstruct(y, plate_burst.matrices, iterations=100, motion_learning_rate=0)
     bicubic = score_luma(upscale(y[0], 3), luma(plate_burst.truth), shave=3)["psnr"]
     assert score_luma(solved, luma(plate_burst.truth), shave=3)["psnr"] > bicubic + 3.0
+
+
+def test_the_solve_corrects_a_misregistration(plate_burst):
+    """Every frame but the reference given a 0.1 px shift and a 0.05 degree turn of error (about
+    twice what ECC leaves); the solve's motion refinement must bring it within a fifth of the
+    issue's targets (measured: 0.102 px / 0.05 deg -> 0.002 px / 0.003 deg)."""
+    y = np.stack([luma(frame) for frame in plate_burst.frames])
+    height, width = y.shape[1:]
+    rng = np.random.default_rng(4)
+    wrong = plate_burst.matrices.copy()
+    for k in range(1, len(wrong)):
+        direction = rng.uniform(0, 2 * np.pi)
+        error = similarity_matrix(angle=rng.choice([-0.05, 0.05]), shift=(0.1 * np.cos(direction), 0.1 * np.sin(direction)),
+                                  center=((width - 1) / 2, (height - 1) / 2))
+        wrong[k] = wrong[k] @ error
+    before = registration_errors(wrong[1:], plate_burst.matrices[1:], (height, width))
+    _, refined = reconstruct(y, wrong)
+    after = registration_errors(refined[1:], plate_burst.matrices[1:], (height, width))
+    assert np.allclose(refined[0], plate_burst.matrices[0])  # the reference frame fixes the coordinates
+    assert after["rms_px"] <= RMS_TARGET_PX / 5 and after["rms_deg"] <= 0.02 / 5, (before, after)
 
 
 def test_multiframe_beats_presenters(plate_burst, tmp_path):
