@@ -1,9 +1,25 @@
-"""Fusing aligned frames into one image."""
+"""Fusing aligned frames into one image.
+
+Both fusions work through the image in bands of rows, so that their temporary arrays stay
+around ``BAND_SAMPLES`` values however large the frames are; the result does not depend on it.
+"""
 import warnings
 
 import numpy as np
 
-__all__ = ["masked_median", "masked_mean", "FUSIONS"]
+__all__ = ["masked_median", "masked_mean", "FUSIONS", "BAND_SAMPLES"]
+
+BAND_SAMPLES = 1 << 22
+
+
+def _by_bands(fuse, frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``fuse(frames_band, valid_band)`` over bands of rows, into one ``(H, W[, C])`` float32 array."""
+    count, height = frames.shape[:2]
+    rows = max(1, BAND_SAMPLES // (count * int(np.prod(frames.shape[2:]))))
+    out = np.empty(frames.shape[1:], dtype=np.float32)
+    for top in range(0, height, rows):
+        out[top : top + rows] = fuse(frames[:, top : top + rows], valid[:, top : top + rows])
+    return out
 
 
 def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -17,6 +33,10 @@ def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
         ``(H, W[, C])`` float32, as ``np.nanmedian`` gives it (the mean of the two middle samples
         for an even count). A pixel with no valid sample at all is NaN.
     """
+    return _by_bands(_median_band, frames, valid)
+
+
+def _median_band(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     mask = valid if frames.ndim == 3 else valid[..., None]
     samples = np.where(mask, frames, np.float32(np.nan))
     samples.sort(axis=0)  # NaN sorts last, so the valid samples come first, in order
@@ -32,6 +52,10 @@ def masked_median(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 def masked_mean(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Pixel-wise mean over the valid samples; shapes as :func:`masked_median`, NaN where none."""
+    return _by_bands(_mean_band, frames, valid)
+
+
+def _mean_band(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     weights = (valid if frames.ndim == 3 else valid[..., None]).astype(np.float32)
     total = np.sum(np.where(weights > 0, frames, 0.0) * weights, axis=0)
     count = np.sum(weights, axis=0)

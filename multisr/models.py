@@ -33,6 +33,7 @@ __all__ = [
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt"}
 DEFAULT_MODEL = "srcnn-955"
+BATCH_PIXELS = 1 << 22  # frames per batch of sharpen_frames: about 4 Mpixel, 16 MiB per channel
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -130,23 +131,30 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     return out[0] if y.ndim == 2 else out
 
 
-def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None) -> np.ndarray:
+def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB.
 
     Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
-    frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1].
+    frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1],
+    written into ``out`` when given (it may be ``frames`` itself: each batch is read before it
+    is written). At most ``batch_size`` frames, and at most about ``BATCH_PIXELS`` pixels, are
+    converted and sent to the network at once, so memory does not grow with the stack.
     ``progress(count)`` is called with the number of frames done after each batch, if given.
     """
-    out = np.empty(frames.shape, dtype=np.float32)
-    for start in range(0, len(frames), batch_size):  # batch by batch: no full-stack YCbCr copy
-        batch = frames[start : start + batch_size]
+    if out is None:
+        out = np.empty(frames.shape, dtype=np.float32)
+    pixels = frames.shape[1] * frames.shape[2]
+    step = max(1, min(batch_size, BATCH_PIXELS // pixels))
+    for start in range(0, len(frames), step):
+        batch = frames[start : start + step]
         if frames.ndim == 3:
             y = np.stack([luma(frame) for frame in batch])
-            out[start : start + batch_size] = grey_from_luma(super_resolve_luma(y, model, batch_size=batch_size))
+            out[start : start + step] = grey_from_luma(super_resolve_luma(y, model, batch_size=step))
         else:
             ycbcr = rgb_to_ycbcr(batch)
-            ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=batch_size)
-            out[start : start + batch_size] = ycbcr_to_rgb(ycbcr)
+            ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=step)
+            out[start : start + step] = ycbcr_to_rgb(ycbcr)
         if progress is not None:
             progress(len(batch))
     return out

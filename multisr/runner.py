@@ -5,7 +5,8 @@ Layout of ``OUT_DIR``::
     result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
     transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
     run.json            parameters, versions, device, per-stage wall time and cache use
-    stages/<name>/      meta.json, <artifact>.npy, <artifact>.png previews (when caching)
+    stages/<name>/      meta.json, <artifact>.npy, <artifact>.png previews (when caching; stacks
+                        as a contact sheet of frames at most 320 pixels wide)
 
 A stage's cache key hashes its name, version, canonical parameters, any outside data it
 depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .errors import UserError
@@ -62,15 +64,18 @@ def _stage_key(name: str, version: str, params: dict, inputs: dict, fingerprint:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _contact_sheet(stack: np.ndarray, columns: int = 5) -> np.ndarray:
+def _contact_sheet(stack: np.ndarray, columns: int = 5, side: int = 320) -> np.ndarray:
+    """The frames of ``stack`` side by side, each shrunk to at most ``side`` pixels (a preview)."""
     count = len(stack)
     rows = -(-count // columns)
     columns = min(columns, count)
-    height, width = stack.shape[1:3]
+    factor = min(1.0, side / max(stack.shape[1:3]))
+    height, width = max(1, round(stack.shape[1] * factor)), max(1, round(stack.shape[2] * factor))
     sheet = np.ones((rows * (height + 2), columns * (width + 2), *stack.shape[3:]), dtype=np.float32)
     for k, frame in enumerate(stack):
         top, left = (k // columns) * (height + 2), (k % columns) * (width + 2)
-        sheet[top : top + height, left : left + width] = frame
+        sheet[top : top + height, left : left + width] = cv2.resize(frame.astype(np.float32), (width, height),
+                                                                    interpolation=cv2.INTER_AREA)
     return sheet
 
 
@@ -105,9 +110,8 @@ def _save_stage(stage_dir: Path, meta: dict, outputs: dict) -> None:
             np.save(tmp / f"{name}.npy", value)
             digests[name] = file_digest(tmp / f"{name}.npy")
             kind = _PREVIEWED.get(name)
-            if kind:
-                picture = value.astype(np.float32)  # bool masks too
-                write_image(tmp / f"{name}.png", _contact_sheet(picture) if kind == "sheet" else picture)
+            if kind:  # bool masks too
+                write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
         else:
             values[name] = value
     write_json(tmp / "meta.json", {**meta, "values": values, "digests": digests})

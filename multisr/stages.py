@@ -47,6 +47,11 @@ class Stage:
     ``run(**artifacts_read, **params, device=...)`` returns a dict of the artifacts written.
     ``fingerprint(params)`` names outside data the output depends on (file contents), for
     the cache key. ``uses_device`` stages get the run's torch device (not part of the key).
+
+    Memory: the stack of high-resolution frames is the one large array of a run (20 colour
+    1280x720 frames, 3x: 2 GB), so ``srcnn`` and ``realign`` overwrite the ``hr`` they are
+    given, frame by frame, and return it. The runner hands an artifact to the stage that
+    replaces it only after saving it, and no later stage reads the replaced version.
     """
 
     name: str
@@ -135,13 +140,17 @@ def _select_reference(*, frames, reference, names) -> dict:
 def _upscale(*, frames, kernel) -> dict:
     if kernel not in KERNELS:
         raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
-    return {"hr": np.stack([upscale(frame, SCALE, kernel=kernel) for frame in frames])}
+    count, height, width = frames.shape[:3]
+    hr = np.empty((count, SCALE * height, SCALE * width, *frames.shape[3:]), dtype=np.float32)
+    for k, frame in enumerate(frames):
+        hr[k] = upscale(frame, SCALE, kernel=kernel)
+    return {"hr": hr}
 
 
 def _srcnn(*, hr, model, batch_size, device) -> dict:
     network = load_model(model, scale=SCALE, device=str(device))
     with tqdm(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
-        return {"hr": sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update)}
+        return {"hr": sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=hr)}
 
 
 def _srcnn_fingerprint(params: dict) -> str:
@@ -150,13 +159,12 @@ def _srcnn_fingerprint(params: dict) -> str:
 
 def _realign(*, hr, matrices, registration) -> dict:
     shape = hr.shape[1:3]
-    aligned = np.empty_like(hr)
     valid = np.zeros((len(hr), *shape), dtype=bool)
-    for k, (frame, matrix) in enumerate(zip(hr, to_high_resolution(matrices, SCALE))):
-        aligned[k], valid[k] = warp(frame, matrix, shape)
+    for k, matrix in enumerate(to_high_resolution(matrices, SCALE)):
+        hr[k], valid[k] = warp(hr[k], matrix, shape)
         if registration[k]["excluded"]:
             valid[k] = False
-    return {"hr": aligned, "valid": valid}
+    return {"hr": hr, "valid": valid}
 
 
 def _fuse(*, hr, valid, method) -> dict:

@@ -83,3 +83,13 @@ def test_median_equals_numpy_nanmedian(shape):
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
         expected = np.nanmedian(np.where(mask, frames, np.nan), axis=0)
     np.testing.assert_allclose(masked_median(frames, valid), expected, rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("fuse", [masked_median, masked_mean])
+def test_fusion_by_bands_equals_one_band(fuse, monkeypatch):
+    rng = np.random.default_rng(5)
+    frames = rng.random((7, 23, 11, 3)).astype(np.float32)
+    valid = rng.random((7, 23, 11)) > 0.3
+    whole = fuse(frames, valid)
+    monkeypatch.setattr("multisr.fusion.BAND_SAMPLES", 7 * 11 * 3 * 2)  # two rows per band
+    assert np.array_equal(fuse(frames, valid), whole, equal_nan=True)
