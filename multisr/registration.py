@@ -92,11 +92,11 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     mask[border : height - border, border : width - border] = 1
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
     warp_matrix = start
+    template, image = reference_y.astype(np.float32), frame_y.astype(np.float32)
     try:  # coarse to fine: smoothed images first, to reach the right basin, then the sharp ones
         for smoothing in (5, 1):
-            correlation, warp_matrix = cv2.findTransformECC(reference_y.astype(np.float32),
-                                                            frame_y.astype(np.float32), warp_matrix,
-                                                            cv2.MOTION_EUCLIDEAN, criteria, mask, smoothing)
+            correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, cv2.MOTION_EUCLIDEAN,
+                                                            criteria, mask, smoothing)
     except cv2.error:
         return None
     refined = np.eye(3)
@@ -209,8 +209,9 @@ def register_burst(
     or when its shift exceeds ``max_shift_fraction`` of the frame's size. The reference gets
     the identity and is never left out. The reference's spectra are computed once. Frames are
     registered by ``workers`` threads (OpenCV's FFTs, resampling and ECC release the GIL;
-    imreg-dft does not); the result does not depend on it. ``progress(k)`` is called after each
-    frame, if given.
+    imreg-dft does not); the result does not depend on it beyond float32 rounding (OpenCV's
+    vectorised float32 sums vary in the last digits from call to call, serial calls too).
+    ``progress(k)`` is called after each frame, if given.
     """
     ref_y = luma(frames[reference]).astype(np.float32)
     estimate = _coarse_method(ref_y, coarse, iterations)
@@ -220,9 +221,7 @@ def register_burst(
             return Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
         return _register_y(ref_y, luma(frames[k]).astype(np.float32), estimate, refine)
 
-    # OpenCV splits its own work across threads, and the split changes ECC's float sums (in the
-    # last digits) with the number of threads free; one OpenCV thread per frame keeps the
-    # matrices identical whatever ``workers`` is, and the frames are the parallel work.
+    # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:

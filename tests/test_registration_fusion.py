@@ -67,10 +67,13 @@ def test_mean_ignores_invalid_samples():
 
 
 def test_parallel_registration_gives_the_serial_matrices(plate_burst):
+    """Equal up to float32 rounding: OpenCV's vectorised float32 sums vary in the last digits
+    from call to call (serial calls too; measured up to 1e-6 in a matrix entry)."""
+    shape = plate_burst.frames.shape[1:3]
     serial = register_burst(plate_burst.frames, workers=1)
     parallel = register_burst(plate_burst.frames, workers=4)
     for a, b in zip(serial, parallel):
-        assert np.array_equal(a.matrix, b.matrix) and a.excluded == b.excluded
+        assert rms_displacement(a.matrix, b.matrix, shape) < 1e-4 and a.excluded == b.excluded
 
 
 @pytest.mark.parametrize("shape", [(7, 9, 11), (6, 5, 8, 3)])
