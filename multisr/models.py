@@ -109,6 +109,10 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
             margin from its neighbours, so the result equals the untiled one (up to float
             rounding) while memory stays bounded by the tile size.
 
+    On a CUDA device the network runs in float16 (autocast; accumulation stays float32), which
+    changes the output by a few 1e-4 and its Set5 PSNR by under 0.05 dB (checked on the GPU by
+    tests/test_gpu.py); on the CPU it runs in float32.
+
     Returns:
         Array of ``y``'s shape, ``float32``: the network's output, padded by replicating the
         image border so that output and input have the same size. Not clipped.
@@ -118,7 +122,8 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     pad = model.shrink
     height, width = frames.shape[1:]
     out = np.empty(frames.shape, dtype=np.float32)
-    with torch.inference_mode():
+    half = device.type == "cuda"
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=half):
         for start in range(0, len(frames), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
             batch = torch.nn.functional.pad(batch[:, None].to(device), (pad, pad, pad, pad), mode="replicate")
@@ -127,7 +132,7 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
                     bottom, right = min(top + tile, height), min(left + tile, width)
                     window = batch[:, :, top : bottom + 2 * pad, left : right + 2 * pad]
                     window = window.contiguous(memory_format=torch.channels_last)
-                    out[start : start + batch_size, top:bottom, left:right] = model(window)[:, 0].cpu().numpy()
+                    out[start : start + batch_size, top:bottom, left:right] = model(window)[:, 0].float().cpu().numpy()
     return out[0] if y.ndim == 2 else out
 
 
