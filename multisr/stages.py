@@ -18,6 +18,7 @@ of the cache key.
 """
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -142,9 +143,18 @@ def _upscale(*, frames, kernel) -> dict:
         raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
     count, height, width = frames.shape[:3]
     hr = np.empty((count, SCALE * height, SCALE * width, *frames.shape[3:]), dtype=np.float32)
-    for k, frame in enumerate(frames):
-        hr[k] = upscale(frame, SCALE, kernel=kernel)
+
+    def one(k: int) -> None:
+        hr[k] = upscale(frames[k], SCALE, kernel=kernel)
+
+    _each_frame(one, count)
     return {"hr": hr}
+
+
+def _each_frame(work: Callable[[int], None], count: int) -> None:
+    """``work(k)`` for every frame, in threads (OpenCV releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(work, range(count)))
 
 
 def _srcnn(*, hr, model, batch_size, device) -> dict:
@@ -160,10 +170,14 @@ def _srcnn_fingerprint(params: dict) -> str:
 def _realign(*, hr, matrices, registration) -> dict:
     shape = hr.shape[1:3]
     valid = np.zeros((len(hr), *shape), dtype=bool)
-    for k, matrix in enumerate(to_high_resolution(matrices, SCALE)):
-        hr[k], valid[k] = warp(hr[k], matrix, shape)
+    matrices_hr = to_high_resolution(matrices, SCALE)
+
+    def one(k: int) -> None:
+        hr[k], valid[k] = warp(hr[k], matrices_hr[k], shape)
         if registration[k]["excluded"]:
             valid[k] = False
+
+    _each_frame(one, len(hr))
     return {"hr": hr, "valid": valid}
 
 
