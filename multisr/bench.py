@@ -21,7 +21,8 @@ from .scenes import licence_plate
 from .runner import run_pipeline
 from .simulate import save_burst, simulate_burst
 
-__all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "speed_benchmark"]
+__all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "network_flop_rate",
+           "speed_benchmark"]
 
 
 def registration_errors(estimated: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> dict:
@@ -126,6 +127,26 @@ def matmul_flop_rate(device: str = "cpu", repeats: int = 5) -> float:
     return 2 * size**3 / best
 
 
+def network_flop_rate(device: str = "cpu", *, size: tuple[int, int] = (1440, 1920), repeats: int = 3) -> float:
+    """The shipped SRCNN's own rate in FLOP/s on one ``size`` Y frame (best of ``repeats`` after a
+    warm-up), through :func:`super_resolve_luma` as the srcnn stage calls it: the network's
+    efficiency without the stage's model loading, device start-up and colour conversion."""
+    import torch
+
+    from .models import load_model, super_resolve_luma
+
+    model = load_model(device=device)
+    y = np.random.default_rng(0).random(size).astype(np.float32)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        tick = time.perf_counter()
+        super_resolve_luma(y, model)  # returns numpy: the device has finished
+        best = min(best, time.perf_counter() - tick)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return _network_flops_per_pixel(model) * size[0] * size[1] / best
+
+
 def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
     """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene."""
     scene = licence_plate(width=3 * width + 80, height=3 * height + 80)
@@ -141,8 +162,9 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
 
     Each run is a separate process (``multisr run --no-cache``), so its peak resident memory is
     its own. Returns, per size and pipeline, the per-stage wall times (s), the total, the peak
-    memory (MiB) and, for the SRCNN stage, its effective FLOP rate; plus the device's dense
-    matmul FLOP rate measured in this process.
+    memory (MiB) and, for the SRCNN stage, its effective FLOP rate (network FLOPs over the
+    stage's wall time); plus, measured in this process, the device's dense matmul FLOP rate and
+    the network's own rate (:func:`network_flop_rate`) on one HR frame of the largest size.
     """
     from .models import load_model, resolve_device
 
@@ -173,4 +195,7 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
                     flops = flops_per_pixel * frames * 9 * width * height
                     row["srcnn_gflops"] = flops / stages["srcnn"] / 1e9
                 rows.append(row)
-    return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9, "n": n, "rows": rows}
+    return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9,
+            "network_gflops": network_flop_rate(torch_device, size=(3 * max(h for _, h in sizes),
+                                                                    3 * max(w for w, _ in sizes))) / 1e9,
+            "n": n, "rows": rows}

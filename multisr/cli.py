@@ -239,12 +239,12 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
         click.echo(json.dumps(result, indent=1))
         return
     names = list(result["mean"])  # pipeline names (a file's stem for a .toml path)
-    click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration (px, deg)")
+    click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration RMS (px, deg)")
     for image, row in [*result["images"].items(), ("mean", result["mean"])]:
         cells = "".join(f"{'failed':>22}" if "error" in row[name] else f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}"
                         for name in names)
-        registration = [row[name]["registration"] for name in names if "registration" in row[name]]
-        extra = "".join(f"   {r['rms_px']:.3f}, {r['rms_deg']:.4f}" for r in registration[:1])
+        extra = "".join(f"   {name} {row[name]['registration']['rms_px']:.3f}, {row[name]['registration']['rms_deg']:.4f}"
+                        for name in names if "registration" in row[name])
         if "planted" in row:
             left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
             extra += f"   planted {row['planted']}, left out {left_out}"
@@ -278,9 +278,12 @@ def speed(sizes, pipelines, n, device, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    stage_names = ["load", "register", "select_reference", "upscale", "srcnn", "realign", "fuse", "reconstruct"]
+    stage_names = ["load", "register", "select_reference", "upscale", "srcnn", "realign", "fuse", "reconstruct",
+                   "restore"]
     used = [s for s in stage_names if any(s in row["stages"] for row in result["rows"])]
-    click.echo(f"device {result['device']}, {result['n']} frames, dense matmul {result['matmul_gflops']:.1f} GFLOP/s")
+    click.echo(f"device {result['device']}, {result['n']} frames, dense matmul {result['matmul_gflops']:.1f} GFLOP/s, "
+               f"SRCNN alone {result['network_gflops']:.1f} GFLOP/s "
+               f"({result['network_gflops'] / result['matmul_gflops']:.2f} of matmul)")
     widths = {s: max(10, len(s) + 2) for s in used}
     click.echo(f"{'size':<9}{'pipeline':<12}" + "".join(f"{s:>{widths[s]}}" for s in used)
                + f"{'total s':>10}{'peak MiB':>10}{'SR GFLOP/s':>12}{'SR/matmul':>10}")
