@@ -42,6 +42,10 @@ def cli():
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (T91).")
 @click.option("--out", "workdir", type=click.Path(path_type=Path), required=True, help="Training folder: checkpoint, log, last.pt.")
 @click.option("--arch", type=click.Choice(sorted(ARCHITECTURES)), default="955", show_default=True, help="SRCNN 9-5-5 or 9-1-5.")
+@click.option("--task", type=click.Choice(["srcnn", "restore"]), default="srcnn", show_default=True,
+              help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
+                   "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
+@click.option("--init", "init_model", default=None, help="Start from these weights (a model name or file); sets the architecture.")
 @click.option("--scale", type=int, default=3, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
@@ -54,29 +58,55 @@ def cli():
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def train(data_dir, workdir, arch, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed, eval_data,
-          eval_every, threads, device):
+def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
+          eval_data, eval_every, threads, device):
     """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
     import torch
 
     from .evaluate import evaluate_folder
-    from .models import resolve_device
+    from .models import load_model, resolve_device
     from .srcnn import SRCNN
     from .train import make_patches, train as run_training
 
+    if task == "restore" and (scale != 3 or eval_data is not None):
+        raise UserError("--task restore: expected --scale 3 and no --eval-data (it scores single-image SR); "
+                        "score the result with multisr bench quality")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     torch_device = resolve_device(device)
-    inputs, labels = make_patches(data_dir, scale=scale)
-    click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir}; training on {torch_device}", err=True)
+    if task == "restore":
+        inputs, labels = _restoration_patches(data_dir, Path(workdir))
+    else:
+        inputs, labels = make_patches(data_dir, scale=scale)
+    click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir} ({task}); training on {torch_device}", err=True)
     evaluate = None
     if eval_data is not None:
         evaluate = lambda model: evaluate_folder(eval_data, scale=scale, model=model)["mean"]["model"]  # noqa: E731
-    log = run_training(SRCNN(**ARCHITECTURES[arch]), inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
+    network = load_model(init_model, scale=scale) if init_model else SRCNN(**ARCHITECTURES[arch])
+    recipe = {"task": task, "data": str(data_dir), "init": init_model}
+    log = run_training(network, inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
                        batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,
-                       evaluate=evaluate, eval_every=eval_every, device=torch_device)
+                       evaluate=evaluate, eval_every=eval_every, device=torch_device, recipe=recipe)
     click.echo(json.dumps(log[-1]))
+
+
+def _restoration_patches(data_dir: Path, workdir: Path):
+    """:func:`make_restoration_patches`, kept in ``workdir`` so that a resumed run skips the solves."""
+    import numpy as np
+
+    from .files import atomic_output
+    from .train import make_restoration_patches
+
+    cache = workdir / "restoration-patches.npz"
+    if cache.exists():
+        with np.load(cache) as saved:
+            return saved["inputs"], saved["labels"]
+    inputs, labels = make_restoration_patches(data_dir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(cache) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, inputs=inputs, labels=labels)
+    return inputs, labels
 
 
 @cli.command()
@@ -147,7 +177,7 @@ def scene(out_path, text, width, height):
 @cli.command(name="eval")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915 or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955 or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -299,7 +329,7 @@ def speed(sizes, pipelines, n, device, as_json):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915 or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955 or a weights file (default srcnn-955).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""

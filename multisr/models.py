@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt"}
+MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt", "restore-955": "restore-955.pt"}
 DEFAULT_MODEL = "srcnn-955"
 BATCH_PIXELS = 1 << 22  # frames per batch of sharpen_frames: about 4 Mpixel, 16 MiB per channel
 
@@ -73,7 +73,7 @@ def weights_path(model: str) -> Path:
 
 
 def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu") -> SRCNN:
-    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``) or a weights file by path.
+    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``) or a weights file by path.
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
     architecture or another scale), naming the file.

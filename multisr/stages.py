@@ -11,7 +11,8 @@ that flow through a run:
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
   ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
 - ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
-  ``reconstruct`` also writes ``matrices`` again, refined against its solution.
+  ``reconstruct`` also writes ``matrices`` again, refined against its solution; ``restore``
+  runs a network trained on reconstructions over the result's Y.
 
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
@@ -163,6 +164,11 @@ def _srcnn(*, hr, model, batch_size, device) -> dict:
         return {"hr": sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=hr)}
 
 
+def _restore(*, result, model, device) -> dict:
+    network = load_model(model, scale=SCALE, device=str(device))
+    return {"result": sharpen_frames(result[None], network)[0]}
+
+
 def _srcnn_fingerprint(params: dict) -> str:
     return file_digest(weights_path(params["model"]))
 
@@ -223,6 +229,8 @@ STAGES = {
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "2", ("frames", "matrices", "registration", "reference"), ("result", "matrices"),
               _reconstruct, {"iterations": 150, "tv_weight": 0.001, "psf": "matlab", "motion_learning_rate": 0.01},
+              uses_device=True),
+        Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-955"}, _srcnn_fingerprint,
               uses_device=True),
     ]
 }

@@ -2,7 +2,9 @@
 
 Training pairs follow the paper's data preparation: each image's Y channel (rounded to 8 bits)
 is cropped to a multiple of the scale, downscaled and upscaled again with MATLAB bicubic (in
-floating point), and cut into ``patch x patch`` sub-images with stride ``stride``. The loss is
+floating point), and cut into ``patch x patch`` sub-images with stride ``stride``.
+:func:`make_restoration_patches` makes pairs for the same network as the restoration step of the
+multi-frame pipeline instead: its input is the multi-frame reconstruction of a simulated burst. The loss is
 the mean squared error over the centre of each sub-image that the unpadded network outputs.
 Augmentation: each batch is turned by one random element of the square's symmetry group (the
 4 rotations, each with or without a mirror) — the 8 variants are equally valid training images.
@@ -15,14 +17,33 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .color import luma
 from .errors import UserError
 from .evaluate import evaluation_pair
 from .files import atomic_output
 from .io import list_images, read_image
 from .models import save_weights
+from .reconstruct import reconstruct
+from .registration import register_burst
+from .simulate import simulate_burst
 from .srcnn import SRCNN
 
-__all__ = ["make_patches", "make_optimizer", "train"]
+__all__ = ["make_patches", "make_restoration_patches", "make_optimizer", "train"]
+
+
+def _cut(y_input: np.ndarray, y_true: np.ndarray, patch: int, stride: int) -> tuple[list, list]:
+    inputs, labels = [], []
+    for top in range(0, y_true.shape[0] - patch + 1, stride):
+        for left in range(0, y_true.shape[1] - patch + 1, stride):
+            inputs.append(y_input[top : top + patch, left : left + patch])
+            labels.append(y_true[top : top + patch, left : left + patch])
+    return inputs, labels
+
+
+def _stack(inputs: list, labels: list, folder: Path, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    if not inputs:
+        raise UserError(f"{folder}: expected training images at least {patch} pixels on each side, found none")
+    return np.stack(inputs).astype(np.float32), np.stack(labels).astype(np.float32)
 
 
 def make_patches(folder: Path, *, scale: int = 3, patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
@@ -38,13 +59,40 @@ def make_patches(folder: Path, *, scale: int = 3, patch: int = 33, stride: int =
         if min(image.shape[:2]) < patch:
             continue
         y_true, y_bicubic = evaluation_pair(image, scale)
-        for top in range(0, y_true.shape[0] - patch + 1, stride):
-            for left in range(0, y_true.shape[1] - patch + 1, stride):
-                inputs.append(y_bicubic[top : top + patch, left : left + patch])
-                labels.append(y_true[top : top + patch, left : left + patch])
-    if not inputs:
-        raise UserError(f"{folder}: expected training images at least {patch} pixels on each side, found none")
-    return np.stack(inputs), np.stack(labels)
+        more_inputs, more_labels = _cut(y_bicubic, y_true, patch, stride)
+        inputs += more_inputs
+        labels += more_labels
+    return _stack(inputs, labels, folder, patch)
+
+
+def make_restoration_patches(folder: Path, *, n: int = 20, noise: float = 2 / 255, seed: int = 0, patch: int = 33,
+                             stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-images of multi-frame reconstructions, for training the restoration network.
+
+    Image ``i`` of ``folder`` becomes a simulated 3x burst of ``n`` frames (seed ``seed + i``,
+    Gaussian ``noise``, the bench's protocol), registered (:func:`register_burst`) and solved
+    (:func:`reconstruct`), both with their defaults, which the ``multiframe`` pipeline uses.
+    Images on which fewer than two frames register are skipped.
+
+    Returns:
+        ``(inputs, labels)``, both ``(N, patch, patch)`` float32: the solved Y (not clipped)
+        and the true Y rounded to 8 bits, at the same place.
+    """
+    inputs, labels = [], []
+    for index, path in enumerate(tqdm(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
+        image, _ = read_image(path)
+        burst = simulate_burst(image, n=n, seed=seed + index, noise=noise)
+        registration = register_burst(burst.frames)
+        used = [k for k, r in enumerate(registration) if not r.excluded]
+        if len(used) < 2 or min(burst.truth.shape[:2]) < patch:
+            continue
+        solved, _ = reconstruct(np.stack([luma(burst.frames[k]) for k in used]),
+                                np.stack([registration[k].matrix for k in used]))
+        y_true = np.round(np.clip(luma(burst.truth), 0, 1) * 255) / 255
+        more_inputs, more_labels = _cut(solved, y_true, patch, stride)
+        inputs += more_inputs
+        labels += more_labels
+    return _stack(inputs, labels, folder, patch)
 
 
 def make_optimizer(model: SRCNN, name: str, lr: float) -> torch.optim.Optimizer:
@@ -85,6 +133,7 @@ def train(
     eval_every: int = 1,
     device: torch.device = torch.device("cpu"),
     progress: bool = True,
+    recipe: dict | None = None,
 ) -> list[dict]:
     """Train ``model`` on ``(inputs, labels)`` (from :func:`make_patches`), resuming if possible.
 
@@ -93,7 +142,8 @@ def train(
     result every ``eval_every`` epochs) and ``last.pt``, the weights file to ship. The learning
     rate is halved every ``halve_lr_every`` epochs (0: never). If
     ``checkpoint.pt`` exists, training continues from it with the same data order it would have
-    had without the interruption.
+    had without the interruption. ``recipe`` (JSON-able) is recorded in the weights' metadata
+    next to the optimiser settings: what the data was, what the weights started from.
 
     Returns:
         The log, one dict per epoch, the resumed epochs included.
@@ -116,7 +166,7 @@ def train(
         start_epoch, elapsed, log = state["epoch"], state["elapsed"], state["log"]
     settings = {"optimizer": optimizer, "lr": lr, "halve_lr_every": halve_lr_every, "batch_size": batch_size,
                 "seed": seed, "scale": scale,
-                "patches": int(len(inputs)), "config": model.config}
+                "patches": int(len(inputs)), "config": model.config, **(recipe or {})}
     crop = model.shrink
     x_all = torch.from_numpy(inputs)[:, None]
     t_all = torch.from_numpy(labels)[:, None, crop:-crop, crop:-crop]

@@ -161,6 +161,11 @@ def test_eval_and_upscale_errors(tmp_path):
                                  "--model", tmp_path / "missing.pt"), "--model", "no such file")
 
 
+def test_train_restore_refuses_single_image_evaluation(tmp_path):
+    assert_one_line_error(invoke("train", "--task", "restore", "--data", tmp_path, "--out", tmp_path / "run",
+                                 "--eval-data", tmp_path), "--task restore", "--eval-data")
+
+
 def test_bench_speed_reports_every_stage_and_the_flop_rates():
     result = invoke("bench", "speed", "--sizes", "32x24", "--n", 3, "--pipelines", "single,presenters", "--json")
     assert result.exit_code == 0, result.output

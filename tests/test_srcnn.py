@@ -7,7 +7,7 @@ from multisr.errors import UserError
 from multisr.evaluate import evaluate_folder
 from multisr.models import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, super_resolve, super_resolve_luma
 from multisr.srcnn import SRCNN
-from multisr.train import make_patches, train
+from multisr.train import make_patches, make_restoration_patches, train
 
 # The paper's 9-1-5 result on 91 images (Set5 x3); the shipped 9-5-5 must reach it.
 SET5_X3_FLOOR_DB = 32.39
@@ -52,6 +52,20 @@ def test_short_training_lowers_the_loss(tmp_path, plate):
     assert load_model(str(tmp_path / "run" / "last.pt")).meta["epochs"] == 4
 
 
+def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
+    """The restore network's inputs are reconstructions of simulated bursts: much closer to the
+    truth than the bicubic inputs of the same image (measured 28.8 vs 23.0 dB on the plate)."""
+    from multisr.io import write_image
+
+    write_image(tmp_path / "images" / "plate.png", plate)
+    solved, truth = make_restoration_patches(tmp_path / "images", n=8)
+    bicubic, bicubic_truth = make_patches(tmp_path / "images")
+    assert solved.shape == truth.shape and solved.shape[1:] == (33, 33)
+    assert np.array_equal(truth, np.round(truth * 255) / 255)  # 8-bit truth, as the SRCNN pairs
+    psnr = lambda a, b: 10 * np.log10(1 / np.mean((a - b) ** 2))  # noqa: E731
+    assert psnr(solved, truth) > psnr(bicubic, bicubic_truth) + 2.0
+
+
 def test_weights_round_trip(tmp_path):
     model = SRCNN(9, 1, 5)
     save_weights(model, tmp_path / "w.pt", scale=3, meta={"note": "test"})
@@ -76,7 +90,7 @@ def test_bad_weights_files_are_refused(tmp_path):
     torch.save(bad, tmp_path / "mismatch.pt")
     with pytest.raises(UserError, match="weights do not fit SRCNN"):
         load_model(str(tmp_path / "mismatch.pt"))
-    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955 or a weights file"):
+    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955, restore-955 or a weights file"):
         load_model("srcnn-999")
 
 
