@@ -9,15 +9,17 @@ from multisr.registration import register_pair
 from multisr.resize import downscale
 from multisr.scenes import licence_plate
 
-# Measured 0.01-0.23 px on these noise-free 160x80 frames (worst: the 5 % zoom); the
-# coarse step only has to land ECC in the right basin, about a pixel.
-COARSE_TOLERANCE_PX = 0.5
+# The coarse step only has to land ECC in the right basin, about a pixel. Measured on these
+# noise-free frames: 0.01-0.23 px at 160x80; 0.13-0.97 px at 600x300, which is registered
+# shrunk to 256x128 (worst, both: the 5 % zoom). Angles within 0.04 degrees.
+COARSE_TOLERANCE_PX = {160: 0.5, 600: 1.2}
 ANGLE_TOLERANCE_DEG = 0.1
 
 
-@pytest.fixture(scope="module")
-def reference():
-    return downscale(luma(licence_plate(width=480, height=240)), 3)
+@pytest.fixture(scope="module", params=[160, 600])
+def reference(request):
+    width = request.param
+    return downscale(luma(licence_plate(width=3 * width, height=3 * width // 2)), 3)
 
 
 @pytest.mark.parametrize("scale, angle, shift", [(1.0, 0.0, (3.3, -2.1)), (1.0, 1.5, (0.4, 0.7)),
@@ -28,7 +30,7 @@ def test_known_similarity_is_recovered(reference, scale, angle, shift):
     truth = similarity_matrix(scale=scale, angle=angle, shift=shift, center=((width - 1) / 2, (height - 1) / 2))
     frame, _ = warp(reference, np.linalg.inv(truth), reference.shape)  # frame(A p) = reference(p)
     estimate, success = FourierMellin(reference).register(frame)
-    assert rms_displacement(estimate, truth, reference.shape) < COARSE_TOLERANCE_PX
+    assert rms_displacement(estimate, truth, reference.shape) < COARSE_TOLERANCE_PX[width]
     assert abs(similarity_parameters(estimate)["angle"] - angle) < ANGLE_TOLERANCE_DEG
     assert success > 0.3
 
