@@ -88,17 +88,15 @@ def _load(*, folder: str, n: int, reference: int) -> dict:
     files = _selected_files(folder, n)
     if not 0 <= reference < n:
         raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
-    frames, depths = [], set()
-    for path in files:
-        image, bit_depth = read_image(path)
-        if frames and image.shape != frames[0].shape:
-            raise UserError(
-                f"{path}: expected every frame to be {_describe(frames[0].shape)} like {files[0].name}, "
-                f"found {_describe(image.shape)}"
-            )
-        frames.append(image)
-        depths.add(bit_depth)
-    return {"frames": np.stack(frames), "names": [p.name for p in files], "bit_depth": max(depths), "reference": reference}
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
+        decoded = list(pool.map(read_image, files))
+    first = decoded[0][0].shape
+    for path, (image, _) in zip(files, decoded):
+        if image.shape != first:
+            raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
+                            f"found {_describe(image.shape)}")
+    return {"frames": np.stack([image for image, _ in decoded]), "names": [p.name for p in files],
+            "bit_depth": max(depth for _, depth in decoded), "reference": reference}
 
 
 def _describe(shape: tuple) -> str:
