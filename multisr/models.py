@@ -6,6 +6,7 @@ returns numpy arrays under the data contract.
 A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
 "state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained.
 """
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt", "restore-955": "restore-955.pt"}
 DEFAULT_MODEL = "srcnn-955"
 BATCH_PIXELS = 1 << 22  # frames per batch of sharpen_frames: about 4 Mpixel, 16 MiB per channel
+GPU_HOST_WORKERS = 3  # batches of sharpen_frames in flight on a GPU
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -94,8 +96,11 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
         raise UserError(f"{path}: weights do not fit SRCNN {payload['config']}; the file is damaged")
     network.meta = payload.get("meta", {})
     network.name = model
+    torch_device = resolve_device(device)
+    if torch_device.type == "cuda":  # let cuDNN time its algorithms once per input shape, keep the fastest
+        torch.backends.cudnn.benchmark = True
     # channels-last lets oneDNN (CPU) and cuDNN pick their fastest convolutions: measured 1.5x here
-    return network.to(resolve_device(device), memory_format=torch.channels_last).eval()
+    return network.to(torch_device, memory_format=torch.channels_last).eval()
 
 
 def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile: int | None = None) -> np.ndarray:
@@ -112,7 +117,7 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
 
     On a CUDA device the network runs in float16 (autocast; accumulation stays float32), which
     changes the output by a few 1e-4 and its Set5 PSNR by under 0.05 dB (checked on the GPU by
-    tests/test_gpu.py), with cuDNN's autotuner on; on the CPU it runs in float32.
+    tests/test_gpu.py); on the CPU it runs in float32.
 
     Returns:
         Array of ``y``'s shape, ``float32``: the network's output, padded by replicating the
@@ -125,8 +130,7 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     out = np.empty(frames.shape, dtype=np.float32)
     cuda = device.type == "cuda"
     tile = tile or (2048 if cuda else 512)
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda), \
-            torch.backends.cudnn.flags(enabled=True, benchmark=cuda):
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
         for start in range(0, len(frames), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
             batch = torch.nn.functional.pad(batch[:, None].to(device), (pad, pad, pad, pad), mode="replicate")
@@ -147,14 +151,17 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1],
     written into ``out`` when given (it may be ``frames`` itself: each batch is read before it
     is written). At most ``batch_size`` frames, and at most about ``BATCH_PIXELS`` pixels, are
-    converted and sent to the network at once, so memory does not grow with the stack.
+    converted and sent to the network at once, so memory does not grow with the stack. On a
+    GPU, ``GPU_HOST_WORKERS`` batches are in flight at once, so that one batch's colour
+    conversion on the host overlaps another's network pass on the device.
     ``progress(count)`` is called with the number of frames done after each batch, if given.
     """
     if out is None:
         out = np.empty(frames.shape, dtype=np.float32)
     pixels = frames.shape[1] * frames.shape[2]
     step = max(1, min(batch_size, BATCH_PIXELS // pixels))
-    for start in range(0, len(frames), step):
+
+    def one(start: int) -> int:
         batch = frames[start : start + step]
         if frames.ndim == 3:
             y = np.stack([luma(frame) for frame in batch])
@@ -163,8 +170,13 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
             ycbcr = rgb_to_ycbcr(batch)
             ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=step)
             out[start : start + step] = ycbcr_to_rgb(ycbcr)
-        if progress is not None:
-            progress(len(batch))
+        return len(batch)
+
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if on_gpu else 1) as pool:
+        for done in pool.map(one, range(0, len(frames), step)):
+            if progress is not None:
+                progress(done)
     return out
 
 

@@ -41,3 +41,13 @@ def test_a_run_on_the_gpu_records_its_device(tiny_burst, tmp_path):
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["device"].startswith("cuda")
     assert {s["name"]: s["device"] for s in record["stages"]}["srcnn"].startswith("cuda")
+
+
+def test_frames_in_flight_give_what_one_frame_at_a_time_gives():
+    from multisr.models import sharpen_frames
+
+    model = load_model("srcnn-955", device="cuda")
+    frames = np.random.default_rng(4).random((7, 90, 120, 3)).astype(np.float32)
+    together = sharpen_frames(frames, model, batch_size=1)
+    one_by_one = np.stack([sharpen_frames(frame[None], model)[0] for frame in frames])
+    assert np.abs(together - one_by_one).max() < TILE_TOLERANCE
