@@ -1,4 +1,6 @@
 """Many frames beating one: sub-pixel registration, outliers left out, reconstruction on the HR grid."""
+import json
+
 import cv2
 import numpy as np
 
@@ -80,6 +82,11 @@ def test_multiframe_beats_presenters(plate_burst, tmp_path):
         run_pipeline(load_pipeline(name), tmp_path / "plate_burst", out_dir=tmp_path / name, n=8, use_cache=False)
         scores[name] = score_image(read_image(tmp_path / name / "result.png")[0], plate_burst.truth, shave=3)["psnr"]
     assert scores["multiframe"] >= scores["presenters"] + MARGIN_OVER_PRESENTERS_DB, scores
+    # the matrices multiframe reports (refined in the solve) meet both of the issue's targets
+    # (measured 0.002 px / 0.002 deg here; the register stage alone: 0.034 px / 0.042 deg)
+    matrices = np.array(json.loads((tmp_path / "multiframe" / "transforms.json").read_text())["matrices"])
+    errors = registration_errors(matrices[1:], plate_burst.matrices[1:], plate_burst.frames.shape[1:3])
+    assert errors["rms_px"] <= RMS_TARGET_PX and errors["rms_deg"] <= 0.02, errors
 
 
 def test_downscale_matrices_match_the_resize_and_the_box_average():
