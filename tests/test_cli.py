@@ -53,14 +53,16 @@ def test_run_end_to_end(tiny_burst, tmp_path):
     assert run["versions"]["torch"] and run["parameters"]["n"] == 6 and run["excluded"] == []
 
 
-def test_reference_option_and_16_bit_grey_input(tiny_burst, tmp_path):
+@pytest.mark.parametrize("pipeline", ["presenters", "multiframe"])
+def test_reference_option_and_16_bit_grey_input(tiny_burst, tmp_path, pipeline):
     frames = tmp_path / "grey16"
     frames.mkdir()
     for path in sorted(tiny_burst.glob("frame_*.png")):
         image, _ = read_image(path)
         write_image(frames / path.name.replace(".png", ".tif"), image.mean(axis=2), bit_depth=16)
     out = tmp_path / "out"
-    assert invoke("run", frames, "--n", 4, "--reference", 2, "--out", out).exit_code == 0
+    result = invoke("run", frames, "--n", 4, "--reference", 2, "--out", out, "--pipeline", pipeline)
+    assert result.exit_code == 0, result.output
     raw = cv2.imread(str(out / "result.png"), cv2.IMREAD_UNCHANGED)
     assert raw.dtype == np.uint16 and raw.ndim == 2
     transforms = json.loads((out / "transforms.json").read_text())
