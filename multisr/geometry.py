@@ -16,6 +16,7 @@ __all__ = [
     "similarity_parameters",
     "scale_matrix",
     "to_high_resolution",
+    "to_low_resolution",
     "warp",
     "rms_displacement",
 ]
@@ -53,6 +54,12 @@ def to_high_resolution(matrix: np.ndarray, scale: int) -> np.ndarray:
     """A low-resolution registration matrix (or a stack ``(N, 3, 3)``) on the HR grid."""
     c = scale_matrix(scale)
     return c @ matrix @ np.linalg.inv(c)
+
+
+def to_low_resolution(matrix: np.ndarray, scale: int) -> np.ndarray:
+    """Inverse of :func:`to_high_resolution`: an HR-grid matrix (or stack) in LR pixels."""
+    c = scale_matrix(scale)
+    return np.linalg.inv(c) @ matrix @ c
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

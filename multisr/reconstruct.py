@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import scale_matrix, to_high_resolution
+from .geometry import to_high_resolution, to_low_resolution
 from .resize import resize_matrix, upscale
 
 __all__ = ["PSFS", "downscale_matrix", "reconstruct"]
@@ -145,5 +145,4 @@ def reconstruct(
             progress(1)
     with torch.no_grad():
         refined_hr = matrices_hr @ np.linalg.inv(correction().cpu().numpy())
-    c = scale_matrix(scale)
-    return estimate.detach().cpu().numpy(), np.linalg.inv(c) @ refined_hr @ c
+    return estimate.detach().cpu().numpy(), to_low_resolution(refined_hr, scale)

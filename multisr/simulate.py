@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .geometry import scale_matrix, similarity_matrix, warp
+from .geometry import similarity_matrix, to_low_resolution, warp
 from .io import write_image
 from .resize import downscale
 
@@ -70,7 +70,6 @@ def simulate_burst(
     truth = image[margin : margin + crop_h, margin : margin + crop_w].copy()
     to_image = similarity_matrix(shift=(margin, margin))  # crop coordinates -> image coordinates
     center = ((crop_w - 1) / 2, (crop_h - 1) / 2)
-    c = scale_matrix(scale)
     frames, matrices = [], []
     for k in range(n):
         if k == 0:
@@ -84,7 +83,7 @@ def simulate_burst(
         frame = downscale(frame_hr, scale)
         frame = frame + rng.normal(0.0, noise, size=frame.shape).astype(np.float32)
         frames.append(np.round(np.clip(frame, 0.0, 1.0) * 255.0) / 255.0)
-        matrices.append(np.linalg.inv(c) @ hr_matrix @ c)
+        matrices.append(to_low_resolution(hr_matrix, scale))
     return Burst(np.stack(frames).astype(np.float32), truth, np.stack(matrices), scale)
 
 

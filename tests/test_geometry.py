@@ -7,6 +7,7 @@ from multisr.geometry import (
     similarity_matrix,
     similarity_parameters,
     to_high_resolution,
+    to_low_resolution,
     warp,
 )
 
@@ -30,6 +31,11 @@ def test_high_resolution_matrix_follows_the_pixel_centre_convention():
     for p in ([0, 0, 1], [12.5, 3.25, 1]):
         assert np.allclose(hr @ (c @ p), c @ (lr @ p))
     assert np.allclose(c @ [0, 0, 1], [1, 1, 1])  # LR centre 0 -> HR 3*0 + (3-1)/2
+
+
+def test_low_resolution_undoes_high_resolution():
+    stack = np.stack([similarity_matrix(angle=a, shift=(a, -a), center=(5, 4)) for a in (0.3, -1.2)])
+    assert np.allclose(to_low_resolution(to_high_resolution(stack, 3), 3), stack)
 
 
 def test_warp_by_whole_pixel_shift_moves_content_and_marks_outside_invalid():
