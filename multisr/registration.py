@@ -159,9 +159,9 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fo
     return _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine)
 
 
-def sharpness(image: np.ndarray) -> float:
-    """Mean squared Sobel gradient of the image's Y: lower for a blurred frame of the same scene."""
-    y = luma(image).astype(np.float32)
+def sharpness(y: np.ndarray) -> float:
+    """Mean squared Sobel gradient of a ``(H, W)`` Y image: lower for a blurred frame of the same scene."""
+    y = np.asarray(y, dtype=np.float32)
     gx = cv2.Sobel(y, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(y, cv2.CV_32F, 0, 1)
     return float(np.mean(gx * gx + gy * gy))
@@ -214,13 +214,13 @@ def register_burst(
     vectorised float32 sums vary in the last digits from call to call, serial calls too).
     ``progress(k)`` is called after each frame, if given.
     """
-    ref_y = luma(frames[reference]).astype(np.float32)
-    estimate = _coarse_method(ref_y, coarse, iterations)
+    ys = [luma(frame).astype(np.float32) for frame in frames]
+    estimate = _coarse_method(ys[reference], coarse, iterations)
 
     def one(k: int) -> Registration:
         if k == reference:
             return Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
-        return _register_y(ref_y, luma(frames[k]).astype(np.float32), estimate, refine)
+        return _register_y(ys[reference], ys[k], estimate, refine)
 
     # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe
     opencv_threads = cv2.getNumThreads()
@@ -234,7 +234,7 @@ def register_burst(
                     progress(k)
     finally:
         cv2.setNumThreads(opencv_threads)
-    sharpness_values = np.array([sharpness(frame) for frame in frames])
+    sharpness_values = np.array([sharpness(y) for y in ys])
     median_sharpness = float(np.median(sharpness_values))
     median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))
     for k, reg in enumerate(results):
