@@ -88,8 +88,7 @@ def _load(*, folder: str, n: int, reference: int) -> dict:
     files = _selected_files(folder, n)
     if not 0 <= reference < n:
         raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # OpenCV decodes without the GIL
-        decoded = list(pool.map(read_image, files))
+    decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
     for path, (image, _) in zip(files, decoded):
         if image.shape != first:
@@ -146,14 +145,15 @@ def _upscale(*, frames, kernel) -> dict:
     def one(k: int) -> None:
         hr[k] = upscale(frames[k], SCALE, kernel=kernel)
 
-    _each_frame(one, count)
+    _in_threads(one, range(count))
     return {"hr": hr}
 
 
-def _each_frame(work: Callable[[int], None], count: int) -> None:
-    """``work(k)`` for every frame, in threads (OpenCV releases the GIL)."""
+def _in_threads(work: Callable, items) -> list:
+    """``[work(item) for item in items]``, in threads (OpenCV's decoding, resizing and warping
+    release the GIL); the first exception, in the items' order, is raised."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(pool.map(work, range(count)))
+        return list(pool.map(work, items))
 
 
 def _srcnn(*, hr, model, batch_size, device) -> dict:
@@ -181,7 +181,7 @@ def _realign(*, hr, matrices, registration) -> dict:
         if registration[k]["excluded"]:
             valid[k] = False
 
-    _each_frame(one, len(hr))
+    _in_threads(one, range(len(hr)))
     return {"hr": hr, "valid": valid}
 
 
