@@ -171,8 +171,7 @@ def _registration(runs: dict, truth_path: Path | None, reference: int, images: P
                 else:
                     truth_matrices = truth_matrices[: len(registration)] @ np.linalg.inv(truth_matrices[reference])
             _registration_plot(registration, truth_matrices, images / "registration.png")
-            excluded = [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]]
             rows = [{key: r[key] for key in ("frame", "tx", "ty", "angle", "scale", "success", "excluded")}
                     for r in registration]
-            return rows, excluded
+            return rows, run.record["excluded"]
     return [], []
