@@ -66,7 +66,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     from .evaluate import evaluate_folder
     from .models import load_model, resolve_device
     from .srcnn import SRCNN
-    from .train import make_patches, train as run_training
+    from .train import make_patches, restoration_patches_kept, train as run_training
 
     if task == "restore" and (scale != 3 or eval_data is not None):
         raise UserError("--task restore: expected --scale 3 and no --eval-data (it scores single-image SR); "
@@ -76,7 +76,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     torch.manual_seed(seed)
     torch_device = resolve_device(device)
     if task == "restore":
-        inputs, labels = _restoration_patches(data_dir, Path(workdir))
+        inputs, labels = restoration_patches_kept(data_dir, Path(workdir))
     else:
         inputs, labels = make_patches(data_dir, scale=scale)
     click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir} ({task}); training on {torch_device}", err=True)
@@ -89,24 +89,6 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
                        batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,
                        evaluate=evaluate, eval_every=eval_every, device=torch_device, recipe=recipe)
     click.echo(json.dumps(log[-1]))
-
-
-def _restoration_patches(data_dir: Path, workdir: Path):
-    """:func:`make_restoration_patches`, kept in ``workdir`` so that a resumed run skips the solves."""
-    import numpy as np
-
-    from .files import atomic_output
-    from .train import make_restoration_patches
-
-    cache = workdir / "restoration-patches.npz"
-    if cache.exists():
-        with np.load(cache) as saved:
-            return saved["inputs"], saved["labels"]
-    inputs, labels = make_restoration_patches(data_dir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(cache) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, inputs=inputs, labels=labels)
-    return inputs, labels
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from .metrics import score_luma
 from .models import super_resolve_luma
 from .resize import downscale, upscale
 
-__all__ = ["crop_to_multiple", "evaluation_pair", "evaluate_folder"]
+__all__ = ["crop_to_multiple", "true_luma", "evaluation_pair", "evaluate_folder"]
 
 
 def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
@@ -26,14 +26,18 @@ def crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
+def true_luma(truth: np.ndarray) -> np.ndarray:
+    """The protocol's ground truth: the Y of ``(H, W[, 3])`` rounded to 8-bit levels, float32 in [0, 1]."""
+    return (np.round(np.clip(luma(truth), 0, 1) * 255) / 255).astype(np.float32)
+
+
 def evaluation_pair(truth: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """``(y_true, y_bicubic)``: the protocol's 8-bit ground-truth Y and its bicubic estimate.
 
     Both ``(H', W')`` float32 in [0, 1], ``H'`` and ``W'`` multiples of ``scale``; ``y_bicubic``
     is not clipped or quantized (the network's input).
     """
-    y_true = np.round(np.clip(luma(crop_to_multiple(truth, scale)), 0, 1) * 255) / 255
-    y_true = y_true.astype(np.float32)
+    y_true = true_luma(crop_to_multiple(truth, scale))
     return y_true, upscale(downscale(y_true, scale), scale)
 
 

@@ -2,12 +2,13 @@
 
 Training pairs follow the paper's data preparation: each image's Y channel (rounded to 8 bits)
 is cropped to a multiple of the scale, downscaled and upscaled again with MATLAB bicubic (in
-floating point), and cut into ``patch x patch`` sub-images with stride ``stride``.
-:func:`make_restoration_patches` makes pairs for the same network as the restoration step of the
-multi-frame pipeline instead: its input is the multi-frame reconstruction of a simulated burst. The loss is
+floating point), and cut into ``patch x patch`` sub-images with stride ``stride``. The loss is
 the mean squared error over the centre of each sub-image that the unpadded network outputs.
 Augmentation: each batch is turned by one random element of the square's symmetry group (the
 4 rotations, each with or without a mirror) — the 8 variants are equally valid training images.
+
+:func:`make_restoration_patches` makes pairs for the same network as the restoration step of the
+multi-frame pipeline instead: its input is the multi-frame reconstruction of a simulated burst.
 """
 import json
 import time
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from .color import luma
 from .errors import UserError
-from .evaluate import evaluation_pair
+from .evaluate import evaluation_pair, true_luma
 from .files import atomic_output
 from .io import list_images, read_image
 from .models import save_weights
@@ -28,7 +29,7 @@ from .registration import register_burst
 from .simulate import simulate_burst
 from .srcnn import SRCNN
 
-__all__ = ["make_patches", "make_restoration_patches", "make_optimizer", "train"]
+__all__ = ["make_patches", "make_restoration_patches", "restoration_patches_kept", "make_optimizer", "train"]
 
 
 def _cut(y_input: np.ndarray, y_true: np.ndarray, patch: int, stride: int) -> tuple[list, list]:
@@ -88,11 +89,23 @@ def make_restoration_patches(folder: Path, *, n: int = 20, noise: float = 2 / 25
             continue
         solved, _ = reconstruct(np.stack([luma(burst.frames[k]) for k in used]),
                                 np.stack([registration[k].matrix for k in used]))
-        y_true = np.round(np.clip(luma(burst.truth), 0, 1) * 255) / 255
-        more_inputs, more_labels = _cut(solved, y_true, patch, stride)
+        more_inputs, more_labels = _cut(solved, true_luma(burst.truth), patch, stride)
         inputs += more_inputs
         labels += more_labels
     return _stack(inputs, labels, folder, patch)
+
+
+def restoration_patches_kept(folder: Path, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_restoration_patches` with its defaults, kept in ``workdir/restoration-patches.npz``
+    so that a resumed training skips the solves (minutes for T91)."""
+    kept = Path(workdir) / "restoration-patches.npz"
+    if kept.exists():
+        with np.load(kept) as saved:
+            return saved["inputs"], saved["labels"]
+    inputs, labels = make_restoration_patches(folder)
+    with atomic_output(kept) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, inputs=inputs, labels=labels)
+    return inputs, labels
 
 
 def make_optimizer(model: SRCNN, name: str, lr: float) -> torch.optim.Optimizer:

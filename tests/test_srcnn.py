@@ -7,7 +7,7 @@ from multisr.errors import UserError
 from multisr.evaluate import evaluate_folder
 from multisr.models import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, super_resolve, super_resolve_luma
 from multisr.srcnn import SRCNN
-from multisr.train import make_patches, make_restoration_patches, train
+from multisr.train import make_patches, make_restoration_patches, restoration_patches_kept, train
 
 # The paper's 9-1-5 result on 91 images (Set5 x3); the shipped 9-5-5 must reach it.
 SET5_X3_FLOOR_DB = 32.39
@@ -64,6 +64,16 @@ def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
     assert np.array_equal(truth, np.round(truth * 255) / 255)  # 8-bit truth, as the SRCNN pairs
     psnr = lambda a, b: 10 * np.log10(1 / np.mean((a - b) ** 2))  # noqa: E731
     assert psnr(solved, truth) > psnr(bicubic, bicubic_truth) + 2.0
+
+
+def test_restoration_patches_are_solved_once_per_training_folder(tmp_path, monkeypatch):
+    calls = []
+    pairs = (np.full((2, 33, 33), 0.25, np.float32), np.full((2, 33, 33), 0.5, np.float32))
+    monkeypatch.setattr("multisr.train.make_restoration_patches", lambda folder: calls.append(folder) or pairs)
+    first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")
+    again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")  # a resumed training
+    assert calls == [tmp_path / "T91"]
+    assert all(np.array_equal(a, b) for a, b in zip(first, pairs)) and all(np.array_equal(a, b) for a, b in zip(again, pairs))
 
 
 def test_weights_round_trip(tmp_path):
