@@ -19,7 +19,9 @@ from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
 from .runner import run_pipeline
-from .simulate import save_burst, simulate_burst
+from .metrics import psnr
+from .color import luma
+from .simulate import save_burst, simulate, simulate_burst
 
 __all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "network_flop_rate",
            "speed_benchmark"]
@@ -48,9 +50,17 @@ def plant_outliers(frames: np.ndarray, count: int, unrelated: np.ndarray) -> lis
     return indices
 
 
+def _region_psnr(result: np.ndarray, truth: np.ndarray, region) -> float:
+    """PSNR (dB) of the 8-bit Y of ``result`` against ``truth`` inside ``region = (x, y, width, height)``."""
+    x, y, width, height = region
+    levels = lambda image: np.round(np.clip(luma(image), 0, 1) * 255)[y : y + height, x : x + width]  # noqa: E731
+    return psnr(levels(result).astype(np.float64), levels(truth).astype(np.float64))
+
+
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed: int = 0, noise: float = 2 / 255,
-                      outliers: int = 0, device: str = "auto", workdir: Path | None = None) -> dict:
-    """Simulate one burst per image of ``data_dir`` (seed ``seed + index``) and score every pipeline.
+                      outliers: int = 0, protocol: str = "sr", device: str = "auto", workdir: Path | None = None) -> dict:
+    """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
+    Gaussian ``noise`` or ``"camera"``) and score every pipeline.
 
     With ``outliers``, that many frames of each burst are replaced (:func:`plant_outliers`; the
     unrelated scene is the folder's next image) and each row records ``planted`` and, per
@@ -58,7 +68,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
 
     Returns ``{"images": {name: {pipeline: {"psnr", "ssim"[, "registration", "left_out"]}}},
     "mean": {...}}``; PSNR/SSIM by the DESIGN.md protocol (Y, 8-bit, 3-pixel border) against
-    frame 0's truth. A pipeline that fails on an image (say, no frame registers) gets
+    frame 0's truth; on camera bursts also ``"object_psnr"``, inside the moving object's region. A pipeline that fails on an image (say, no frame registers) gets
     ``{"error": message}`` there, and the means cover only the images every pipeline scored.
     """
     loaded = [load_pipeline(name) for name in pipelines]
@@ -67,7 +77,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
         files = list_images(Path(data_dir))
         for index, path in enumerate(tqdm(files, desc="bench quality", unit="image", leave=False)):
             image, _ = read_image(path)
-            burst = simulate_burst(image, n=n, seed=seed + index, noise=noise)
+            options = {"noise": noise} if protocol == "sr" else {}
+            burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
             row = {}
             if outliers:
                 unrelated, _ = read_image(files[(index + 1) % len(files)])
@@ -83,6 +94,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
                     continue
                 result, _ = read_image(out / "result.png")
                 row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
+                if burst.object_region is not None:
+                    row[pipeline.name]["object_psnr"] = _region_psnr(result, burst.truth, burst.object_region)
                 if (out / "transforms.json").exists():
                     record = json.loads((out / "run.json").read_text())
                     left_out = [names.index(e["frame"]) for e in record["excluded"]]
@@ -95,9 +108,11 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
     scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
     if not scored:
         raise UserError(f"{data_dir}: no image gave a result with every pipeline; see the errors with --json")
-    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in ("psnr", "ssim")} for p in loaded}
+    keys = ("psnr", "ssim", "object_psnr") if protocol == "camera" else ("psnr", "ssim")
+    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in keys} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
-            "settings": {"n": n, "seed": seed, "noise": noise, "outliers": outliers, "scale": 3}}
+            "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
+                         "outliers": outliers, "scale": 3}}
 
 
 def _network_flops_per_pixel(model) -> int:

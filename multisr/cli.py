@@ -128,15 +128,22 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
 @click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
-@click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
-def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise):
-    """Simulate a burst of N low-resolution frames of IMAGE, with its truth (DESIGN.md protocol)."""
+@click.option("--noise", type=float, default=2.0, show_default=True,
+              help="Gaussian sigma in 8-bit levels (sr protocol; the camera protocol models its own).")
+@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
+              help="sr: as SR benchmarks make bursts; camera: zoom drift, perspective, a moving object, blur, "
+                   "pixel-area sampling, signal-dependent noise, JPEG.")
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol):
+    """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from .io import read_image
-    from .simulate import save_burst, simulate_burst
+    from .simulate import save_burst, simulate_burst, simulate_camera_burst
 
     picture, _ = read_image(image)
-    burst = simulate_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle,
-                           noise=noise / 255.0)
+    if protocol == "sr":
+        burst = simulate_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle,
+                               noise=noise / 255.0)
+    else:
+        burst = simulate_camera_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle)
     names = save_burst(burst, out_dir)
     click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
@@ -236,9 +243,11 @@ def bench():
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
 @click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames per burst replaced by another scene or a blurred copy.")
+@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
+              help="How the bursts are simulated (see multisr simulate).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
     from .bench import quality_benchmark
 
@@ -246,7 +255,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
     if outliers > n - 2:
         raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
-                               device=device)
+                               protocol=protocol, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -257,6 +266,9 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, device, as_json):
                         for name in names)
         extra = "".join(f"   {name} {row[name]['registration']['rms_px']:.3f}, {row[name]['registration']['rms_deg']:.4f}"
                         for name in names if "registration" in row[name])
+        if any("object_psnr" in row.get(name, {}) for name in names):
+            extra += "   object PSNR: " + ", ".join(f"{name} {row[name]['object_psnr']:.2f}" for name in names
+                                                    if "object_psnr" in row[name])
         if "planted" in row:
             left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
             extra += f"   planted {row['planted']}, left out {left_out}"

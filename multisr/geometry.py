@@ -1,9 +1,10 @@
-"""Coordinates, similarity matrices and warping, by the geometry contract (DESIGN.md).
+"""Coordinates, motion matrices and warping, by the geometry contract (docs/DESIGN.md).
 
 Pixel-centre coordinates: x to the right, y down, the centre of the top-left pixel at (0, 0).
-Points are homogeneous column vectors ``(x, y, 1)``. A registration matrix ``A`` maps
-reference-frame coordinates to frame coordinates: sampling the frame at ``A @ p`` gives the
-aligned value at ``p``.
+Points are homogeneous column vectors ``(x, y, 1)``. A registration matrix ``A`` is a 3x3
+homography (a similarity or an affine map is one whose last row is ``(0, 0, 1)``) that maps
+reference-frame coordinates to frame coordinates: sampling the frame at ``A @ p`` (divided by
+its third component) gives the aligned value at ``p``.
 
 Angles are in degrees; a positive angle turns the +x axis towards +y, which on screen (y down)
 is clockwise.
@@ -14,6 +15,7 @@ import numpy as np
 __all__ = [
     "similarity_matrix",
     "similarity_parameters",
+    "apply",
     "scale_matrix",
     "to_high_resolution",
     "to_low_resolution",
@@ -38,10 +40,24 @@ def similarity_matrix(*, scale: float = 1.0, angle: float = 0.0, shift=(0.0, 0.0
 
 
 def similarity_parameters(matrix: np.ndarray) -> dict:
-    """``{"scale", "angle" (degrees), "tx", "ty"}`` of a similarity matrix about the origin."""
-    scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
-    angle = float(np.rad2deg(np.arctan2(matrix[1, 0], matrix[0, 0])))
+    """``{"scale", "angle" (degrees), "tx", "ty"}`` of a similarity matrix about the origin.
+
+    For an affine map or a homography (normalised so that ``matrix[2, 2] = 1``) these describe
+    the similarity nearest to its linear part: ``scale`` is the square root of its determinant's
+    magnitude, ``angle`` its rotation; a summary for tables and plots, not the motion itself.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64) / matrix[2, 2]
+    linear = matrix[:2, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(linear))))
+    angle = float(np.rad2deg(np.arctan2(linear[1, 0] - linear[0, 1], linear[0, 0] + linear[1, 1])))
     return {"scale": scale, "angle": angle, "tx": float(matrix[0, 2]), "ty": float(matrix[1, 2])}
+
+
+def apply(matrix: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``matrix @ (x, y, 1)`` with the perspective division, for arrays ``x`` and ``y`` of one shape."""
+    w = matrix[2, 0] * x + matrix[2, 1] * y + matrix[2, 2]
+    return ((matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]) / w,
+            (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]) / w)
 
 
 def scale_matrix(scale: int) -> np.ndarray:
@@ -50,16 +66,21 @@ def scale_matrix(scale: int) -> np.ndarray:
     return np.array([[scale, 0.0, offset], [0.0, scale, offset], [0.0, 0.0, 1.0]])
 
 
+def _normalised(matrix: np.ndarray) -> np.ndarray:
+    """A matrix (or stack) scaled so that its ``[2, 2]`` entry is 1, as the geometry contract writes them."""
+    return matrix / matrix[..., 2:3, 2:3]
+
+
 def to_high_resolution(matrix: np.ndarray, scale: int) -> np.ndarray:
     """A low-resolution registration matrix (or a stack ``(N, 3, 3)``) on the HR grid."""
     c = scale_matrix(scale)
-    return c @ matrix @ np.linalg.inv(c)
+    return _normalised(c @ matrix @ np.linalg.inv(c))
 
 
 def to_low_resolution(matrix: np.ndarray, scale: int) -> np.ndarray:
     """Inverse of :func:`to_high_resolution`: an HR-grid matrix (or stack) in LR pixels."""
     c = scale_matrix(scale)
-    return np.linalg.inv(c) @ matrix @ c
+    return _normalised(np.linalg.inv(c) @ matrix @ c)
 
 
 def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +88,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)`` float32 source.
-        matrix: 3x3 map from output coordinates to ``image`` coordinates.
+        matrix: 3x3 map (a homography) from output coordinates to ``image`` coordinates.
         shape: output ``(height, width)``.
 
     Returns:
@@ -77,26 +98,24 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
         centres (those values are extrapolated and must not be trusted).
     """
     height, width = shape
-    xs = np.arange(width, dtype=np.float64)[None, :]
-    ys = np.arange(height, dtype=np.float64)[:, None]
-    map_x = matrix[0, 0] * xs + (matrix[0, 1] * ys + matrix[0, 2])
-    map_y = matrix[1, 0] * xs + (matrix[1, 1] * ys + matrix[1, 2])
+    matrix = np.asarray(matrix, dtype=np.float64)
+    map_x, map_y = apply(matrix, np.arange(width, dtype=np.float64)[None, :], np.arange(height, dtype=np.float64)[:, None])
     eps = 1e-6
     valid = (map_x >= -eps) & (map_x <= image.shape[1] - 1 + eps) & (map_y >= -eps) & (map_y <= image.shape[0] - 1 + eps)
-    warped = cv2.warpAffine(
-        np.ascontiguousarray(image, dtype=np.float32),
-        np.asarray(matrix[:2], dtype=np.float64),
-        (width, height),
-        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    source = np.ascontiguousarray(image, dtype=np.float32)
+    flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
+    if np.allclose(matrix[2], (0.0, 0.0, 1.0), rtol=0, atol=1e-15):  # affine: the cheaper warp
+        warped = cv2.warpAffine(source, matrix[:2], (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    else:
+        warped = cv2.warpPerspective(source, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     return warped, valid
 
 
 def rms_displacement(estimate: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> float:
-    """RMS over a ``shape = (height, width)`` frame's pixels of ``|estimate @ p - truth @ p|``, in pixels."""
+    """RMS over a ``shape = (height, width)`` frame's pixels of ``|estimate @ p - truth @ p|``, in pixels
+    (homographies applied with the perspective division)."""
     height, width = shape
-    ys, xs = np.mgrid[0:height, 0:width]
-    points = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)])
-    difference = (estimate - truth)[:2] @ points
-    return float(np.sqrt(np.mean(np.sum(difference**2, axis=0))))
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    ex, ey = apply(np.asarray(estimate, dtype=np.float64), xs, ys)
+    tx, ty = apply(np.asarray(truth, dtype=np.float64), xs, ys)
+    return float(np.sqrt(np.mean((ex - tx) ** 2 + (ey - ty) ** 2)))

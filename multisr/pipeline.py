@@ -7,8 +7,8 @@ A pipeline file is TOML::
     name = "upscale"      # a stage of multisr.stages.STAGES
     kernel = "matlab"     # parameters; the ones left out take the stage's defaults
 
-Built-in pipelines (``presenters``, ``single``, ``bicubic``, ``multiframe``,
-``multiframe-camera``) ship in the package ``multisr.pipelines`` (the repository's
+Built-in pipelines (``presenters``, ``single``, ``bicubic``, ``multiframe``)
+ship in the package ``multisr.pipelines`` (the repository's
 ``pipelines/`` folder). Every run starts with the ``load`` stage, whose parameters come from
 the command line, so files never list it.
 """

@@ -1,148 +1,367 @@
-"""Multi-frame reconstruction on the high-resolution grid, with the sampling model of the burst.
+"""Multi-frame reconstruction on the high-resolution grid: a fast, robust least-squares solve.
 
-Each low-resolution frame k is modelled as the unknown high-resolution image X (in the reference
-frame's coordinates) moved by the frame's motion and downscaled with MATLAB bicubic::
+The model. Frame k's low-resolution pixel ``q`` (frame-k LR coordinates) sees the unknown
+high-resolution image X (reference frame's HR coordinates) blurred by the point-spread function
+``h`` of the burst and sampled at ``P_k(q) = C inv(A_k) q``::
 
-    y_k = D(W_k X) + noise,   (W_k X)(q) = X(inv(A_hr_k) q),   A_hr_k = C A_k inv(C)
+    y_k(q) = (h * X)(P_k(q)) + noise
 
-where ``A_k`` is the registration (reference LR -> frame k LR, geometry contract) and ``D`` the
-antialiased 3x bicubic downscale that SR papers (and ``multisr simulate``) use. The solve
-minimises the mean squared data error over the low-resolution pixels whose whole footprint lies
-inside the reference frame, plus ``tv_weight`` times the total variation of X, with Adam from
-the bicubic upscale of the reference frame. torch does the derivatives; no tensor leaves this
-module.
+where ``A_k`` is the registration (reference LR -> frame k LR, a homography, geometry contract)
+and ``C`` the LR -> HR pixel-centre map. Blurring and moving commute for the near-identity
+motions of a burst (exactly for shifts and turns of a round ``h``), so each frame costs one
+sampling of ``h * X`` at its own pixels, not a warp of the whole HR grid: the sampling is one
+sparse matrix ``S`` (bicubic, 16 entries a sample), built once per motion estimate. ``h`` is
+separable, in HR pixels:
 
-From the second third of the steps on, the solve also refines every frame's motion (a small
-rotation and shift on top of ``A_k``; the reference frame's stays fixed): against the current
-estimate of X the data term measures misregistration without the noise and aliasing of the
-low-resolution reference frame that registration had to compare with. On Set5 bursts this
-took the RMS registration error from 0.016-0.049 to 0.001-0.003 low-resolution pixel.
+- ``"matlab"``: MATLAB's antialiased bicubic downscale (how SR benchmarks make frames);
+- ``"box"``: each LR pixel averages the ``scale x scale`` HR pixels it covers (a sensor);
+- ``"box+<sigma>"``: that, after a Gaussian optical blur of ``sigma`` LR pixels;
+- ``"auto"``: the one among :data:`AUTO_CANDIDATES` that best predicts frames left out of the
+  solve (cross-validation on a central crop): the burst tells its own blur.
+
+The solve minimises ``sum w (S (h * X) - y)^2 / sum w + tv_weight * TV(X)`` by iteratively
+reweighted least squares: a few rounds of conjugate gradients on the quadratic problem with the
+total variation's weights frozen. ``w`` is 1 for the reference frame and, for the other frames,
+0 where the frame disagrees with the reference by more than noise or a small misregistration
+can explain (a moving object, a person: the reference's content is kept there, as Wronski et
+al. 2019 do with their robustness mask), else 1.
+
+Then every frame's motion is refined in the registration's model by ECC against the blurred
+solution (noise-free, not aliased, unlike the reference frame that registration had to use),
+and the solve runs again with the refined motion. The solve is a pure numpy/scipy function.
 """
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+from scipy import sparse
 
-from .geometry import to_high_resolution, to_low_resolution
-from .resize import resize_matrix, upscale
+from .geometry import apply, scale_matrix
+from .registration import MODELS, nearest_similarity
+from .resize import _keys_cubic, upscale
 
-__all__ = ["PSFS", "downscale_matrix", "reconstruct"]
+__all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "frame_weights", "solve",
+           "choose_psf", "refine_motion", "reconstruct"]
+
+AUTO_CANDIDATES = ("matlab", "box", "box+0.25", "box+0.5", "box+0.75")
 
 
-PSFS = ("matlab", "box")
+def parse_psf(psf: str) -> tuple[str, float]:
+    """``"matlab"``, ``"box"``, ``"box+<sigma>"`` or ``"auto"`` -> ``(kind, sigma in LR pixels)``;
+    raises ``ValueError`` naming what was expected."""
+    kind, _, sigma = psf.partition("+")
+    try:
+        value = float(sigma) if sigma else 0.0
+    except ValueError:
+        value = -1.0
+    if kind in ("matlab", "auto") and not sigma:
+        return kind, 0.0
+    if kind == "box" and np.isfinite(value) and 0 <= value <= 5:
+        return kind, value
+    raise ValueError(f"psf: expected auto, matlab, box or box+SIGMA (SIGMA in LR pixels, 0 to 5), got {psf!r}")
 
 
-def downscale_matrix(in_len: int, scale: int, psf: str = "matlab") -> np.ndarray:
-    """Dense ``(in_len // scale, in_len)`` matrix of a 1/scale downscale along one axis.
+def psf_kernel(psf: str, scale: int) -> np.ndarray:
+    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1."""
+    kind, sigma = parse_psf(psf)
+    if kind == "matlab":
+        taps = np.arange(-2 * scale, 2 * scale + 1, dtype=np.float64)
+        kernel = _keys_cubic(taps / scale)
+    else:
+        radius = scale // 2 + int(np.ceil(3 * sigma * scale))
+        taps = np.arange(-radius, radius + 1, dtype=np.float64)
+        kernel = (np.abs(taps) <= scale // 2).astype(np.float64)
+        if sigma > 0:
+            gaussian = np.exp(-0.5 * (taps / (sigma * scale)) ** 2)
+            kernel = np.convolve(kernel, gaussian / gaussian.sum(), mode="same")
+    return (kernel / kernel.sum()).astype(np.float32)
 
-    ``psf="matlab"``: MATLAB's antialiased bicubic (how SR benchmarks and ``multisr simulate``
-    make low-resolution frames). ``psf="box"``: each LR pixel averages the ``scale`` HR pixels it
-    covers (a sensor integrating light over its pixel area).
+
+def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` (symmetric, 1-D) along both axes of ``(H, W)`` float32, zeros beyond the border.
+
+    Zero padding keeps the operator its own adjoint (conjugate gradients need that); the
+    samples the solve uses lie far enough inside that the padding never reaches them.
     """
-    out_len = in_len // scale
-    if psf == "box":
-        matrix = np.zeros((out_len, in_len))
-        for row in range(out_len):
-            matrix[row, row * scale : (row + 1) * scale] = 1.0 / scale
-        return matrix
-    return resize_matrix(in_len, out_len, 1 / scale).toarray()
+    return cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
 
 
-def _normalizer(height: int, width: int) -> np.ndarray:
-    """Pixel-centre coordinates -> grid_sample's normalised coordinates (align_corners=True)."""
-    return np.array([[2 / (width - 1), 0, -1], [0, 2 / (height - 1), -1], [0, 0, 1]])
+def _to_grid(scale: int, pad: int) -> np.ndarray:
+    """Reference LR coordinates -> the solve's grid: the HR grid with ``pad`` pixels more on each side."""
+    c = scale_matrix(scale)
+    c[:2, 2] += pad
+    return c
+
+
+def sampling_positions(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, pad: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, each ``(N, h, w)``: where frame k's LR pixel centres lie on the reference's HR grid
+    (widened by ``pad`` pixels on each side)."""
+    height, width = lr_shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    c = _to_grid(scale, pad)
+    positions = [apply(c @ np.linalg.inv(m), xs, ys) for m in matrices]
+    return np.stack([p[0] for p in positions]), np.stack([p[1] for p in positions])
+
+
+def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, margin: float) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Bicubic (Keys a = -0.5) sampling of an ``hr_shape`` image at the points ``(x, y)``.
+
+    Returns ``(S, inside)``: ``S`` is ``(points, H*W)`` sparse, one row per point (16 entries;
+    all zero for a point that is not ``inside``), and ``inside`` is a bool array of the points'
+    shape, True for points at least ``margin`` HR pixels inside the grid's pixel centres.
+    """
+    height, width = hr_shape
+    x, y = x.ravel(), y.ravel()
+    inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
+    x0, y0 = np.floor(x).astype(np.int64) - 1, np.floor(y).astype(np.int64) - 1
+    offsets = np.arange(4)
+    wx = _keys_cubic(x[:, None] - (x0[:, None] + offsets))  # (points, 4)
+    wy = _keys_cubic(y[:, None] - (y0[:, None] + offsets))
+    cols_x = np.clip(x0[:, None] + offsets, 0, width - 1)
+    cols_y = np.clip(y0[:, None] + offsets, 0, height - 1)
+    data = (wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]
+    cols = cols_y[:, :, None] * width + cols_x[:, None, :]
+    rows = np.repeat(np.arange(x.size), 16)
+    matrix = sparse.csr_matrix((data.ravel().astype(np.float32), (rows, cols.ravel())), shape=(x.size, height * width))
+    return matrix, inside.reshape(-1)
+
+
+def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
+    """``(N, h, w)`` float32 data weights: 1 where frame k agrees with the reference frame aligned onto
+    it, 0 where it does not (a moving object), always 1 for the reference (``anchor``).
+
+    Both are smoothed by a Gaussian of 1.5 LR pixels (aliasing and noise differ from frame to
+    frame, a moving object differs over an area); a difference beyond ``tolerance`` pixels of
+    misregistration (the reference's gradient times ``tolerance``) plus 4 levels of 255
+    (noise, JPEG) is disagreement, and that area is widened by 2 pixels.
+    """
+    count, height, width = frames_y.shape
+    weights = np.ones((count, height, width), dtype=np.float32)
+    reference = frames_y[anchor].astype(np.float32)
+    for k in range(count):
+        if k == anchor:
+            continue
+        to_reference = matrices[anchor] @ np.linalg.inv(matrices[k])  # frame k LR -> reference LR
+        aligned = cv2.warpPerspective(reference, to_reference, (width, height),
+                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        aligned = cv2.GaussianBlur(aligned, (0, 0), 1.5)
+        difference = np.abs(cv2.GaussianBlur(frames_y[k].astype(np.float32), (0, 0), 1.5) - aligned)
+        gradient = np.hypot(cv2.Sobel(aligned, cv2.CV_32F, 1, 0), cv2.Sobel(aligned, cv2.CV_32F, 0, 1)) / 8
+        agree = (difference <= tolerance * gradient + 4 / 255).astype(np.uint8)
+        weights[k] = cv2.erode(agree, np.ones((5, 5), np.uint8))
+    return weights
+
+
+def _total_variation_weights(image: np.ndarray, epsilon: float = 1e-3) -> np.ndarray:
+    """IRLS weights ``1 / sqrt(|grad X|^2 + eps^2)`` of the Charbonnier total variation, ``(H, W)``."""
+    gx = np.diff(image, axis=1, append=image[:, -1:])
+    gy = np.diff(image, axis=0, append=image[-1:])
+    return 1.0 / np.sqrt(gx * gx + gy * gy + epsilon**2)
+
+
+def _gradient_operator(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``D^T diag(weights) D image`` for forward differences with a replicated border."""
+    gx = np.diff(image, axis=1, append=image[:, -1:]) * weights
+    gy = np.diff(image, axis=0, append=image[-1:]) * weights
+    out = -gx - gy
+    out[:, 1:] += gx[:, :-1]
+    out[1:] += gy[:-1]
+    return out
+
+
+def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray,
+          start: np.ndarray, *, tv_weight: float, rounds: int = 4, cg_steps: int = 12) -> np.ndarray:
+    """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * mean(TV(X))`` over X, from ``start``.
+
+    Args:
+        samples: ``(P,)`` the observed LR values ``y``; weights: ``(P,)`` their weights ``w``.
+        matrix: ``S``, ``(P, H*W)`` (:func:`sampling_matrix`); kernel: ``h``'s 1-D kernel.
+        start: ``(H, W)`` float32 first estimate (the bicubic upscale of the reference).
+        rounds: IRLS rounds of the total variation; cg_steps: conjugate-gradient steps in each.
+
+    Returns:
+        ``(H, W)`` float32, not clipped.
+    """
+    shape = start.shape
+    transposed = matrix.T.tocsr()
+    scale_data = 1.0 / max(float(weights.sum()), 1.0)
+    scale_prior = tv_weight / start.size
+
+    def forward(image):  # A image, A = S h
+        return matrix @ _blur(image, kernel).ravel()
+
+    def adjoint(values):  # A^T values (h is symmetric)
+        return _blur((transposed @ values).reshape(shape).astype(np.float32), kernel)
+
+    estimate = start.astype(np.float32).copy()
+    right = adjoint(weights * samples) * scale_data
+    for _ in range(rounds):
+        tv = _total_variation_weights(estimate).astype(np.float32)
+
+        def normal(image):
+            return adjoint(weights * forward(image)) * scale_data + scale_prior * _gradient_operator(image, tv)
+
+        residual = right - normal(estimate)
+        direction = residual.copy()
+        energy = float(np.vdot(residual, residual))
+        for _ in range(cg_steps):
+            if energy < 1e-20:
+                break
+            step_image = normal(direction)
+            alpha = energy / float(np.vdot(direction, step_image))
+            estimate += alpha * direction
+            residual -= alpha * step_image
+            new_energy = float(np.vdot(residual, residual))
+            direction = residual + (new_energy / energy) * direction
+            energy = new_energy
+    return estimate
+
+
+def _pad(scale: int) -> int:
+    """HR pixels the solve's grid extends beyond the output on each side: the widest candidate
+    PSF's reach, so that every sample inside the output has its whole footprint on the grid."""
+    return 2 * scale
+
+
+def _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, start, used=None) -> tuple[np.ndarray, dict]:
+    """One solve over the frames ``used`` (default all), on the output grid widened by :func:`_pad`.
+
+    ``start``: ``(H, W)`` on the output grid. Returns the ``(H, W)`` estimate and ``parts``:
+    the widened estimate, the sampling matrix, which samples lie inside, the kernel.
+    """
+    count, height, width = frames_y.shape
+    pad = _pad(scale)
+    grid_shape = (scale * height + 2 * pad, scale * width + 2 * pad)
+    x, y = sampling_positions(matrices, (height, width), scale, pad)
+    matrix, inside = sampling_matrix(x, y, grid_shape, margin=pad)
+    w = (weights.reshape(count, -1) * inside.reshape(count, -1)).astype(np.float32)
+    if used is not None:
+        w[~np.isin(np.arange(count), used)] = 0
+    kernel = psf_kernel(psf, scale)
+    widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    widened = solve(frames_y.reshape(-1).astype(np.float32), w.ravel(), matrix, kernel, widened, tv_weight=tv_weight)
+    return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "kernel": kernel}
+
+
+def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights: np.ndarray, *, scale: int,
+               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64) -> tuple[str, dict]:
+    """The candidate PSF that best predicts held-out frames (every third frame but the reference),
+    solving on the other frames, on a central ``crop x crop`` LR window of the burst.
+
+    Returns ``(psf, errors)``: ``errors`` maps each candidate to its held-out weighted RMS error
+    (Y units).
+    """
+    count, height, width = frames_y.shape
+    top, left = max(0, (height - crop) // 2), max(0, (width - crop) // 2)
+    window = frames_y[:, top : top + crop, left : left + crop]
+    shift = np.array([[1.0, 0, -left], [0, 1.0, -top], [0, 0, 1.0]])  # LR coordinates -> window coordinates
+    moved = np.stack([shift @ m @ np.linalg.inv(shift) for m in matrices])
+    held_out = [k for k in range(count) if k != anchor and k % 3 == 1]
+    used = [k for k in range(count) if k not in held_out]
+    if not held_out:
+        return candidates[0], {}
+    start = upscale(window[anchor], scale)
+    sub_weights = weights[:, top : top + crop, left : left + crop]
+    errors = {}
+    for psf in candidates:
+        estimate, parts = _solve_burst(window, moved, anchor, sub_weights, psf, scale, tv_weight, start, used)
+        predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(window.shape)
+        w = sub_weights * parts["inside"].reshape(window.shape)
+        w[used] = 0
+        errors[psf] = float(np.sqrt(np.sum(w * (predicted - window) ** 2) / max(w.sum(), 1.0)))
+    return min(errors, key=errors.get), errors
+
+
+def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarray, kernel: np.ndarray,
+                  weights: np.ndarray, anchor: int, *, scale: int, model: str) -> np.ndarray:
+    """Every frame's registration refined by ECC (in ``model``) of the frame against the solution
+    (``widened``: on the grid of :func:`_solve_burst`) blurred by the PSF, over the pixels of
+    weight 1; the reference's stays the identity. A frame whose refinement fails keeps its matrix."""
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
+    from .registration import _ECC_MOTION  # one table of OpenCV motion types
+
+    blurred = _blur(widened.astype(np.float32), kernel)
+    c = _to_grid(scale, _pad(scale))
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-7)
+    refined = matrices.copy()
+    height, width = frames_y.shape[1:]
+    big_h, big_w = blurred.shape
+    for k in range(len(frames_y)):
+        if k == anchor:
+            continue
+        start = c @ np.linalg.inv(matrices[k])  # frame k LR -> reference HR
+        start /= start[2, 2]
+        warp = (start if model == "homography" else start[:2]).astype(np.float32)
+        # OpenCV's mask lies on the image ECC samples (the HR grid): frame k's weights carried there
+        agree = (weights[k] > 0).astype(np.uint8)
+        agree[:2], agree[-2:], agree[:, :2], agree[:, -2:] = 0, 0, 0, 0
+        mask = cv2.warpPerspective(agree, matrices[k] @ np.linalg.inv(c), (big_w, big_h),
+                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+        try:
+            _, warp = cv2.findTransformECC(frames_y[k].astype(np.float32), blurred, warp, _ECC_MOTION[model], criteria,
+                                           mask, 1)
+        except cv2.error:
+            continue
+        found = np.eye(3)
+        if model == "homography":
+            found[:] = warp
+        else:
+            found[:2] = warp
+        if model == "similarity":
+            found = nearest_similarity(found, (height, width))
+        matrix = np.linalg.inv(found) @ c
+        refined[k] = matrix / matrix[2, 2]
+    return refined
 
 
 def reconstruct(
     frames_y: np.ndarray,
     matrices: np.ndarray,
     *,
+    anchor: int,
     scale: int = 3,
-    iterations: int = 150,
-    tv_weight: float = 0.001,
-    psf: str = "matlab",
-    learning_rate: float = 0.02,
-    motion_learning_rate: float = 0.01,
-    device: torch.device = torch.device("cpu"),
+    psf: str = "auto",
+    tv_weight: float = 0.0005,
+    model: str = "homography",
+    refine_rounds: int = 1,
     progress=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Solve for the high-resolution Y of the reference frame.
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
 
     Args:
-        frames_y: ``(N, h, w)`` float32 Y of the frames that take part (reference first or not).
-        matrices: ``(N, 3, 3)`` their registration matrices; the reference's is the identity.
+        frames_y: ``(N, h, w)`` float32 Y of the frames that take part.
+        matrices: ``(N, 3, 3)`` their registration matrices (``matrices[anchor]`` the identity).
         scale: the magnification; the output is ``(scale*h, scale*w)``.
-        iterations: Adam steps; the step size drops to 30 % for the last third.
+        psf: see the module docstring; ``"auto"`` chooses from the burst.
         tv_weight: weight of the total-variation prior (Y in [0, 1] units).
-        psf: how an LR pixel samples the HR image, see :func:`downscale_matrix`.
-        learning_rate: Adam's step for X (Y units).
-        motion_learning_rate: Adam's step for the motion corrections, in high-resolution pixels
-            (a rotation counts as the displacement it gives at the image's half diagonal);
-            0 keeps the matrices as given.
-        progress: called with 1 after each step, if given.
+        model: the motion model in which the solve refines the registration (one of
+            :data:`multisr.registration.MODELS`).
+        refine_rounds: how many times the motion is refined and the solve repeated (0: never).
+        progress: called with 1 after each solve, if given.
 
     Returns:
-        ``(solved, refined)``: ``(scale*h, scale*w)`` float32 Y, not clipped, and the
-        ``(N, 3, 3)`` refined matrices (low-resolution pixels, as ``matrices``).
+        ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y, not clipped; the
+        ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
+        the cross-validation errors of ``"auto"`` and the fraction of samples each frame kept.
     """
-    count, height, width = frames_y.shape
-    big_h, big_w = height * scale, width * scale
-    down_y = torch.tensor(downscale_matrix(big_h, scale, psf), dtype=torch.float32, device=device)
-    down_x = torch.tensor(downscale_matrix(big_w, scale, psf), dtype=torch.float32, device=device)
-    normalizer = _normalizer(big_h, big_w)
-    # frame k's HR pixel q samples X at inv(A_hr_k) q; as grid_sample's theta in normalised coordinates
-    matrices_hr = to_high_resolution(matrices, scale)
-    theta = np.stack([normalizer @ np.linalg.inv(a) @ np.linalg.inv(normalizer) for a in matrices_hr])
-    theta = torch.tensor(theta, dtype=torch.float64, device=device)
-    grid = F.affine_grid(theta[:, :2].float(), (count, 1, big_h, big_w), align_corners=True)
-    inside = ((grid.abs() <= 1).all(dim=-1)).float()
-    # an LR pixel is used only when every HR pixel its kernel touches comes from inside X
-    footprint_y, footprint_x = (down_y != 0).float(), (down_x != 0).float()
-    outside_weight = footprint_y @ (1 - inside) @ footprint_x.T
-    mask = (outside_weight == 0).float()
-    observed = torch.tensor(frames_y, dtype=torch.float32, device=device)
-    anchor = int(np.argmin([np.abs(m - np.eye(3)).sum() for m in matrices]))
+    frames_y = np.asarray(frames_y, dtype=np.float32)
+    info = {}
+    weights = frame_weights(frames_y, matrices, anchor)
+    if psf == "auto":
+        psf, info["psf_errors"] = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight)
+    else:
+        parse_psf(psf)
+    info["psf"] = psf
     start = upscale(frames_y[anchor], scale)
-    estimate = torch.tensor(start, dtype=torch.float32, device=device).requires_grad_(True)
-    # motion corrections: (angle as the displacement of a point at radius `radius`, dx, dy), HR px
-    motion = torch.zeros(count, 3, dtype=torch.float64, device=device, requires_grad=True)
-    radius = float(np.hypot(big_h, big_w) / 2)
-    centre = torch.tensor([(big_w - 1) / 2, (big_h - 1) / 2], dtype=torch.float64, device=device)
-    norm = torch.tensor(normalizer, dtype=torch.float64, device=device)
-    norm_inv = torch.linalg.inv(norm)
-    free = torch.ones(count, 1, dtype=torch.float64, device=device)
-    free[anchor] = 0  # the reference frame fixes the coordinates
-    optimizer = torch.optim.Adam([{"params": [estimate], "lr": learning_rate},
-                                  {"params": [motion], "lr": motion_learning_rate}])
-
-    def correction() -> torch.Tensor:
-        """``E_k`` (HR px, reference coordinates): frame k samples X at ``E_k inv(A_hr_k) q``."""
-        m = motion * free
-        angle = m[:, 0] / radius
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-        shift = centre - rotation @ centre + m[:, 1:]
-        bottom = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=device).expand(count, 1, 3)
-        return torch.cat([torch.cat([rotation, shift[..., None]], -1), bottom], 1)
-
-    for step in range(iterations):
-        if step == (2 * iterations) // 3:
-            optimizer.param_groups[0]["lr"] = learning_rate * 0.3
-        if motion_learning_rate > 0 and step >= iterations // 3:
-            theta_k = norm @ correction() @ norm_inv @ theta
-            grid = F.affine_grid(theta_k[:, :2].float(), (count, 1, big_h, big_w), align_corners=True)
-        moved = F.grid_sample(estimate[None, None].expand(count, 1, big_h, big_w), grid, mode="bicubic",
-                              padding_mode="border", align_corners=True)[:, 0]
-        residual = (down_y @ moved @ down_x.T - observed) * mask
-        data = (residual**2).sum() / mask.sum()
-        dy = estimate[1:, :-1] - estimate[:-1, :-1]
-        dx = estimate[:-1, 1:] - estimate[:-1, :-1]
-        prior = torch.sqrt(dx**2 + dy**2 + 1e-6).mean()
-        loss = data + tv_weight * prior
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, start)
+    if progress is not None:
+        progress(1)
+    for _ in range(refine_rounds):
+        matrices = refine_motion(frames_y, matrices, parts["widened"], parts["kernel"], weights, anchor, scale=scale,
+                                 model=model)
+        weights = frame_weights(frames_y, matrices, anchor)
+        estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, estimate)
         if progress is not None:
             progress(1)
-    with torch.no_grad():
-        refined_hr = matrices_hr @ np.linalg.inv(correction().cpu().numpy())
-    return estimate.detach().cpu().numpy(), to_low_resolution(refined_hr, scale)
+    info["kept"] = [round(float(w.mean()), 3) for w in weights]
+    return estimate, matrices, info

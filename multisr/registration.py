@@ -14,9 +14,18 @@ Two Fourier-Mellin implementations (``coarse``):
 
 Fourier-Mellin alone is accurate to a tenth or a few tenths of a low-resolution pixel (imreg-dft's
 0.5 px on small frames blurred the presenters' fusion below plain bicubic). ``refine="ecc"``
-starts OpenCV's enhanced-correlation-coefficient
-maximisation (Evangelidis & Psarakis 2008) from it, with a rigid (rotation + translation)
-model, which brings the error to a few hundredths of a pixel.
+starts OpenCV's enhanced-correlation-coefficient maximisation (Evangelidis & Psarakis 2008) from
+it, in a motion model that contains the coarse estimate (``model``):
+
+- ``"similarity"`` (rotation, zoom, shift): ECC's affine model, then the nearest similarity
+  (least squares over the frame's pixels);
+- ``"affine"``: ECC's affine model;
+- ``"homography"``: ECC's homography (zoom drift, perspective of a hand-held camera).
+
+Local motion (a moving object, a person) would pull a whole-frame fit towards itself, so ECC
+runs a second time with the pixels where the aligned frame still disagrees with the reference
+(robustly beyond the burst's noise) masked out. That brings the global motion to a few
+hundredths of a pixel.
 """
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -27,17 +36,18 @@ import numpy as np
 
 from .color import luma
 from .fourier_mellin import FourierMellin
-from .geometry import similarity_matrix, similarity_parameters
+from .geometry import apply, similarity_matrix, similarity_parameters, warp
 
 with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "register_pair", "refine_ecc", "sharpness",
+__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_ecc", "sharpness",
            "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("ecc", "none")
+MODELS = ("similarity", "affine", "homography")
 
 
 @dataclass
@@ -71,38 +81,93 @@ class Registration:
         return data
 
 
-def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, *,
+def nearest_similarity(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The similarity closest to ``matrix`` (any 3x3 homography) in the least-squares sense over the
+    pixel centres of a ``shape = (height, width)`` frame."""
+    height, width = shape
+    ys, xs = np.mgrid[0:height:4, 0:width:4].astype(np.float64)
+    mx, my = apply(matrix, xs, ys)
+    # x' = a x - b y + c,  y' = b x + a y + d
+    rows = np.concatenate([np.stack([xs.ravel(), -ys.ravel(), np.ones(xs.size), np.zeros(xs.size)], 1),
+                           np.stack([ys.ravel(), xs.ravel(), np.zeros(xs.size), np.ones(xs.size)], 1)])
+    (a, b, c, d), *_ = np.linalg.lstsq(rows, np.concatenate([mx.ravel(), my.ravel()]), rcond=None)
+    return np.array([[a, -b, c], [b, a, d], [0.0, 0.0, 1.0]])
+
+
+_ECC_MOTION = {"similarity": cv2.MOTION_AFFINE, "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
+
+
+def _ecc(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str, mask: np.ndarray,
+         smoothings: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """OpenCV's ECC from ``matrix`` in ``model``, once per Gaussian smoothing; raises ``cv2.error``."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+    homography = model == "homography"
+    warp_matrix = (matrix / matrix[2, 2] if homography else matrix[:2]).astype(np.float32)
+    correlation = 0.0
+    for smoothing in smoothings:
+        correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, _ECC_MOTION[model], criteria,
+                                                        mask, smoothing)
+    refined = np.eye(3)
+    if homography:
+        refined[:] = warp_matrix
+    else:
+        refined[:2] = warp_matrix
+    if model == "similarity":
+        refined = nearest_similarity(refined, image.shape)
+    return refined, float(correlation)
+
+
+def _disagreement_mask(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, base: np.ndarray,
+                       tolerance: float) -> np.ndarray:
+    """``uint8`` mask in ``frame_y``'s pixels: ``base`` less where the frame disagrees with the reference
+    aligned onto it by ``matrix``.
+
+    Both are smoothed by a Gaussian of 1 pixel (noise and aliasing differ from frame to frame).
+    A misregistration by ``tolerance`` pixels changes a pixel by up to its gradient times
+    ``tolerance``; disagreement is a difference beyond that plus 3 levels of 255: a moving
+    object, which differs by more than a small shift could explain. The area is widened by 2
+    pixels.
+    """
+    height, width = frame_y.shape
+    aligned, valid = warp(reference_y, np.linalg.inv(matrix), (height, width))
+    aligned = cv2.GaussianBlur(aligned, (0, 0), 1.0)
+    difference = np.abs(cv2.GaussianBlur(frame_y, (0, 0), 1.0) - aligned)
+    gradient = np.hypot(cv2.Sobel(aligned, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(aligned, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    agree = (difference <= tolerance * gradient + 3 / 255).astype(np.uint8)
+    agree = cv2.erode(agree, np.ones((5, 5), np.uint8))
+    return agree & base & valid.astype(np.uint8)
+
+
+def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, *, model: str = "similarity",
                border: int = 4) -> tuple[np.ndarray, float] | None:
     """Refine a registration matrix of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by ECC.
 
-    The rigid model (rotation + translation; a frame that really zoomed ends with a low
-    correlation) starts from ``matrix``'s rotation and its displacement of the image centre,
-    and runs twice: on Gaussian-smoothed images (5x5) to reach the right basin, then on the
-    images as they are, for precision. ``border`` pixels at the reference's edges are left out.
-    Returns the refined 3x3 matrix and ECC's final correlation coefficient, or ``None`` when
-    ECC does not converge.
+    ``model``: one of :data:`MODELS`; the start ``matrix`` (for example Fourier-Mellin's
+    similarity, zoom included) is kept whole. Three rounds, each fitting only the pixels where
+    the frame, aligned by the previous estimate, agrees with the reference (so that local
+    motion does not pull the fit): on Gaussian-smoothed images (5x5) from the start, to reach
+    the right basin, then three times on the images as they are, each with the pixels where
+    the aligned frame disagrees with the reference left out. ``border`` pixels at
+    the frame's edges are left out. Returns the refined 3x3 matrix and ECC's final correlation
+    coefficient (over the pixels that agree), or ``None`` when ECC does not converge or fewer
+    than half of the pixels agree.
     """
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
     height, width = reference_y.shape
-    angle = np.arctan2(matrix[1, 0], matrix[0, 0])
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    center = np.array([(width - 1) / 2, (height - 1) / 2])
-    start = np.zeros((2, 3), dtype=np.float32)
-    start[:, :2] = rotation
-    start[:, 2] = matrix[:2, :2] @ center + matrix[:2, 2] - rotation @ center
-    mask = np.zeros((height, width), dtype=np.uint8)
-    mask[border : height - border, border : width - border] = 1
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
-    warp_matrix = start
+    base = np.zeros((height, width), dtype=np.uint8)
+    base[border : height - border, border : width - border] = 1
     template, image = reference_y.astype(np.float32), frame_y.astype(np.float32)
-    try:  # coarse to fine: smoothed images first, to reach the right basin, then the sharp ones
-        for smoothing in (5, 1):
-            correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, cv2.MOTION_EUCLIDEAN,
-                                                            criteria, mask, smoothing)
+    correlation = 0.0
+    try:
+        for tolerance, smoothing in ((1.5, 5), (0.5, 1), (0.25, 1)):
+            agree = _disagreement_mask(template, image, matrix, base, tolerance)
+            if agree.sum() < 0.5 * base.sum():
+                return None
+            matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
     except cv2.error:
         return None
-    refined = np.eye(3)
-    refined[:2] = warp_matrix
-    return refined, float(correlation)
+    return matrix, correlation
 
 
 def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
@@ -121,7 +186,7 @@ def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple
     return np.linalg.inv(frame_to_reference), float(result["success"])
 
 
-def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str) -> Registration:
+def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, model: str) -> Registration:
     """Register Y ``frame_y`` against ``ref_y``; ``coarse(frame_y)`` gives ``(A, success)``."""
     try:
         matrix, success = coarse(frame_y)
@@ -130,9 +195,9 @@ def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str) -> 
                             excluded=f"Fourier-Mellin found no plausible match ({error})")
     excluded, correlation = None, None
     if refine == "ecc":
-        refined = refine_ecc(ref_y, frame_y, matrix)
+        refined = refine_ecc(ref_y, frame_y, matrix, model=model)
         if refined is None:
-            excluded = "ECC refinement did not converge"
+            excluded = "ECC refinement did not converge, or fewer than half of the pixels agree with the reference"
         else:
             matrix, correlation = refined
     return Registration(matrix=matrix, success=success, correlation=correlation, excluded=excluded,
@@ -149,14 +214,15 @@ def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int):
 
 
 def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fourier-mellin", iterations: int = 3,
-                  refine: str = "ecc") -> Registration:
+                  refine: str = "ecc", model: str = "similarity") -> Registration:
     """Register ``frame`` against ``reference`` (both ``(H, W[, 3])``, same shape) on their Y.
 
     ``coarse``: one of :data:`COARSE_METHODS`; ``iterations`` applies to imreg-dft only.
-    ``refine``: ``"ecc"`` (then ECC) or ``"none"`` (the coarse estimate alone).
+    ``refine``: ``"ecc"`` (then ECC in ``model``, one of :data:`MODELS`) or ``"none"`` (the
+    coarse estimate alone, a similarity).
     """
     ref_y, frame_y = luma(reference).astype(np.float32), luma(frame).astype(np.float32)
-    return _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine)
+    return _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine, model)
 
 
 def sharpness(y: np.ndarray) -> float:
@@ -170,14 +236,14 @@ def sharpness(y: np.ndarray) -> float:
 def _reason_to_leave_out(reg: Registration, shape: tuple[int, int], median_success: float, *, min_success: float,
                          min_correlation: float, min_sharpness: float, max_scale_change: float,
                          max_shift_fraction: float) -> str | None:
+    if reg.sharpness < min_sharpness:  # first: a blurred frame also fails to agree with the reference
+        return f"blurred: sharpness {reg.sharpness:.2f} of the burst's median, below {min_sharpness}"
     if reg.excluded:
         return reg.excluded
     if reg.success < min_success * median_success:
         return f"registration success {reg.success:.2f} below {min_success} of the burst's median {median_success:.2f}"
     if reg.correlation is not None and reg.correlation < min_correlation:
         return f"ECC correlation {reg.correlation:.2f} below {min_correlation}: another scene or a changed one"
-    if reg.sharpness < min_sharpness:
-        return f"blurred: sharpness {reg.sharpness:.2f} of the burst's median, below {min_sharpness}"
     if not (1 / (1 + max_scale_change) <= reg.scale <= 1 + max_scale_change):
         return f"implausible scale {reg.scale:.3f}"
     height, width = shape
@@ -193,15 +259,17 @@ def register_burst(
     coarse: str = "fourier-mellin",
     iterations: int = 3,
     refine: str = "ecc",
+    model: str = "similarity",
     min_success: float = 0.5,
     min_correlation: float = 0.7,
     min_sharpness: float = 0.5,
-    max_scale_change: float = 0.2,
+    max_scale_change: float = 0.3,
     max_shift_fraction: float = 0.5,
     workers: int = 1,
     progress=None,
 ) -> list[Registration]:
-    """Register every frame of ``(N, H, W[, 3])`` against ``frames[reference]`` (see :func:`register_pair`).
+    """Register every frame of ``(N, H, W[, 3])`` against ``frames[reference]`` (see :func:`register_pair`;
+    ``model`` is ECC's motion model).
 
     A frame is left out (``excluded`` says why) when ECC does not converge; when its success
     score is below ``min_success`` times the burst's median; when ECC's correlation is below
@@ -220,7 +288,7 @@ def register_burst(
     def one(k: int) -> Registration:
         if k == reference:
             return Registration(np.eye(3), 1.0, 1.0 if refine == "ecc" else None, **similarity_parameters(np.eye(3)))
-        return _register_y(ys[reference], ys[k], estimate, refine)
+        return _register_y(ys[reference], ys[k], estimate, refine, model)
 
     # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe
     opencv_threads = cv2.getNumThreads()

@@ -11,8 +11,9 @@ that flow through a run:
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
   ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
 - ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
-  ``reconstruct`` also writes ``matrices`` again, refined against its solution; ``restore``
-  runs a network trained on reconstructions over the result's Y.
+  ``reconstruct`` also writes ``matrices`` again, refined against its solution, and ``solve``
+  (the PSF it used, the cross-validation errors, the fraction of each frame's samples kept);
+  ``restore`` runs a network trained on reconstructions over the result's Y.
 
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
@@ -33,8 +34,8 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
-from .reconstruct import PSFS, reconstruct
-from .registration import COARSE_METHODS, REFINEMENTS, register_burst
+from .reconstruct import parse_psf, reconstruct
+from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
 
 __all__ = ["Stage", "STAGES", "file_digest"]
@@ -107,15 +108,17 @@ def _load_fingerprint(params: dict) -> str:
     return ",".join(file_digest(p) for p in _selected_files(params["folder"], params["n"]))
 
 
-def _register(*, frames, reference, names, coarse, iterations, refine, min_success, min_correlation, min_sharpness,
-              max_scale_change, max_shift_fraction) -> dict:
+def _register(*, frames, reference, names, coarse, iterations, refine, model, min_success, min_correlation,
+              min_sharpness, max_scale_change, max_shift_fraction) -> dict:
     if coarse not in COARSE_METHODS:
         raise UserError(f"register coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
     if refine not in REFINEMENTS:
         raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
+    if model not in MODELS:
+        raise UserError(f"register model: expected one of {', '.join(MODELS)}, got {model!r}")
     with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
-                                 min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
+                                 model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
                                  workers=os.cpu_count() or 1, progress=lambda k: bar.update())
     registration = []
@@ -191,23 +194,30 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, iterations, tv_weight, psf, motion_learning_rate,
-                 device) -> dict:
-    if psf not in PSFS:
-        raise UserError(f"reconstruct psf: expected one of {', '.join(PSFS)}, got {psf!r}")
+def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds) -> dict:
+    try:
+        parse_psf(psf)
+    except ValueError as error:
+        raise UserError(f"reconstruct {error}") from None
+    if model not in MODELS:
+        raise UserError(f"reconstruct model: expected one of {', '.join(MODELS)}, got {model!r}")
+    if not (isinstance(tv_weight, (int, float)) and np.isfinite(tv_weight) and tv_weight >= 0):
+        raise UserError(f"reconstruct tv_weight: expected a finite number >= 0, got {tv_weight!r}")
+    if not (isinstance(refine_rounds, int) and 0 <= refine_rounds <= 10):
+        raise UserError(f"reconstruct refine_rounds: expected an integer from 0 to 10, got {refine_rounds!r}")
     used = [k for k, r in enumerate(registration) if not r["excluded"]]
     y = np.stack([luma(frames[k]) for k in used])
-    with tqdm(total=iterations, desc="reconstruct", unit="step", leave=False) as bar:
-        solved, refined = reconstruct(y, matrices[used], scale=SCALE, iterations=iterations, tv_weight=tv_weight,
-                                      psf=psf, motion_learning_rate=motion_learning_rate, device=device,
-                                      progress=bar.update)
+    with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
+        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
+                                            tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
+                                            progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if frames.ndim == 3:
-        return {"result": grey_from_luma(solved), "matrices": matrices}
+        return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
     ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
     ycbcr[..., 0] = solved
-    return {"result": ycbcr_to_rgb(ycbcr), "matrices": matrices}
+    return {"result": ycbcr_to_rgb(ycbcr), "matrices": matrices, "solve": info}
 
 
 STAGES = {
@@ -215,9 +225,9 @@ STAGES = {
     for stage in [
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
               {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
-        Stage("register", "3", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"coarse": "fourier-mellin", "iterations": 3, "refine": "ecc", "min_success": 0.5, "min_correlation": 0.7, "min_sharpness": 0.5,
-               "max_scale_change": 0.2, "max_shift_fraction": 0.5}),
+        Stage("register", "4", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+              {"coarse": "fourier-mellin", "iterations": 3, "refine": "ecc", "model": "similarity", "min_success": 0.5,
+               "min_correlation": 0.7, "min_sharpness": 0.5, "max_scale_change": 0.3, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
         Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
@@ -225,9 +235,8 @@ STAGES = {
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "2", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
-        Stage("reconstruct", "2", ("frames", "matrices", "registration", "reference"), ("result", "matrices"),
-              _reconstruct, {"iterations": 150, "tv_weight": 0.001, "psf": "matlab", "motion_learning_rate": 0.01},
-              uses_device=True),
+        Stage("reconstruct", "3", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+              _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 1}),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-955"}, _srcnn_fingerprint,
               uses_device=True),
     ]

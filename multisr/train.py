@@ -8,7 +8,8 @@ Augmentation: each batch is turned by one random element of the square's symmetr
 4 rotations, each with or without a mirror) — the 8 variants are equally valid training images.
 
 :func:`make_restoration_patches` makes pairs for the same network as the restoration step of the
-multi-frame pipeline instead: its input is the multi-frame reconstruction of a simulated burst.
+multi-frame pipeline instead: its input is the multi-frame reconstruction of a simulated burst,
+of both simulation protocols (benchmark-style and camera-style), so that one network serves both.
 """
 import json
 import time
@@ -26,7 +27,7 @@ from .io import list_images, read_image
 from .models import save_weights
 from .reconstruct import reconstruct
 from .registration import register_burst
-from .simulate import simulate_burst
+from .simulate import PROTOCOLS, simulate
 from .srcnn import SRCNN
 
 __all__ = ["make_patches", "make_restoration_patches", "restoration_patches_kept", "make_optimizer", "train"]
@@ -66,14 +67,14 @@ def make_patches(folder: Path, *, scale: int = 3, patch: int = 33, stride: int =
     return _stack(inputs, labels, folder, patch)
 
 
-def make_restoration_patches(folder: Path, *, n: int = 20, noise: float = 2 / 255, seed: int = 0, patch: int = 33,
+def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, seed: int = 0, patch: int = 33,
                              stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
     """Sub-images of multi-frame reconstructions, for training the restoration network.
 
-    Image ``i`` of ``folder`` becomes a simulated 3x burst of ``n`` frames (seed ``seed + i``,
-    Gaussian ``noise``, the bench's protocol), registered (:func:`register_burst`) and solved
-    (:func:`reconstruct`), both with their defaults, which the ``multiframe`` pipeline uses.
-    Images on which fewer than two frames register are skipped.
+    Image ``i`` of ``folder`` becomes one simulated 3x burst of ``n`` frames per protocol
+    (seed ``seed + i``), registered (:func:`register_burst`, similarity) and solved
+    (:func:`reconstruct`, its defaults), as the ``multiframe`` pipeline does. Images on which
+    fewer than two frames register, or too small for a protocol's margins, are skipped.
 
     Returns:
         ``(inputs, labels)``, both ``(N, patch, patch)`` float32: the solved Y (not clipped)
@@ -82,16 +83,20 @@ def make_restoration_patches(folder: Path, *, n: int = 20, noise: float = 2 / 25
     inputs, labels = [], []
     for index, path in enumerate(tqdm(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
         image, _ = read_image(path)
-        burst = simulate_burst(image, n=n, seed=seed + index, noise=noise)
-        registration = register_burst(burst.frames)
-        used = [k for k, r in enumerate(registration) if not r.excluded]
-        if len(used) < 2 or min(burst.truth.shape[:2]) < patch:
-            continue
-        solved, _ = reconstruct(np.stack([luma(burst.frames[k]) for k in used]),
-                                np.stack([registration[k].matrix for k in used]))
-        more_inputs, more_labels = _cut(solved, true_luma(burst.truth), patch, stride)
-        inputs += more_inputs
-        labels += more_labels
+        for protocol in protocols:
+            try:
+                burst = simulate(image, protocol=protocol, n=n, seed=seed + index)
+            except UserError:  # too small for this protocol's margins
+                continue
+            registration = register_burst(burst.frames)
+            used = [k for k, r in enumerate(registration) if not r.excluded]
+            if len(used) < 2 or min(burst.truth.shape[:2]) < patch:
+                continue
+            solved, _, _ = reconstruct(np.stack([luma(burst.frames[k]) for k in used]),
+                                       np.stack([registration[k].matrix for k in used]), anchor=0)
+            more_inputs, more_labels = _cut(solved, true_luma(burst.truth), patch, stride)
+            inputs += more_inputs
+            labels += more_labels
     return _stack(inputs, labels, folder, patch)
 
 
