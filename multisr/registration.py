@@ -36,7 +36,7 @@ import numpy as np
 
 from .color import luma
 from .fourier_mellin import FourierMellin
-from .geometry import apply, similarity_matrix, similarity_parameters, warp
+from .geometry import apply, rms_displacement, similarity_matrix, similarity_parameters, warp
 
 with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -148,9 +148,13 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     motion does not pull the fit): on Gaussian-smoothed images (5x5) from the start, to reach
     the right basin, then three times on the images as they are, each with the pixels where
     the aligned frame disagrees with the reference left out. ``border`` pixels at
-    the frame's edges are left out. Returns the refined 3x3 matrix and ECC's final correlation
-    coefficient (over the pixels that agree), or ``None`` when ECC does not converge or fewer
-    than half of the pixels agree.
+    the frame's edges are left out. When fewer than half of the pixels agree at the start, the
+    difference is no local motion (a change of light, another scene): ECC then fits the whole
+    frame, and the correlation check judges it. Returns the refined 3x3 matrix and ECC's final
+    correlation coefficient, or ``None`` when ECC does not converge or runs more than 2 pixels
+    away from the start. With the similarity model, a frame whose fit fails that way gets the
+    rigid fit (rotation and shift, as the coarse estimate's) when that converges: small or
+    flat frames may not constrain a zoom.
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
@@ -158,16 +162,41 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     base = np.zeros((height, width), dtype=np.uint8)
     base[border : height - border, border : width - border] = 1
     template, image = reference_y.astype(np.float32), frame_y.astype(np.float32)
-    correlation = 0.0
+    start = matrix
     try:
-        for tolerance, smoothing in ((1.5, 5), (0.5, 1), (0.25, 1)):
-            agree = _disagreement_mask(template, image, matrix, base, tolerance)
-            if agree.sum() < 0.5 * base.sum():
-                return None
-            matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
+        if _disagreement_mask(template, image, matrix, base, 1.5).sum() < 0.5 * base.sum():
+            # disagreement everywhere is no local motion: fit the whole frame
+            matrix, correlation = _ecc(template, image, matrix, model, base, (5, 1))
+        else:
+            for tolerance, smoothing in ((1.5, 5), (0.5, 1), (0.25, 1)):
+                agree = _disagreement_mask(template, image, matrix, base, tolerance)
+                if agree.sum() < 0.5 * base.sum():
+                    break
+                matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
+        if rms_displacement(matrix, start, image.shape) > 2.0:  # ran away from the coarse estimate
+            raise cv2.error("ECC ran away")
     except cv2.error:
-        return None
+        if model != "similarity":
+            return None
+        try:  # tiny or flat frames: the rigid fit (4 parameters fewer) may still converge where the zoom's does not
+            return _ecc_rigid(template, image, start, base)
+        except cv2.error:
+            return None
     return matrix, correlation
+
+
+def _ecc_rigid(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """ECC with the rigid model (rotation + shift) from ``matrix``'s rotation and shift; raises ``cv2.error``."""
+    angle = np.arctan2(matrix[1, 0] - matrix[0, 1], matrix[0, 0] + matrix[1, 1])
+    start = np.array([[np.cos(angle), -np.sin(angle), matrix[0, 2]], [np.sin(angle), np.cos(angle), matrix[1, 2]]],
+                     dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+    correlation = 0.0
+    for smoothing in (5, 1):
+        correlation, start = cv2.findTransformECC(template, image, start, cv2.MOTION_EUCLIDEAN, criteria, mask, smoothing)
+    refined = np.eye(3)
+    refined[:2] = start
+    return refined, float(correlation)
 
 
 def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
@@ -197,7 +226,7 @@ def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, mod
     if refine == "ecc":
         refined = refine_ecc(ref_y, frame_y, matrix, model=model)
         if refined is None:
-            excluded = "ECC refinement did not converge, or fewer than half of the pixels agree with the reference"
+            excluded = "ECC refinement did not converge"
         else:
             matrix, correlation = refined
     return Registration(matrix=matrix, success=success, correlation=correlation, excluded=excluded,

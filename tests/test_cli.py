@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from multisr.cli import cli
+from multisr.geometry import rms_displacement
 from multisr.io import read_image, write_image
 
 
@@ -46,7 +47,10 @@ def test_run_end_to_end(tiny_burst, tmp_path):
     truth = json.loads((tiny_burst / "truth.json").read_text())
     assert transforms["reference"] == 0 and transforms["scale"] == 3
     assert transforms["frames"] == truth["frames"]
-    assert np.abs(np.array(transforms["matrices"]) - np.array(truth["matrices"]))[:, :2, 2].max() < 0.2
+    # the registration within 0.2 LR px of the truth over the frame (its entries trade shift for zoom)
+    errors = [rms_displacement(np.array(a), np.array(b), frame.shape[:2])
+              for a, b in zip(transforms["matrices"], truth["matrices"])]
+    assert max(errors) < 0.2, errors
     run = json.loads((out / "run.json").read_text())
     assert [s["name"] for s in run["stages"]] == ["load", "register", "upscale", "srcnn", "realign", "fuse"]
     assert all(s["seconds"] >= 0 for s in run["stages"]) and run["device"] == "cpu"

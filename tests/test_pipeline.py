@@ -36,7 +36,7 @@ def test_overrides_parse_toml_values_and_refuse_unknown_keys():
     pipeline = with_overrides(load_pipeline("multiframe"), ["reconstruct.tv_weight=0.01", "register.refine=none"])
     params = {stage.name: p for stage, p in pipeline.steps}
     assert params["reconstruct"]["tv_weight"] == 0.01 and params["register"]["refine"] == "none"
-    assert load_pipeline("multiframe").steps[1][1]["tv_weight"] == 0.001  # the original is untouched
+    assert load_pipeline("multiframe").steps[1][1]["tv_weight"] == 0.0005  # the original is untouched
     with pytest.raises(UserError, match="stage 'fuse' has no parameter 'nope'; allowed: method"):
         with_overrides(load_pipeline("presenters"), ["fuse.nope=1"])
     with pytest.raises(UserError, match="has no stage 'srcnn'"):

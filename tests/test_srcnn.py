@@ -58,7 +58,7 @@ def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
     from multisr.io import write_image
 
     write_image(tmp_path / "images" / "plate.png", plate)
-    solved, truth = make_restoration_patches(tmp_path / "images", n=8)
+    solved, truth = make_restoration_patches(tmp_path / "images", n=8, protocols=("sr",))
     bicubic, bicubic_truth = make_patches(tmp_path / "images")
     assert solved.shape == truth.shape and solved.shape[1:] == (33, 33)
     assert np.array_equal(truth, np.round(truth * 255) / 255)  # 8-bit truth, as the SRCNN pairs
