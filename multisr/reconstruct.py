@@ -35,7 +35,8 @@ import numpy as np
 from scipy import sparse
 
 from .geometry import apply, scale_matrix
-from .registration import MODELS, nearest_similarity
+from .fourier_mellin import phase_correlation
+from .registration import _ECC_MOTION, MODELS, nearest_similarity
 from .resize import _keys_cubic, upscale
 
 __all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "frame_weights", "solve",
@@ -125,15 +126,25 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     return matrix, inside.reshape(-1)
 
 
-def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
-    """``(N, h, w)`` float32 data weights: 1 where frame k agrees with the reference frame aligned onto
-    it, 0 where it does not (a moving object), always 1 for the reference (``anchor``).
+def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
+    """``(h, w)`` uint8: 1 where ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
 
     Both are smoothed by a Gaussian of 1.5 LR pixels (aliasing and noise differ from frame to
     frame, a moving object differs over an area); a difference beyond ``tolerance`` pixels of
-    misregistration (the reference's gradient times ``tolerance``) plus 4 levels of 255
-    (noise, JPEG) is disagreement, and that area is widened by 2 pixels.
+    misregistration (``expected``'s gradient times ``tolerance``) plus 4 levels of 255 (noise,
+    JPEG) is disagreement, and that area is widened by 2 pixels.
     """
+    expected = cv2.GaussianBlur(expected.astype(np.float32), (0, 0), 1.5)
+    difference = np.abs(cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.5) - expected)
+    gradient = np.hypot(cv2.Sobel(expected, cv2.CV_32F, 1, 0), cv2.Sobel(expected, cv2.CV_32F, 0, 1)) / 8
+    agree = (difference <= tolerance * gradient + 4 / 255).astype(np.uint8)
+    return cv2.erode(agree, np.ones((5, 5), np.uint8))
+
+
+def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
+    """``(N, h, w)`` float32 data weights: 1 where frame k agrees with the reference frame aligned onto
+    it (:func:`_agreement`), 0 where it does not (a moving object), always 1 for the reference
+    (``anchor``)."""
     count, height, width = frames_y.shape
     weights = np.ones((count, height, width), dtype=np.float32)
     reference = frames_y[anchor].astype(np.float32)
@@ -143,11 +154,7 @@ def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, to
         to_reference = matrices[anchor] @ np.linalg.inv(matrices[k])  # frame k LR -> reference LR
         aligned = cv2.warpPerspective(reference, to_reference, (width, height),
                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        aligned = cv2.GaussianBlur(aligned, (0, 0), 1.5)
-        difference = np.abs(cv2.GaussianBlur(frames_y[k].astype(np.float32), (0, 0), 1.5) - aligned)
-        gradient = np.hypot(cv2.Sobel(aligned, cv2.CV_32F, 1, 0), cv2.Sobel(aligned, cv2.CV_32F, 0, 1)) / 8
-        agree = (difference <= tolerance * gradient + 4 / 255).astype(np.uint8)
-        weights[k] = cv2.erode(agree, np.ones((5, 5), np.uint8))
+        weights[k] = _agreement(aligned, frames_y[k], tolerance)
     return weights
 
 
@@ -271,35 +278,63 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     return min(errors, key=errors.get), errors
 
 
-def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarray, kernel: np.ndarray,
-                  weights: np.ndarray, anchor: int, *, scale: int, model: str) -> np.ndarray:
-    """Every frame's registration refined by ECC (in ``model``) of the frame against the solution
-    (``widened``: on the grid of :func:`_solve_burst`) blurred by the PSF, over the pixels of
-    weight 1; the reference's stays the identity. A frame whose refinement fails keeps its matrix."""
+def _residual_shift(predicted: np.ndarray, frame: np.ndarray, *, max_shift: float = 3.0) -> np.ndarray:
+    """``(dx, dy)`` in LR pixels with ``frame(q + d) ~ predicted(q)``, by windowed phase correlation
+    (its peak is the background's: local motion hardly moves it); zero when the peak is weak or
+    the shift below half a pixel (ECC is more precise there) or beyond ``max_shift``."""
+    window = cv2.createHanningWindow(frame.shape[::-1], cv2.CV_32F)
+    reference_spectrum = cv2.dft(predicted.astype(np.float32) * window, flags=cv2.DFT_COMPLEX_OUTPUT)
+    dx, dy, peak = phase_correlation(reference_spectrum, frame.astype(np.float32) * window)
+    if peak < 0.05 or not 0.5 <= np.hypot(dx, dy) <= max_shift:  # below half a pixel ECC does better
+        return np.zeros(2)
+    return np.array([dx, dy])
+
+
+def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarray, kernel: np.ndarray, anchor: int,
+                  *, scale: int, model: str) -> np.ndarray:
+    """Every frame's registration refined against the solution (``widened``: on the grid of
+    :func:`_solve_burst`) blurred by the PSF; the reference's stays the identity.
+
+    For each frame: the frame as the solution predicts it at its current motion; the shift
+    left between the two by phase correlation (a registration pulled by a moving object can
+    be a pixel or more off, out of ECC's reach); then ECC in ``model`` of the frame against the
+    blurred solution, over the pixels where frame and prediction agree (:func:`_agreement`).
+    ECC's result is kept unless markedly fewer pixels (5 %) agree with the prediction under it
+    than under the shifted matrix; then, or when ECC fails, the frame keeps the shifted matrix.
+    """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
-    from .registration import _ECC_MOTION  # one table of OpenCV motion types
-
     blurred = _blur(widened.astype(np.float32), kernel)
     c = _to_grid(scale, _pad(scale))
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-7)
     refined = matrices.copy()
     height, width = frames_y.shape[1:]
     big_h, big_w = blurred.shape
+
+    def predicted(matrix: np.ndarray) -> np.ndarray:  # the frame as the solution predicts it
+        return cv2.warpPerspective(blurred, c @ np.linalg.inv(matrix), (width, height),
+                                   flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
     for k in range(len(frames_y)):
         if k == anchor:
             continue
-        start = c @ np.linalg.inv(matrices[k])  # frame k LR -> reference HR
+        frame = frames_y[k].astype(np.float32)
+        shift = np.eye(3)
+        shift[:2, 2] = _residual_shift(predicted(matrices[k]), frame)
+        matrix = shift @ matrices[k]
+        refined[k] = matrix
+        agree = _agreement(predicted(matrix), frame, 0.5)
+        agree[:2], agree[-2:], agree[:, :2], agree[:, -2:] = 0, 0, 0, 0
+        if agree.sum() < 0.25 * agree.size:
+            continue
+        # OpenCV's mask lies on the image ECC samples (the HR grid): the agreement carried there
+        mask = cv2.warpPerspective(agree, matrix @ np.linalg.inv(c), (big_w, big_h),
+                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+        start = c @ np.linalg.inv(matrix)  # frame k LR -> the solve's grid
         start /= start[2, 2]
         warp = (start if model == "homography" else start[:2]).astype(np.float32)
-        # OpenCV's mask lies on the image ECC samples (the HR grid): frame k's weights carried there
-        agree = (weights[k] > 0).astype(np.uint8)
-        agree[:2], agree[-2:], agree[:, :2], agree[:, -2:] = 0, 0, 0, 0
-        mask = cv2.warpPerspective(agree, matrices[k] @ np.linalg.inv(c), (big_w, big_h),
-                                   flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
         try:
-            _, warp = cv2.findTransformECC(frames_y[k].astype(np.float32), blurred, warp, _ECC_MOTION[model], criteria,
-                                           mask, 1)
+            _, warp = cv2.findTransformECC(frame, blurred, warp, _ECC_MOTION[model], criteria, mask, 1)
         except cv2.error:
             continue
         found = np.eye(3)
@@ -309,8 +344,10 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarra
             found[:2] = warp
         if model == "similarity":
             found = nearest_similarity(found, (height, width))
-        matrix = np.linalg.inv(found) @ c
-        refined[k] = matrix / matrix[2, 2]
+        candidate = np.linalg.inv(found) @ c
+        candidate /= candidate[2, 2]
+        if _agreement(predicted(candidate), frame, 0.5).sum() >= 0.95 * _agreement(predicted(matrix), frame, 0.5).sum():
+            refined[k] = candidate  # not when markedly fewer pixels agree (as RANSAC counts inliers)
     return refined
 
 
@@ -323,7 +360,7 @@ def reconstruct(
     psf: str = "auto",
     tv_weight: float = 0.0005,
     model: str = "homography",
-    refine_rounds: int = 1,
+    refine_rounds: int = 2,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -357,8 +394,7 @@ def reconstruct(
     if progress is not None:
         progress(1)
     for _ in range(refine_rounds):
-        matrices = refine_motion(frames_y, matrices, parts["widened"], parts["kernel"], weights, anchor, scale=scale,
-                                 model=model)
+        matrices = refine_motion(frames_y, matrices, parts["widened"], parts["kernel"], anchor, scale=scale, model=model)
         weights = frame_weights(frames_y, matrices, anchor)
         estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, estimate)
         if progress is not None:

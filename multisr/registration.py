@@ -143,11 +143,13 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     """Refine a registration matrix of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by ECC.
 
     ``model``: one of :data:`MODELS`; the start ``matrix`` (for example Fourier-Mellin's
-    similarity, zoom included) is kept whole. Three rounds, each fitting only the pixels where
-    the frame, aligned by the previous estimate, agrees with the reference (so that local
-    motion does not pull the fit): on Gaussian-smoothed images (5x5) from the start, to reach
-    the right basin, then three times on the images as they are, each with the pixels where
-    the aligned frame disagrees with the reference left out. ``border`` pixels at
+    similarity, zoom included) is kept whole. Candidate fits from the start: the whole frame's
+    (on Gaussian-smoothed images, 5x5, to reach the right basin, then on the images as they
+    are); three rounds that each fit only the pixels where the frame, aligned by the previous
+    round, agrees with the reference (so that local motion does not pull the fit); and, for
+    the similarity model, the rigid fit (small or flat frames may not constrain a zoom). The
+    candidate under which the most pixels agree with the reference wins, as RANSAC counts
+    inliers. ``border`` pixels at
     the frame's edges are left out. When fewer than half of the pixels agree at the start, the
     difference is no local motion (a change of light, another scene): ECC then fits the whole
     frame, and the correlation check judges it. Returns the refined 3x3 matrix and ECC's final
@@ -163,25 +165,33 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     base[border : height - border, border : width - border] = 1
     template, image = reference_y.astype(np.float32), frame_y.astype(np.float32)
     start = matrix
-    try:
-        if _disagreement_mask(template, image, matrix, base, 1.5).sum() < 0.5 * base.sum():
-            # disagreement everywhere is no local motion: fit the whole frame
-            matrix, correlation = _ecc(template, image, matrix, model, base, (5, 1))
-        else:
-            for tolerance, smoothing in ((1.5, 5), (0.5, 1), (0.25, 1)):
-                agree = _disagreement_mask(template, image, matrix, base, tolerance)
-                if agree.sum() < 0.5 * base.sum():
-                    break
-                matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
-        if rms_displacement(matrix, start, image.shape) > 2.0:  # ran away from the coarse estimate
-            raise cv2.error("ECC ran away")
+    candidates = []
+    try:  # the whole frame's fit, and the fit of only what agrees (local motion masked), from the start
+        candidates.append(_ecc(template, image, start, model, base, (5, 1)))
     except cv2.error:
-        if model != "similarity":
-            return None
-        try:  # tiny or flat frames: the rigid fit (4 parameters fewer) may still converge where the zoom's does not
-            return _ecc_rigid(template, image, start, base)
+        pass
+    try:
+        matrix, correlation = start, 0.0
+        for tolerance, smoothing in ((1.5, 5), (0.5, 1), (0.25, 1)):
+            agree = _disagreement_mask(template, image, matrix, base, tolerance)
+            if agree.sum() < 0.25 * base.sum():
+                break
+            matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
+        else:
+            candidates.append((matrix, correlation))
+    except cv2.error:
+        pass
+    if model == "similarity":  # small or flat frames may not constrain a zoom: the rigid fit too
+        try:
+            candidates.append(_ecc_rigid(template, image, start, base))
         except cv2.error:
-            return None
+            pass
+    candidates = [c for c in candidates if rms_displacement(c[0], start, image.shape) <= 2.0]  # no run-aways
+    if not candidates:
+        return None
+    # the fit under which the most pixels agree with the reference wins (as RANSAC counts inliers)
+    agreeing = [_disagreement_mask(template, image, m, base, 0.25).sum() for m, _ in candidates]
+    matrix, correlation = candidates[int(np.argmax(agreeing))]
     return matrix, correlation
 
 
