@@ -16,12 +16,15 @@ separable, in HR pixels:
 - ``"matlab"``: MATLAB's antialiased bicubic downscale (how SR benchmarks make frames);
 - ``"box"``: each LR pixel averages the ``scale x scale`` HR pixels it covers (a sensor);
 - ``"box+<sigma>"``: that, after a Gaussian optical blur of ``sigma`` LR pixels;
-- ``"auto"``: the one among :data:`AUTO_CANDIDATES` that best predicts frames left out of the
-  solve (cross-validation on a central crop): the burst tells its own blur.
+- ``"auto"``: the one among :data:`AUTO_CANDIDATES` that predicts frames left out of the
+  solve best (cross-validation on a central crop, with the one-standard-error rule, see
+  :func:`choose_psf`): the burst tells its own blur.
 
-The solve minimises ``sum w (S (h * X) - y)^2 / sum w + tv_weight * TV(X)`` by iteratively
+Each frame's brightness is first matched to the reference's (a gain and an offset: cameras
+change exposure within a burst). The solve minimises ``sum w (S (h * X) - y)^2 / sum w + tv_weight * TV(X)`` by iteratively
 reweighted least squares: a few rounds of conjugate gradients on the quadratic problem with the
-total variation's weights frozen. ``w`` is 1 for the reference frame and, for the other frames,
+total variation's weights frozen; the prior's weight grows with the noise the first solve's
+residual shows (real bursts are noisier than benchmarks). ``w`` is 1 for the reference frame and, for the other frames,
 0 where the frame disagrees with the reference by more than noise or a small misregistration
 can explain (a moving object, a person: the reference's content is kept there, as Wronski et
 al. 2019 do with their robustness mask), else 1.
@@ -39,10 +42,10 @@ from .fourier_mellin import phase_correlation
 from .registration import _ECC_MOTION, MODELS, nearest_similarity
 from .resize import _keys_cubic, upscale
 
-__all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "frame_weights", "solve",
+__all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "match_brightness", "frame_weights", "solve",
            "choose_psf", "refine_motion", "reconstruct"]
 
-AUTO_CANDIDATES = ("matlab", "box", "box+0.25", "box+0.5", "box+0.75")
+AUTO_CANDIDATES = ("box", "matlab", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")  # mildest first
 
 
 def parse_psf(psf: str) -> tuple[str, float]:
@@ -141,20 +144,58 @@ def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.
     return cv2.erode(agree, np.ones((5, 5), np.uint8))
 
 
+def _aligned_reference(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, k: int) -> np.ndarray:
+    """The reference frame sampled on frame k's LR grid (bilinear, border replicated), ``(h, w)``."""
+    height, width = frames_y.shape[1:]
+    to_reference = matrices[anchor] @ np.linalg.inv(matrices[k])  # frame k LR -> reference LR
+    return cv2.warpPerspective(frames_y[anchor].astype(np.float32), to_reference, (width, height),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+
+def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every frame's brightness matched to the reference's: real cameras change exposure and gain
+    within a burst (a few levels of 255), which a sampling model without it reads as motion.
+
+    Frame k is fitted as ``gain * reference + offset`` (both smoothed by a Gaussian of 1.5 LR
+    pixels) by least squares over the pixels away from the border, then again over the pixels
+    it then agrees on (:func:`_agreement`, so that a moving object does not bias the fit), and
+    corrected to ``(frame - offset) / gain``. Returns ``(frames, fits)``: the corrected
+    ``(N, h, w)`` float32 and ``(N, 2)`` ``(gain, offset)`` per frame (the reference's ``(1, 0)``).
+    """
+    corrected = frames_y.astype(np.float32).copy()
+    fits = np.tile(np.array([1.0, 0.0]), (len(frames_y), 1))
+    inner = np.zeros(frames_y.shape[1:], dtype=bool)
+    inner[2:-2, 2:-2] = True
+    for k in range(len(frames_y)):
+        if k == anchor:
+            continue
+        reference = cv2.GaussianBlur(_aligned_reference(frames_y, matrices, anchor, k), (0, 0), 1.5)
+        frame = cv2.GaussianBlur(frames_y[k].astype(np.float32), (0, 0), 1.5)
+        used = inner
+        for _ in range(2):
+            design = np.stack([reference[used], np.ones(int(used.sum()), np.float32)], 1)
+            (gain, offset), *_ = np.linalg.lstsq(design, frame[used], rcond=None)
+            if not (np.isfinite(gain) and 0.5 <= gain <= 2.0):
+                gain, offset = 1.0, 0.0
+                break
+            agree = _agreement(gain * reference + offset, frame, 0.5).astype(bool) & inner
+            if agree.sum() < 0.25 * inner.sum():
+                break
+            used = agree
+        fits[k] = (gain, offset)
+        corrected[k] = (frames_y[k] - offset) / gain
+    return corrected, fits
+
+
 def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
     """``(N, h, w)`` float32 data weights: 1 where frame k agrees with the reference frame aligned onto
     it (:func:`_agreement`), 0 where it does not (a moving object), always 1 for the reference
     (``anchor``)."""
     count, height, width = frames_y.shape
     weights = np.ones((count, height, width), dtype=np.float32)
-    reference = frames_y[anchor].astype(np.float32)
     for k in range(count):
-        if k == anchor:
-            continue
-        to_reference = matrices[anchor] @ np.linalg.inv(matrices[k])  # frame k LR -> reference LR
-        aligned = cv2.warpPerspective(reference, to_reference, (width, height),
-                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        weights[k] = _agreement(aligned, frames_y[k], tolerance)
+        if k != anchor:
+            weights[k] = _agreement(_aligned_reference(frames_y, matrices, anchor, k), frames_y[k], tolerance)
     return weights
 
 
@@ -249,10 +290,29 @@ def _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, sta
     return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "kernel": kernel}
 
 
+NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` applies as given
+
+
+def residual_noise(frames_y: np.ndarray, weights: np.ndarray, parts: dict) -> float:
+    """The median over frames of the weighted RMS residual (Y units) of a solve's prediction,
+    ``parts`` from :func:`_solve_burst`: the noise and model error the burst shows."""
+    predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(frames_y.shape)
+    w = weights * parts["inside"].reshape(frames_y.shape)
+    per_frame = np.sum(w * (predicted - frames_y) ** 2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
+    return float(np.sqrt(np.median(per_frame)))
+
+
 def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights: np.ndarray, *, scale: int,
                tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64) -> tuple[str, dict]:
-    """The candidate PSF that best predicts held-out frames (every third frame but the reference),
-    solving on the other frames, on a central ``crop x crop`` LR window of the burst.
+    """The PSF the burst shows, by cross-validation with the one-standard-error rule.
+
+    Every third frame but the reference is held out; the others are solved with each candidate
+    on a central ``crop x crop`` LR window, and each candidate's error predicting the held-out
+    frames is measured frame by frame. The choice is the first of ``candidates`` (ordered from
+    the least deconvolution to the most) whose mean error exceeds the best one's by at most one
+    standard error of the per-frame differences (Breiman et al. 1984; Hastie et al., "The
+    Elements of Statistical Learning", 7.10): near-ties go to the milder PSF, because
+    overestimating the blur rings while underestimating it only leaves some of it in place.
 
     Returns ``(psf, errors)``: ``errors`` maps each candidate to its held-out weighted RMS error
     (Y units).
@@ -268,14 +328,21 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
         return candidates[0], {}
     start = upscale(window[anchor], scale)
     sub_weights = weights[:, top : top + crop, left : left + crop]
-    errors = {}
+    per_frame = {}
     for psf in candidates:
-        estimate, parts = _solve_burst(window, moved, anchor, sub_weights, psf, scale, tv_weight, start, used)
+        _, parts = _solve_burst(window, moved, anchor, sub_weights, psf, scale, tv_weight, start, used)
         predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(window.shape)
-        w = sub_weights * parts["inside"].reshape(window.shape)
-        w[used] = 0
-        errors[psf] = float(np.sqrt(np.sum(w * (predicted - window) ** 2) / max(w.sum(), 1.0)))
-    return min(errors, key=errors.get), errors
+        w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
+        residual = predicted[held_out] - window[held_out]
+        per_frame[psf] = np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
+    errors = {psf: float(np.sqrt(np.mean(values))) for psf, values in per_frame.items()}
+    best = min(errors, key=errors.get)
+    for psf in candidates:
+        difference = per_frame[psf] - per_frame[best]
+        standard_error = float(np.std(difference, ddof=1) / np.sqrt(len(difference))) if len(difference) > 1 else 0.0
+        if np.mean(difference) <= standard_error:
+            return psf, errors
+    return best, errors
 
 
 def _residual_shift(predicted: np.ndarray, frame: np.ndarray, *, max_shift: float = 3.0) -> np.ndarray:
@@ -370,7 +437,9 @@ def reconstruct(
         matrices: ``(N, 3, 3)`` their registration matrices (``matrices[anchor]`` the identity).
         scale: the magnification; the output is ``(scale*h, scale*w)``.
         psf: see the module docstring; ``"auto"`` chooses from the burst.
-        tv_weight: weight of the total-variation prior (Y in [0, 1] units).
+        tv_weight: weight of the total-variation prior (Y in [0, 1] units) for a burst whose
+            residual after the first solve is :data:`NOISE_CALIBRATION` (2 levels of 255); a
+            burst with more residual noise gets it times (residual / calibration) squared.
         model: the motion model in which the solve refines the registration (one of
             :data:`multisr.registration.MODELS`).
         refine_rounds: how many times the motion is refined and the solve repeated (0: never).
@@ -379,9 +448,12 @@ def reconstruct(
     Returns:
         ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y, not clipped; the
         ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
-        the cross-validation errors of ``"auto"`` and the fraction of samples each frame kept.
+        the cross-validation errors of ``"auto"``, the first solve's residual in levels of 255 and
+        the prior weight it led to, the fraction of samples each frame kept and
+        each frame's ``(gain, offset)`` against the reference (:func:`match_brightness`).
     """
-    frames_y = np.asarray(frames_y, dtype=np.float32)
+    originals = np.asarray(frames_y, dtype=np.float32)
+    frames_y, _ = match_brightness(originals, matrices, anchor)
     info = {}
     weights = frame_weights(frames_y, matrices, anchor)
     if psf == "auto":
@@ -391,13 +463,20 @@ def reconstruct(
     info["psf"] = psf
     start = upscale(frames_y[anchor], scale)
     estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, start)
+    noise = residual_noise(frames_y, weights, parts)
+    # a noisier burst (or one that fits the model less well) needs a stronger prior: the MAP
+    # weight of the prior grows with the noise variance; never weaker than calibrated
+    tv_weight = tv_weight * max(1.0, (noise / NOISE_CALIBRATION) ** 2)
+    info["residual_levels"], info["tv_weight"] = round(noise * 255, 2), tv_weight
     if progress is not None:
         progress(1)
     for _ in range(refine_rounds):
         matrices = refine_motion(frames_y, matrices, parts["widened"], parts["kernel"], anchor, scale=scale, model=model)
+        frames_y, _ = match_brightness(originals, matrices, anchor)
         weights = frame_weights(frames_y, matrices, anchor)
         estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, estimate)
         if progress is not None:
             progress(1)
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
+    info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in match_brightness(originals, matrices, anchor)[1]]
     return estimate, matrices, info

@@ -235,7 +235,7 @@ STAGES = {
               _srcnn_fingerprint, uses_device=True),
         Stage("realign", "2", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
-        Stage("reconstruct", "3", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+        Stage("reconstruct", "4", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 2}),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-955"}, _srcnn_fingerprint,
               uses_device=True),

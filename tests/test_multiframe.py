@@ -105,13 +105,12 @@ def test_the_sampling_model_matches_the_resize_and_the_box_average():
 
 
 def test_the_burst_tells_its_own_blur():
-    """Cross-validation ranks the PSFs by how well they predict left-out frames: on a benchmark-style
-    burst the MATLAB PSF (its truth) is within 2 % of the best and the plain box is worse; on a
-    camera-style burst with a Gaussian blur of 0.4 LR pixels, the box without blur and the box
-    with too much (0.75) are worse than the choice. PSFs of about the same width predict about
-    equally well (here MATLAB's kernel and box+0.25: 0.00605 against 0.00601 on the SR burst;
-    on the camera burst matlab 0.00797, box+0.25 0.00801); on the Set5 SR bursts auto picked
-    matlab for all five."""
+    """Cross-validation on left-out frames finds the blur: a camera-style burst with a Gaussian blur
+    of 0.4 LR pixels gets box+0.4 (measured: box+0.3 0.5 % and box+0.5 4.4 % worse); on a
+    benchmark-style burst the MATLAB PSF (its truth) predicts within 1 % of the best, and the
+    PSFs without blur or with much more (box, box+0.5) predict clearly worse. (On this sharp
+    synthetic scene box+0.3 is chosen for the SR burst, 0.6 % ahead of matlab; on the Set5 SR
+    bursts auto picked matlab for all five.)"""
     scene = licence_plate(width=420, height=240)
     sr = simulate_burst(scene, n=12, seed=5)
     camera = simulate_camera_burst(scene, n=12, seed=5, moving_object=False, blur=(0.4, 0.4), jpeg_quality=100)
@@ -120,10 +119,11 @@ def test_the_burst_tells_its_own_blur():
         y = np.stack([luma(frame) for frame in burst.frames])
         weights = frame_weights(y, burst.matrices, 0)
         chosen[name] = choose_psf(y, burst.matrices, 0, weights, scale=3, tv_weight=0.0005)
-    psf, errors = chosen["sr"]
-    assert errors["matlab"] <= 1.02 * errors[psf] and errors["box"] > 1.03 * errors["matlab"], errors
     psf, errors = chosen["camera"]
-    assert errors["box"] > 1.03 * errors[psf] and errors["box+0.75"] > 1.02 * errors[psf], errors
+    assert psf == "box+0.4", errors
+    psf, errors = chosen["sr"]
+    assert errors["matlab"] <= 1.01 * errors[psf], errors
+    assert min(errors["box"], errors["box+0.5"]) > 1.04 * errors["matlab"], errors
 
 
 def test_a_moving_object_keeps_the_reference_content(plate):
