@@ -8,6 +8,7 @@ from multisr.bench import plant_outliers, registration_errors
 from multisr.color import luma
 from multisr.geometry import similarity_matrix
 from multisr.metrics import score_image, score_luma
+from multisr.models import load_model, super_resolve_luma
 from multisr.pipeline import load_pipeline
 from multisr.reconstruct import _blur, choose_psf, frame_weights, psf_kernel, reconstruct, sampling_matrix, sampling_positions
 from multisr.registration import register_burst
@@ -127,17 +128,15 @@ def test_the_burst_tells_its_own_blur():
 
 
 def test_a_moving_object_keeps_the_reference_content(plate):
-    """In the moving object's region the solve must stay within 1 dB of single-image SR (SRCNN) of
-    the reference; without the robustness weights it ghosts (measured: object region PSNR
-    measured in the note)."""
+    """In the moving object's region the solve keeps the reference's content: at least as close to
+    the truth as single-image SR (SRCNN) of the reference. Measured: 26.12 dB against single's
+    20.95; with every weight set to 1 (no robustness) the ghosts bring it to 15.25 dB."""
     burst = simulate_camera_burst(plate, n=10, seed=2, blur=(0.3, 0.3))
     y = np.stack([luma(frame) for frame in burst.frames])
-    from multisr.models import load_model, super_resolve_luma
-
     single = super_resolve_luma(upscale(y[0], 3), load_model("srcnn-955"))
     solved, _, info = reconstruct(y, burst.matrices, anchor=0)
     x0, y0, w, h = burst.object_region
     truth = luma(burst.truth)[y0 : y0 + h, x0 : x0 + w]
     region = lambda image: score_luma(image[y0 : y0 + h, x0 : x0 + w], truth, shave=0)["psnr"]  # noqa: E731
-    assert region(solved) >= region(single) - 1.0, (region(solved), region(single), info)
+    assert region(solved) >= region(single), (region(solved), region(single), info)
     assert min(info["kept"][1::2]) < 0.95  # the frames in which the object moved lost some samples
