@@ -1,4 +1,4 @@
-"""Single-image SR evaluation by the SRCNN paper's protocol (DESIGN.md).
+"""Single-image SR evaluation by the SRCNN paper's protocol (docs/DESIGN.md).
 
 For each ground-truth image: crop to a multiple of the scale; take its Y channel rounded to 8
 bits; make the low-resolution input by MATLAB-bicubic downscaling of that Y (in floating point,

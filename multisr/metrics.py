@@ -1,4 +1,4 @@
-"""Image quality metrics by the SRCNN paper's protocol (see DESIGN.md, "Evaluation protocol").
+"""Image quality metrics by the SRCNN paper's protocol (see docs/DESIGN.md, "Evaluation protocol").
 
 Scores compare Y channels quantized to 8 bits, with ``shave`` pixels cropped from every side,
 so the numbers agree with the SR literature's tables.

@@ -1,6 +1,6 @@
 """Image resizing with the interpolation kernel named.
 
-"Bicubic" means three things in practice (see DESIGN.md); this module names each one:
+"Bicubic" means three things in practice (see docs/DESIGN.md); this module names each one:
 
 - ``"matlab"`` — MATLAB's ``imresize(..., 'bicubic')``: Keys kernel with a = -0.5, antialiased
   (kernel stretched by 1/scale) when downscaling, border pixels replicated. SR papers

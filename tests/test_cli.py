@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from multisr.cli import cli
 from multisr.geometry import rms_displacement
+from multisr.scenes import licence_plate
 from multisr.io import read_image, write_image
 
 
@@ -145,6 +146,24 @@ def test_simulate_writes_frames_and_truth(plate, tmp_path):
     frame, _ = read_image(tmp_path / "burst" / "frame_000.png")
     hr, _ = read_image(tmp_path / "burst" / "truth.png")
     assert hr.shape == (3 * frame.shape[0], 3 * frame.shape[1], 3)
+
+
+def test_simulate_camera_and_bench_quality_on_the_camera_protocol(tmp_path):
+    scene = licence_plate(width=300, height=200)
+    write_image(tmp_path / "images" / "plate.png", scene)
+    result = invoke("simulate", tmp_path / "images" / "plate.png", "--out", tmp_path / "burst", "--n", 4,
+                    "--protocol", "camera")
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "burst" / "truth.json").read_text())
+    assert truth["protocol"] == "camera" and len(truth["object_region"]) == 4 and len(truth["matrices"]) == 4
+    result = invoke("bench", "quality", "--data", tmp_path / "images", "--protocol", "camera", "--n", 6,
+                    "--pipelines", "bicubic,multiframe", "--json")
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["images"]["plate"]
+    assert row["multiframe"]["object_psnr"] > 0 and row["multiframe"]["registration"]["rms_px"] < 0.5
+    assert row["multiframe"]["psnr"] > row["bicubic"]["psnr"]  # six frames of a sharp scene: clearly above
+    assert_one_line_error(invoke("simulate", tmp_path / "images" / "plate.png", "--out", tmp_path / "b",
+                                 "--protocol", "phone"), "--protocol")
 
 
 def test_upscale_keeps_bit_depth_and_channels(tmp_path):
