@@ -21,17 +21,22 @@ separable, in HR pixels:
   :func:`choose_psf`): the burst tells its own blur.
 
 Each frame's brightness is first matched to the reference's (a gain and an offset: cameras
-change exposure within a burst). The solve minimises ``sum w (S (h * X) - y)^2 / sum w + tv_weight * TV(X)`` by iteratively
-reweighted least squares: a few rounds of conjugate gradients on the quadratic problem with the
-total variation's weights frozen; the prior's weight grows with the noise the first solve's
-residual shows (real bursts are noisier than benchmarks). ``w`` is 1 for the reference frame and, for the other frames,
-0 where the frame disagrees with the reference by more than noise or a small misregistration
-can explain (a moving object, a person: the reference's content is kept there, as Wronski et
-al. 2019 do with their robustness mask), else 1.
+change exposure within a burst). The solve minimises::
 
-Then every frame's motion is refined in the registration's model by ECC against the blurred
-solution (noise-free, not aliased, unlike the reference frame that registration had to use),
-and the solve runs again with the refined motion. The solve is a pure numpy/scipy function.
+    sum w (S (h * X) - y)^2 / sum w  +  tv_weight * mean TV(X)
+
+by iteratively reweighted least squares: a few rounds of conjugate gradients on the quadratic
+problem with the total variation's weights frozen. The prior's weight grows with the noise the
+first solve's residual shows (real bursts are noisier than benchmarks). ``w`` is 1 for the
+reference frame and, for the other frames, 0 where the frame disagrees with the reference by
+more than noise or a small misregistration can explain (a moving object, a person: the
+reference's content is kept there, as Wronski et al. 2019 do with their robustness mask),
+else 1.
+
+Then every frame's motion is refined against the blurred solution (noise-free and not aliased,
+unlike the reference frame that registration had to use): phase correlation for a shift left
+over, then ECC in the chosen motion model; and the solve runs again. Pure numpy, scipy and
+OpenCV on the CPU; no tensor is involved.
 """
 import cv2
 import numpy as np
@@ -39,8 +44,8 @@ from scipy import sparse
 
 from .geometry import apply, scale_matrix
 from .fourier_mellin import phase_correlation
-from .registration import _ECC_MOTION, MODELS, nearest_similarity
-from .resize import _keys_cubic, upscale
+from .registration import ECC_MOTION, MODELS, nearest_similarity
+from .resize import keys_cubic, upscale
 
 __all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "match_brightness", "frame_weights", "solve",
            "choose_psf", "refine_motion", "reconstruct"]
@@ -64,11 +69,17 @@ def parse_psf(psf: str) -> tuple[str, float]:
 
 
 def psf_kernel(psf: str, scale: int) -> np.ndarray:
-    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1."""
+    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1.
+
+    ``scale`` must be odd (the box of a sensor pixel is then centred on an HR pixel); the
+    pipelines use 3.
+    """
+    if scale % 2 == 0:
+        raise ValueError(f"scale: expected an odd magnification, got {scale}")
     kind, sigma = parse_psf(psf)
     if kind == "matlab":
         taps = np.arange(-2 * scale, 2 * scale + 1, dtype=np.float64)
-        kernel = _keys_cubic(taps / scale)
+        kernel = keys_cubic(taps / scale)
     else:
         radius = scale // 2 + int(np.ceil(3 * sigma * scale))
         taps = np.arange(-radius, radius + 1, dtype=np.float64)
@@ -118,8 +129,8 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
     x0, y0 = np.floor(x).astype(np.int64) - 1, np.floor(y).astype(np.int64) - 1
     offsets = np.arange(4)
-    wx = _keys_cubic(x[:, None] - (x0[:, None] + offsets))  # (points, 4)
-    wy = _keys_cubic(y[:, None] - (y0[:, None] + offsets))
+    wx = keys_cubic(x[:, None] - (x0[:, None] + offsets))  # (points, 4)
+    wy = keys_cubic(y[:, None] - (y0[:, None] + offsets))
     cols_x = np.clip(x0[:, None] + offsets, 0, width - 1)
     cols_y = np.clip(y0[:, None] + offsets, 0, height - 1)
     data = (wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]
@@ -270,7 +281,7 @@ def _pad(scale: int) -> int:
     return 2 * scale
 
 
-def _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, start, used=None) -> tuple[np.ndarray, dict]:
+def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None) -> tuple[np.ndarray, dict]:
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`_pad`.
 
     ``start``: ``(H, W)`` on the output grid. Returns the ``(H, W)`` estimate and ``parts``:
@@ -330,7 +341,7 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     sub_weights = weights[:, top : top + crop, left : left + crop]
     per_frame = {}
     for psf in candidates:
-        _, parts = _solve_burst(window, moved, anchor, sub_weights, psf, scale, tv_weight, start, used)
+        _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used)
         predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(window.shape)
         w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
         residual = predicted[held_out] - window[held_out]
@@ -401,7 +412,7 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarra
         start /= start[2, 2]
         warp = (start if model == "homography" else start[:2]).astype(np.float32)
         try:
-            _, warp = cv2.findTransformECC(frame, blurred, warp, _ECC_MOTION[model], criteria, mask, 1)
+            _, warp = cv2.findTransformECC(frame, blurred, warp, ECC_MOTION[model], criteria, mask, 1)
         except cv2.error:
             continue
         found = np.eye(3)
@@ -453,7 +464,7 @@ def reconstruct(
         each frame's ``(gain, offset)`` against the reference (:func:`match_brightness`).
     """
     originals = np.asarray(frames_y, dtype=np.float32)
-    frames_y, _ = match_brightness(originals, matrices, anchor)
+    frames_y, fits = match_brightness(originals, matrices, anchor)
     info = {}
     weights = frame_weights(frames_y, matrices, anchor)
     if psf == "auto":
@@ -461,22 +472,23 @@ def reconstruct(
     else:
         parse_psf(psf)
     info["psf"] = psf
-    start = upscale(frames_y[anchor], scale)
-    estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, start)
+    estimate, parts = _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, upscale(frames_y[anchor], scale))
     noise = residual_noise(frames_y, weights, parts)
     # a noisier burst (or one that fits the model less well) needs a stronger prior: the MAP
     # weight of the prior grows with the noise variance; never weaker than calibrated
-    tv_weight = tv_weight * max(1.0, (noise / NOISE_CALIBRATION) ** 2)
-    info["residual_levels"], info["tv_weight"] = round(noise * 255, 2), tv_weight
+    stronger = tv_weight * max(1.0, (noise / NOISE_CALIBRATION) ** 2)
+    info["residual_levels"], info["tv_weight"] = round(noise * 255, 2), stronger
     if progress is not None:
         progress(1)
     for _ in range(refine_rounds):
         matrices = refine_motion(frames_y, matrices, parts["widened"], parts["kernel"], anchor, scale=scale, model=model)
-        frames_y, _ = match_brightness(originals, matrices, anchor)
+        frames_y, fits = match_brightness(originals, matrices, anchor)
         weights = frame_weights(frames_y, matrices, anchor)
-        estimate, parts = _solve_burst(frames_y, matrices, anchor, weights, psf, scale, tv_weight, estimate)
+        estimate, parts = _solve_burst(frames_y, matrices, weights, psf, scale, stronger, estimate)
         if progress is not None:
             progress(1)
+    if refine_rounds == 0 and stronger > tv_weight:
+        estimate, parts = _solve_burst(frames_y, matrices, weights, psf, scale, stronger, estimate)
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
-    info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in match_brightness(originals, matrices, anchor)[1]]
+    info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in fits]
     return estimate, matrices, info

@@ -42,8 +42,8 @@ with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.nd
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_ecc", "sharpness",
-           "register_burst"]
+__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "ECC_MOTION", "register_pair", "refine_ecc",
+           "nearest_similarity", "sharpness", "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("ecc", "none")
@@ -94,7 +94,8 @@ def nearest_similarity(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray
     return np.array([[a, -b, c], [b, a, d], [0.0, 0.0, 1.0]])
 
 
-_ECC_MOTION = {"similarity": cv2.MOTION_AFFINE, "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
+# OpenCV's ECC motion type fitted for each model (a similarity is fitted as affine, then projected)
+ECC_MOTION = {"similarity": cv2.MOTION_AFFINE, "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
 
 
 def _ecc(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str, mask: np.ndarray,
@@ -105,7 +106,7 @@ def _ecc(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str
     warp_matrix = (matrix / matrix[2, 2] if homography else matrix[:2]).astype(np.float32)
     correlation = 0.0
     for smoothing in smoothings:
-        correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, _ECC_MOTION[model], criteria,
+        correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, ECC_MOTION[model], criteria,
                                                         mask, smoothing)
     refined = np.eye(3)
     if homography:

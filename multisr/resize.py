@@ -22,12 +22,12 @@ from scipy import sparse
 
 from .errors import UserError
 
-__all__ = ["KERNELS", "resize", "resize_matrix", "upscale", "downscale"]
+__all__ = ["KERNELS", "keys_cubic", "resize", "resize_matrix", "upscale", "downscale"]
 
 KERNELS = ("matlab", "opencv")
 
 
-def _keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+def keys_cubic(x: np.ndarray, a: float = -0.5) -> np.ndarray:
     """Keys' cubic convolution kernel with parameter ``a``, evaluated at ``x``."""
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
@@ -45,10 +45,10 @@ def resize_matrix(in_len: int, out_len: int, scale: float) -> sparse.csr_matrix:
     """
     width = 4.0
     if scale < 1:  # antialiasing: stretch the kernel to the output's sampling rate
-        kernel = lambda x: scale * _keys_cubic(scale * x)  # noqa: E731
+        kernel = lambda x: scale * keys_cubic(scale * x)  # noqa: E731
         width /= scale
     else:
-        kernel = _keys_cubic
+        kernel = keys_cubic
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1 - 1 / scale)  # MATLAB's 1-based input position
     left = np.floor(u - width / 2)
@@ -108,7 +108,7 @@ def _matlab_upscale_phases(scale: int) -> list[np.ndarray]:
     offsets = np.arange(-2, 3)
     phases = []
     for p in range(scale):
-        weights = _keys_cubic((p + 0.5) / scale - 0.5 - offsets)
+        weights = keys_cubic((p + 0.5) / scale - 0.5 - offsets)
         phases.append((weights / weights.sum()).astype(np.float32))
     return phases
 
