@@ -123,7 +123,8 @@ def _disagreement_mask(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.
     """``uint8`` mask in ``frame_y``'s pixels: ``base`` less where the frame disagrees with the reference
     aligned onto it by ``matrix``.
 
-    Both are smoothed by a Gaussian of 1 pixel (noise and aliasing differ from frame to frame).
+    Both are smoothed by a Gaussian of 1 pixel (noise and aliasing differ from frame to frame),
+    and the difference's median is taken out (a change of exposure is no disagreement).
     A misregistration by ``tolerance`` pixels changes a pixel by up to its gradient times
     ``tolerance``; disagreement is a difference beyond that plus 3 levels of 255: a moving
     object, which differs by more than a small shift could explain. The area is widened by 2
@@ -132,7 +133,9 @@ def _disagreement_mask(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.
     height, width = frame_y.shape
     aligned, valid = warp(reference_y, np.linalg.inv(matrix), (height, width))
     aligned = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    difference = np.abs(cv2.GaussianBlur(frame_y, (0, 0), 1.0) - aligned)
+    difference = cv2.GaussianBlur(frame_y, (0, 0), 1.0) - aligned
+    inside = valid & (base > 0)
+    difference = np.abs(difference - (np.median(difference[inside]) if inside.any() else 0.0))  # exposure
     gradient = np.hypot(cv2.Sobel(aligned, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(aligned, cv2.CV_32F, 0, 1, ksize=3)) / 8
     agree = (difference <= tolerance * gradient + 3 / 255).astype(np.uint8)
     agree = cv2.erode(agree, np.ones((5, 5), np.uint8))
@@ -144,20 +147,20 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     """Refine a registration matrix of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by ECC.
 
     ``model``: one of :data:`MODELS`; the start ``matrix`` (for example Fourier-Mellin's
-    similarity, zoom included) is kept whole. Candidate fits from the start: the whole frame's
-    (on Gaussian-smoothed images, 5x5, to reach the right basin, then on the images as they
-    are); three rounds that each fit only the pixels where the frame, aligned by the previous
-    round, agrees with the reference (so that local motion does not pull the fit); and, for
-    the similarity model, the rigid fit (small or flat frames may not constrain a zoom). The
-    candidate under which the most pixels agree with the reference wins, as RANSAC counts
-    inliers. ``border`` pixels at
-    the frame's edges are left out. When fewer than half of the pixels agree at the start, the
-    difference is no local motion (a change of light, another scene): ECC then fits the whole
-    frame, and the correlation check judges it. Returns the refined 3x3 matrix and ECC's final
-    correlation coefficient, or ``None`` when ECC does not converge or runs more than 2 pixels
-    away from the start. With the similarity model, a frame whose fit fails that way gets the
-    rigid fit (rotation and shift, as the coarse estimate's) when that converges: small or
-    flat frames may not constrain a zoom.
+    similarity, zoom included) is kept whole. Three candidate fits from the start:
+
+    - the whole frame's (on Gaussian-smoothed images, 5x5, to reach the right basin, then on the
+      images as they are);
+    - three rounds that each fit only the pixels where the frame, aligned by the previous round,
+      agrees with the reference (local motion does not pull the fit); none when fewer than a
+      quarter agree;
+    - for the similarity model, the rigid fit (tiny or flat frames may not constrain a zoom).
+
+    A candidate more than 2 pixels (RMS) from the start has run away and is dropped; of the
+    others, the one under which the most pixels agree with the reference wins, as RANSAC counts
+    inliers. ``border`` pixels at the frame's edges are left out throughout. Returns the refined
+    3x3 matrix and ECC's correlation coefficient for it (over the pixels that candidate fitted),
+    or ``None`` when no candidate is left.
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
