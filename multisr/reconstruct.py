@@ -121,8 +121,8 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     """Bicubic (Keys a = -0.5) sampling of an ``hr_shape`` image at the points ``(x, y)``.
 
     Returns ``(S, inside)``: ``S`` is ``(points, H*W)`` sparse, one row per point (16 entries;
-    all zero for a point that is not ``inside``), and ``inside`` is a bool array of the points'
-    shape, True for points at least ``margin`` HR pixels inside the grid's pixel centres.
+    all zero for a point that is not ``inside``), and ``inside`` is a flat bool array, one per point,
+    True for points at least ``margin`` HR pixels inside the grid's pixel centres.
     """
     height, width = hr_shape
     x, y = x.ravel(), y.ravel()
@@ -133,11 +133,13 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     wy = keys_cubic(y[:, None] - (y0[:, None] + offsets))
     cols_x = np.clip(x0[:, None] + offsets, 0, width - 1)
     cols_y = np.clip(y0[:, None] + offsets, 0, height - 1)
-    data = (wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]
-    cols = cols_y[:, :, None] * width + cols_x[:, None, :]
-    rows = np.repeat(np.arange(x.size), 16)
-    matrix = sparse.csr_matrix((data.ravel().astype(np.float32), (rows, cols.ravel())), shape=(x.size, height * width))
-    return matrix, inside.reshape(-1)
+    data = ((wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]).astype(np.float32)
+    cols = (cols_y[:, :, None] * width + cols_x[:, None, :]).astype(np.int32)
+    # 16 entries a row, so the CSR arrays are written directly (a taps' repeat at the border
+    # is a duplicate column, which CSR products sum as they should)
+    indptr = np.arange(0, 16 * x.size + 1, 16, dtype=np.int64 if 16 * x.size >= 2**31 else np.int32)
+    matrix = sparse.csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(x.size, height * width))
+    return matrix, inside
 
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
@@ -241,7 +243,7 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
         ``(H, W)`` float32, not clipped.
     """
     shape = start.shape
-    transposed = matrix.T.tocsr()
+    transposed = matrix.T  # a CSC view: no copy
     scale_data = 1.0 / max(float(weights.sum()), 1.0)
     scale_prior = tv_weight / start.size
 
@@ -281,17 +283,25 @@ def _pad(scale: int) -> int:
     return 2 * scale
 
 
-def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None) -> tuple[np.ndarray, dict]:
+def _sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """:func:`sampling_matrix` of every frame on the solve's grid (the HR grid widened by :func:`_pad`)."""
+    height, width = lr_shape
+    pad = _pad(scale)
+    x, y = sampling_positions(matrices, lr_shape, scale, pad)
+    return sampling_matrix(x, y, (scale * height + 2 * pad, scale * width + 2 * pad), margin=pad)
+
+
+def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None
+                 ) -> tuple[np.ndarray, dict]:
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`_pad`.
 
-    ``start``: ``(H, W)`` on the output grid. Returns the ``(H, W)`` estimate and ``parts``:
-    the widened estimate, the sampling matrix, which samples lie inside, the kernel.
+    ``start``: ``(H, W)`` on the output grid; ``sampling``: :func:`_sampling` of ``matrices``
+    if already made. Returns the ``(H, W)`` estimate and ``parts``: the widened estimate, the
+    sampling matrix, which samples lie inside, the kernel.
     """
     count, height, width = frames_y.shape
     pad = _pad(scale)
-    grid_shape = (scale * height + 2 * pad, scale * width + 2 * pad)
-    x, y = sampling_positions(matrices, (height, width), scale, pad)
-    matrix, inside = sampling_matrix(x, y, grid_shape, margin=pad)
+    matrix, inside = sampling if sampling is not None else _sampling(matrices, (height, width), scale)
     w = (weights.reshape(count, -1) * inside.reshape(count, -1)).astype(np.float32)
     if used is not None:
         w[~np.isin(np.arange(count), used)] = 0
@@ -340,8 +350,9 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     start = upscale(window[anchor], scale)
     sub_weights = weights[:, top : top + crop, left : left + crop]
     per_frame = {}
+    sampling = _sampling(moved, window.shape[1:], scale)  # the same for every candidate
     for psf in candidates:
-        _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used)
+        _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling)
         predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(window.shape)
         w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
         residual = predicted[held_out] - window[held_out]
