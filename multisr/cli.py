@@ -166,7 +166,7 @@ def scene(out_path, text, width, height):
 @cli.command(name="eval")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955 or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955, restore-mix or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -323,7 +323,7 @@ def speed(sizes, pipelines, n, device, as_json):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955 or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955, restore-mix or a weights file (default srcnn-955).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""

@@ -32,7 +32,8 @@ __all__ = [
 ]
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
-MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt", "restore-955": "restore-955.pt"}
+MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt", "restore-955": "restore-955.pt",
+               "restore-mix": "restore-mix.pt"}
 DEFAULT_MODEL = "srcnn-955"
 BATCH_PIXELS = 1 << 22  # frames per batch of sharpen_frames: about 4 Mpixel, 16 MiB per channel
 GPU_HOST_WORKERS = 3  # batches of sharpen_frames in flight on a GPU
@@ -75,7 +76,8 @@ def weights_path(model: str) -> Path:
 
 
 def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu") -> SRCNN:
-    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``) or a weights file by path.
+    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) or a weights
+    file by path.
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
     architecture or another scale), naming the file.

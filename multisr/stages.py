@@ -237,7 +237,7 @@ STAGES = {
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "4", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 2}),
-        Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-955"}, _srcnn_fingerprint,
+        Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-mix"}, _srcnn_fingerprint,
               uses_device=True),
     ]
 }

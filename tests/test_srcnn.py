@@ -100,7 +100,7 @@ def test_bad_weights_files_are_refused(tmp_path):
     torch.save(bad, tmp_path / "mismatch.pt")
     with pytest.raises(UserError, match="weights do not fit SRCNN"):
         load_model(str(tmp_path / "mismatch.pt"))
-    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955, restore-955 or a weights file"):
+    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955, restore-955, restore-mix or a weights file"):
         load_model("srcnn-999")
 
 
