@@ -97,7 +97,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
 @click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
-              help="A built-in pipeline (presenters, single, bicubic) or a .toml file.")
+              help="A built-in pipeline (presenters, multiframe, single, bicubic) or a .toml file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
