@@ -12,15 +12,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import UserError
+from .color import luma
 from .geometry import rms_displacement, similarity_parameters
 from .io import list_images, read_image
-from .metrics import score_image
+from .metrics import psnr, score_image
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
 from .runner import run_pipeline
-from .metrics import psnr
-from .color import luma
 from .simulate import save_burst, simulate, simulate_burst
 
 __all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "network_flop_rate",
@@ -68,7 +67,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
 
     Returns ``{"images": {name: {pipeline: {"psnr", "ssim"[, "registration", "left_out"]}}},
     "mean": {...}}``; PSNR/SSIM by the DESIGN.md protocol (Y, 8-bit, 3-pixel border) against
-    frame 0's truth; on camera bursts also ``"object_psnr"``, inside the moving object's region. A pipeline that fails on an image (say, no frame registers) gets
+    frame 0's truth; on camera bursts also ``"object_psnr"``, inside the moving object's region.
+    A pipeline that fails on an image (say, no frame registers) gets
     ``{"error": message}`` there, and the means cover only the images every pipeline scored.
     """
     loaded = [load_pipeline(name) for name in pipelines]
