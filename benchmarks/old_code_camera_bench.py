@@ -12,15 +12,14 @@ OUT (without its suffix).
 """
 import json
 import sys
-
-import numpy as np
 from pathlib import Path
+
 import multisr
 print('multisr from', multisr.__file__)
 from multisr.pipeline import load_pipeline
 from multisr.runner import run_pipeline
 from multisr.io import read_image
-from multisr.metrics import score_image, psnr
+from multisr.metrics import score_image, score_luma
 from multisr.color import luma
 rows = {}
 for burst in sorted(Path(sys.argv[3]).iterdir()):
@@ -35,8 +34,9 @@ for burst in sorted(Path(sys.argv[3]).iterdir()):
         except Exception as e:
             row[name] = {"error": str(e)}; continue
         result,_ = read_image(out/'result.png')
-        lv = lambda im: np.round(np.clip(luma(im),0,1)*255)[y:y+h, x:x+w].astype(np.float64)
-        row[name] = {**score_image(result, truth, shave=3), "object_psnr": psnr(lv(result), lv(truth))}
+        inside = (slice(y, y + h), slice(x, x + w))
+        object_psnr = score_luma(luma(result)[inside], luma(truth)[inside], shave=0)["psnr"]
+        row[name] = {**score_image(result, truth, shave=3), "object_psnr": object_psnr}
         print(burst.name, name, round(row[name]["psnr"],2), round(row[name]["object_psnr"],2), flush=True)
     rows[burst.name] = row
 json.dump(rows, open(sys.argv[2], "w"), indent=1)

@@ -15,7 +15,7 @@ from .errors import UserError
 from .color import luma
 from .geometry import rms_displacement, similarity_parameters
 from .io import list_images, read_image
-from .metrics import psnr, score_image
+from .metrics import score_image, score_luma
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
@@ -52,8 +52,8 @@ def plant_outliers(frames: np.ndarray, count: int, unrelated: np.ndarray) -> lis
 def _region_psnr(result: np.ndarray, truth: np.ndarray, region) -> float:
     """PSNR (dB) of the 8-bit Y of ``result`` against ``truth`` inside ``region = (x, y, width, height)``."""
     x, y, width, height = region
-    levels = lambda image: np.round(np.clip(luma(image), 0, 1) * 255)[y : y + height, x : x + width]  # noqa: E731
-    return psnr(levels(result).astype(np.float64), levels(truth).astype(np.float64))
+    inside = (slice(y, y + height), slice(x, x + width))
+    return score_luma(luma(result)[inside], luma(truth)[inside], shave=0)["psnr"]
 
 
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed: int = 0, noise: float = 2 / 255,

@@ -136,14 +136,12 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from .io import read_image
-    from .simulate import save_burst, simulate_burst, simulate_camera_burst
+    from .simulate import save_burst, simulate as simulate_protocol
 
     picture, _ = read_image(image)
-    if protocol == "sr":
-        burst = simulate_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle,
-                               noise=noise / 255.0)
-    else:
-        burst = simulate_camera_burst(picture, n=n, scale=scale, seed=seed, max_shift=max_shift, max_angle=max_angle)
+    options = {"noise": noise / 255.0} if protocol == "sr" else {}  # the camera protocol models its own noise
+    burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
+                              max_angle=max_angle, **options)
     names = save_burst(burst, out_dir)
     click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")

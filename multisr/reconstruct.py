@@ -44,7 +44,7 @@ from scipy import sparse
 
 from .geometry import apply, scale_matrix
 from .fourier_mellin import phase_correlation
-from .registration import ECC_MOTION, MODELS, nearest_similarity
+from .registration import MODELS, agreement, ecc_fit
 from .resize import keys_cubic, upscale
 
 __all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "match_brightness", "frame_weights", "solve",
@@ -143,18 +143,9 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
 
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
-    """``(h, w)`` uint8: 1 where ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
-
-    Both are smoothed by a Gaussian of 1.5 LR pixels (aliasing and noise differ from frame to
-    frame, a moving object differs over an area); a difference beyond ``tolerance`` pixels of
-    misregistration (``expected``'s gradient times ``tolerance``) plus 4 levels of 255 (noise,
-    JPEG) is disagreement, and that area is widened by 2 pixels.
-    """
-    expected = cv2.GaussianBlur(expected.astype(np.float32), (0, 0), 1.5)
-    difference = np.abs(cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.5) - expected)
-    gradient = np.hypot(cv2.Sobel(expected, cv2.CV_32F, 1, 0), cv2.Sobel(expected, cv2.CV_32F, 0, 1)) / 8
-    agree = (difference <= tolerance * gradient + 4 / 255).astype(np.uint8)
-    return cv2.erode(agree, np.ones((5, 5), np.uint8))
+    """:func:`multisr.registration.agreement` as the solve judges LR samples: smoothed by 1.5 LR
+    pixels, 4 levels of 255 of noise and JPEG."""
+    return agreement(expected, frame, tolerance=tolerance, smoothing=1.5, floor=4 / 255)
 
 
 def _aligned_reference(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, k: int) -> np.ndarray:
@@ -311,13 +302,19 @@ def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used
     return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "kernel": kernel}
 
 
+def _predicted(parts: dict, shape: tuple[int, int, int]) -> np.ndarray:
+    """Every frame as a solve predicts it, ``S (h * X)``, ``shape = (N, h, w)`` (``parts`` from
+    :func:`_solve_burst`; zero for the samples that are not inside)."""
+    return (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(shape)
+
+
 NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` applies as given
 
 
 def residual_noise(frames_y: np.ndarray, weights: np.ndarray, parts: dict) -> float:
     """The median over frames of the weighted RMS residual (Y units) of a solve's prediction,
     ``parts`` from :func:`_solve_burst`: the noise and model error the burst shows."""
-    predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(frames_y.shape)
+    predicted = _predicted(parts, frames_y.shape)
     w = weights * parts["inside"].reshape(frames_y.shape)
     per_frame = np.sum(w * (predicted - frames_y) ** 2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
     return float(np.sqrt(np.median(per_frame)))
@@ -353,7 +350,7 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     sampling = _sampling(moved, window.shape[1:], scale)  # the same for every candidate
     for psf in candidates:
         _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling)
-        predicted = (parts["matrix"] @ _blur(parts["widened"], parts["kernel"]).ravel()).reshape(window.shape)
+        predicted = _predicted(parts, window.shape)
         w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
         residual = predicted[held_out] - window[held_out]
         per_frame[psf] = np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
@@ -413,29 +410,20 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, widened: np.ndarra
         matrix = shift @ matrices[k]
         refined[k] = matrix
         agree = _agreement(predicted(matrix), frame, 0.5)
+        agreeing = int(agree.sum())
         agree[:2], agree[-2:], agree[:, :2], agree[:, -2:] = 0, 0, 0, 0
         if agree.sum() < 0.25 * agree.size:
             continue
         # OpenCV's mask lies on the image ECC samples (the HR grid): the agreement carried there
         mask = cv2.warpPerspective(agree, matrix @ np.linalg.inv(c), (big_w, big_h),
                                    flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
-        start = c @ np.linalg.inv(matrix)  # frame k LR -> the solve's grid
-        start /= start[2, 2]
-        warp = (start if model == "homography" else start[:2]).astype(np.float32)
-        try:
-            _, warp = cv2.findTransformECC(frame, blurred, warp, ECC_MOTION[model], criteria, mask, 1)
+        try:  # ECC's warp: frame k LR -> the solve's grid
+            found, _ = ecc_fit(frame, blurred, c @ np.linalg.inv(matrix), model, mask, (1,), criteria=criteria)
         except cv2.error:
             continue
-        found = np.eye(3)
-        if model == "homography":
-            found[:] = warp
-        else:
-            found[:2] = warp
-        if model == "similarity":
-            found = nearest_similarity(found, (height, width))
         candidate = np.linalg.inv(found) @ c
         candidate /= candidate[2, 2]
-        if _agreement(predicted(candidate), frame, 0.5).sum() >= 0.95 * _agreement(predicted(matrix), frame, 0.5).sum():
+        if _agreement(predicted(candidate), frame, 0.5).sum() >= 0.95 * agreeing:
             refined[k] = candidate  # not when markedly fewer pixels agree (as RANSAC counts inliers)
     return refined
 

@@ -43,7 +43,7 @@ with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.nd
     import imreg_dft
 
 __all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "ECC_MOTION", "register_pair", "refine_ecc",
-           "nearest_similarity", "sharpness", "register_burst"]
+           "ecc_fit", "agreement", "nearest_similarity", "sharpness", "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("ecc", "none")
@@ -98,12 +98,18 @@ def nearest_similarity(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray
 ECC_MOTION = {"similarity": cv2.MOTION_AFFINE, "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
 
 
-def _ecc(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str, mask: np.ndarray,
-         smoothings: tuple[int, ...]) -> tuple[np.ndarray, float]:
-    """OpenCV's ECC from ``matrix`` in ``model``, once per Gaussian smoothing; raises ``cv2.error``."""
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
+
+
+def ecc_fit(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str, mask: np.ndarray | None,
+            smoothings: tuple[int, ...], *, criteria=ECC_CRITERIA) -> tuple[np.ndarray, float]:
+    """OpenCV's ECC in ``model`` from ``matrix`` (3x3: ``template``'s pixels -> ``image``'s), once per
+    Gaussian smoothing; ``mask`` (uint8) lies on ``image``, as OpenCV takes it. Returns the 3x3
+    result (for the similarity model, the similarity nearest to ECC's affine fit over the
+    template's pixels) and the final correlation coefficient; raises ``cv2.error``."""
     homography = model == "homography"
-    warp_matrix = (matrix / matrix[2, 2] if homography else matrix[:2]).astype(np.float32)
+    normalised = matrix / matrix[2, 2]
+    warp_matrix = (normalised if homography else normalised[:2]).astype(np.float32)
     correlation = 0.0
     for smoothing in smoothings:
         correlation, warp_matrix = cv2.findTransformECC(template, image, warp_matrix, ECC_MOTION[model], criteria,
@@ -114,31 +120,38 @@ def _ecc(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, model: str
     else:
         refined[:2] = warp_matrix
     if model == "similarity":
-        refined = nearest_similarity(refined, image.shape)
+        refined = nearest_similarity(refined, template.shape)
     return refined, float(correlation)
+
+
+def agreement(expected: np.ndarray, frame: np.ndarray, *, tolerance: float, smoothing: float, floor: float,
+              centre_over: np.ndarray | None = None) -> np.ndarray:
+    """``(h, w)`` uint8: 1 where ``frame`` agrees with ``expected`` (both ``(h, w)`` float32 on one grid).
+
+    Both are smoothed by a Gaussian of ``smoothing`` pixels (noise and aliasing differ from frame
+    to frame; a moving object differs over an area). A misregistration by ``tolerance`` pixels
+    changes a pixel by up to its gradient times ``tolerance``: disagreement is a difference
+    beyond that plus ``floor`` (noise, compression), and that area is widened by 2 pixels. With
+    ``centre_over`` (a bool mask), the difference's median over it is taken out first (a change
+    of exposure is no disagreement).
+    """
+    expected = cv2.GaussianBlur(expected.astype(np.float32), (0, 0), smoothing)
+    difference = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), smoothing) - expected
+    if centre_over is not None and centre_over.any():
+        difference = difference - np.median(difference[centre_over])
+    gradient = np.hypot(cv2.Sobel(expected, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(expected, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    agree = (np.abs(difference) <= tolerance * gradient + floor).astype(np.uint8)
+    return cv2.erode(agree, np.ones((5, 5), np.uint8))
 
 
 def _disagreement_mask(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray, base: np.ndarray,
                        tolerance: float) -> np.ndarray:
     """``uint8`` mask in ``frame_y``'s pixels: ``base`` less where the frame disagrees with the reference
-    aligned onto it by ``matrix``.
-
-    Both are smoothed by a Gaussian of 1 pixel (noise and aliasing differ from frame to frame),
-    and the difference's median is taken out (a change of exposure is no disagreement).
-    A misregistration by ``tolerance`` pixels changes a pixel by up to its gradient times
-    ``tolerance``; disagreement is a difference beyond that plus 3 levels of 255: a moving
-    object, which differs by more than a small shift could explain. The area is widened by 2
-    pixels.
-    """
-    height, width = frame_y.shape
-    aligned, valid = warp(reference_y, np.linalg.inv(matrix), (height, width))
-    aligned = cv2.GaussianBlur(aligned, (0, 0), 1.0)
-    difference = cv2.GaussianBlur(frame_y, (0, 0), 1.0) - aligned
-    inside = valid & (base > 0)
-    difference = np.abs(difference - (np.median(difference[inside]) if inside.any() else 0.0))  # exposure
-    gradient = np.hypot(cv2.Sobel(aligned, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(aligned, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    agree = (difference <= tolerance * gradient + 3 / 255).astype(np.uint8)
-    agree = cv2.erode(agree, np.ones((5, 5), np.uint8))
+    aligned onto it by ``matrix`` (:func:`agreement`, smoothed by 1 pixel, 3 levels of 255 of noise,
+    exposure taken out)."""
+    aligned, valid = warp(reference_y, np.linalg.inv(matrix), frame_y.shape)
+    agree = agreement(aligned, frame_y, tolerance=tolerance, smoothing=1.0, floor=3 / 255,
+                      centre_over=valid & (base > 0))
     return agree & base & valid.astype(np.uint8)
 
 
@@ -171,7 +184,7 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
     start = matrix
     candidates = []
     try:  # the whole frame's fit, and the fit of only what agrees (local motion masked), from the start
-        candidates.append(_ecc(template, image, start, model, base, (5, 1)))
+        candidates.append(ecc_fit(template, image, start, model, base, (5, 1)))
     except cv2.error:
         pass
     try:
@@ -180,7 +193,7 @@ def refine_ecc(reference_y: np.ndarray, frame_y: np.ndarray, matrix: np.ndarray,
             agree = _disagreement_mask(template, image, matrix, base, tolerance)
             if agree.sum() < 0.25 * base.sum():
                 break
-            matrix, correlation = _ecc(template, image, matrix, model, agree, (smoothing,))
+            matrix, correlation = ecc_fit(template, image, matrix, model, agree, (smoothing,))
         else:
             candidates.append((matrix, correlation))
     except cv2.error:

@@ -57,6 +57,17 @@ class Burst:
     settings: dict = field(default_factory=dict)
 
 
+def _crop_size(height: int, width: int, *, margin: int, scale: int, least: int) -> tuple[int, int]:
+    """The truth's ``(height, width)``: the image less ``margin`` on each side, cut to a multiple of
+    ``scale``; a UserError when that leaves fewer than ``least`` LR pixels on a side."""
+    crop_h = (height - 2 * margin) // scale * scale
+    crop_w = (width - 2 * margin) // scale * scale
+    if min(crop_h, crop_w) < least * scale:
+        raise UserError(f"image: expected at least {2 * margin + least * scale} pixels on each side to leave a "
+                        f"{margin}-pixel margin for the motion, found {width}x{height}")
+    return crop_h, crop_w
+
+
 def simulate_burst(
     image: np.ndarray,
     *,
@@ -78,13 +89,7 @@ def simulate_burst(
     height, width = image.shape[:2]
     half_diagonal = np.hypot(height, width) / 2
     margin = int(np.ceil(np.hypot(max_shift, max_shift) + half_diagonal * 2 * np.sin(np.deg2rad(max_angle) / 2))) + 2
-    crop_h = (height - 2 * margin) // scale * scale
-    crop_w = (width - 2 * margin) // scale * scale
-    if min(crop_h, crop_w) < 4 * scale:
-        raise UserError(
-            f"image: expected at least {2 * margin + 4 * scale} pixels on each side to leave a {margin}-pixel "
-            f"margin for the motion, found {width}x{height}"
-        )
+    crop_h, crop_w = _crop_size(height, width, margin=margin, scale=scale, least=4)
     image = np.asarray(image, dtype=np.float32)
     truth = image[margin : margin + crop_h, margin : margin + crop_w].copy()
     to_image = similarity_matrix(shift=(margin, margin))  # crop coordinates -> image coordinates
@@ -196,11 +201,7 @@ def simulate_camera_burst(
     height, width = image.shape[:2]
     margin = _camera_margin(height, width, max_shift=max_shift, max_angle=max_angle, max_zoom=max_zoom,
                             perspective=perspective)
-    crop_h = (height - 2 * margin) // scale * scale
-    crop_w = (width - 2 * margin) // scale * scale
-    if min(crop_h, crop_w) < 6 * scale:
-        raise UserError(f"image: expected at least {2 * margin + 6 * scale} pixels on each side to leave a "
-                        f"{margin}-pixel margin for the motion, found {width}x{height}")
+    crop_h, crop_w = _crop_size(height, width, margin=margin, scale=scale, least=6)
     center = ((crop_w - 1) / 2, (crop_h - 1) / 2)
     half_diagonal = float(np.hypot(crop_h, crop_w) / 2)
     zoom_drift = float(rng.uniform(-max_zoom, max_zoom))
@@ -217,12 +218,13 @@ def simulate_camera_burst(
                    (int(rng.integers(-reach_x, reach_x + 1)) or reach_x, int(rng.integers(-reach_y, reach_y + 1)))
                    for k in range(n)]
     to_image = similarity_matrix(shift=(margin, margin))  # crop coordinates -> image coordinates
+    placed = None if rect is None else (rect[0] + margin, rect[1] + margin, rect[2], rect[3])  # in image pixels
+    still = image if rect is None else _with_moving_object(image, placed, (0, 0))  # frame 0's scene, the truth's
     frames, matrices = [], []
     for k in range(n):
         hr_matrix = _near_identity_homography(rng, k, n, center, half_diagonal, max_shift=max_shift,
                                               max_angle=max_angle, zoom_drift=zoom_drift, perspective=perspective)
-        scene = image if rect is None else _with_moving_object(image, (rect[0] + margin, rect[1] + margin, *rect[2:]),
-                                                               offsets[k])
+        scene = still if offsets[k] == (0, 0) else _with_moving_object(image, placed, offsets[k])
         frame_hr, _ = warp(scene, to_image @ np.linalg.inv(hr_matrix), (crop_h, crop_w))
         frame_hr = cv2.GaussianBlur(frame_hr, (0, 0), sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
         frame = cv2.resize(frame_hr, (crop_w // scale, crop_h // scale), interpolation=cv2.INTER_AREA)
@@ -230,9 +232,7 @@ def simulate_camera_burst(
         frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
         frames.append(_jpeg(frame.astype(np.float32), jpeg_quality))
         matrices.append(to_low_resolution(hr_matrix, scale))
-    truth_scene = image if rect is None else _with_moving_object(image, (rect[0] + margin, rect[1] + margin, *rect[2:]),
-                                                                 (0, 0))
-    truth = truth_scene[margin : margin + crop_h, margin : margin + crop_w].copy()
+    truth = still[margin : margin + crop_h, margin : margin + crop_w].copy()
     region = None
     if rect is not None:
         xs = [rect[0] + dx for dx, _ in offsets]
