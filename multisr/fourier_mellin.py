@@ -58,7 +58,7 @@ class FourierMellin:
     ``register(frame)`` returns ``(A, success)``: ``A`` the 3x3 similarity matrix (reference
     coordinates -> frame coordinates, full resolution) and ``success`` the translation peak
     height in [0, 1]. Accurate to a few tenths of a pixel and about a tenth of a degree (more
-    on shrunk frames): a start for ECC.
+    on shrunk frames): a start for the robust refinement.
     """
 
     def __init__(self, reference: np.ndarray, *, max_side: int = 256):

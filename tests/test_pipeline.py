@@ -9,7 +9,7 @@ def test_builtin_pipelines_load_with_defaults_filled_in():
     presenters = load_pipeline("presenters")
     assert [stage.name for stage, _ in presenters.steps] == ["register", "upscale", "srcnn", "realign", "fuse"]
     params = {stage.name: p for stage, p in presenters.steps}
-    assert params["srcnn"]["model"] == "srcnn-955" and params["register"]["refine"] == "ecc"
+    assert params["srcnn"]["model"] == "srcnn-955" and params["register"]["refine"] == "robust"
     assert params["register"]["min_success"] == 0.5  # a default the file does not set
 
 

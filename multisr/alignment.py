@@ -1,0 +1,211 @@
+"""Robust direct image alignment: Lucas-Kanade by iteratively reweighted least squares.
+
+:func:`align` finds the motion ``matrix`` (3x3, the geometry contract's: a template pixel ``p``
+-> the image's pixel ``matrix @ p``) and a brightness change ``gain, offset`` that minimise
+
+    sum over template pixels p of  rho( image(matrix @ p) - (gain * template(p) + offset) )
+
+with Tukey's biweight ``rho`` (Baker & Matthews 2004, "Lucas-Kanade 20 years on", section on
+robust error functions; Odobez & Bouthemy 1995 for robust multi-resolution motion estimation).
+Tukey's weight is zero beyond 4.685 robust standard deviations of the residual (the median
+absolute deviation, times 1.4826): a moving object, a person, a passing car cost nothing once the
+fit is near the background's motion, where a least-squares fit (ECC included) would be pulled
+towards them. The scale is re-estimated at every step, so no noise level is assumed.
+
+Gauss-Newton steps with Levenberg-Marquardt damping, forward-additive on the motion parameters
+(the last row of a homography included), in coordinates normalised to about [-1, 1] in both
+images. Coarse to fine: both images are smoothed by Gaussians of ``smoothings`` pixels in turn
+(the wider ones reach a few pixels of misalignment, the last one is accurate); at most
+``max_points`` template pixels take part, on a regular stride, so a frame of any size costs the
+same.
+
+``model``: ``"similarity"`` (rotation, zoom, shift: 4 parameters), ``"affine"`` (6) or
+``"homography"`` (8).
+"""
+import cv2
+import numpy as np
+
+__all__ = ["MODELS", "Alignment", "align"]
+
+MODELS = ("similarity", "affine", "homography")
+
+TUKEY = 4.685  # Tukey's constant: 95 % efficiency for Gaussian residuals
+MAD_TO_SIGMA = 1.4826
+
+
+class Alignment:
+    """The result of :func:`align`.
+
+    Attributes:
+        matrix: 3x3, template pixels -> image pixels, normalised so that ``matrix[2, 2] = 1``.
+        gain, offset: ``image(matrix @ p) ~ gain * template(p) + offset``.
+        scale: the robust standard deviation of the final residual (the image's units).
+        inliers: the fraction of the template's points with a Tukey weight above 0.5.
+        overlap: the fraction of the template's points that land inside the image.
+        correlation: the correlation coefficient of the aligned image and the template over all
+            points that land inside the image (1: identical up to brightness and contrast).
+    """
+
+    def __init__(self, matrix, gain, offset, scale, inliers, overlap, correlation):
+        self.matrix, self.gain, self.offset = matrix, gain, offset
+        self.scale, self.inliers, self.overlap, self.correlation = scale, inliers, overlap, correlation
+
+
+def _normaliser(shape: tuple[int, int]) -> np.ndarray:
+    """3x3 map of pixel coordinates of a ``(h, w)`` image to coordinates centred on it with its
+    longer half-side 1."""
+    height, width = shape
+    half = max(height, width) / 2.0
+    return np.array([[1 / half, 0, -(width - 1) / 2 / half], [0, 1 / half, -(height - 1) / 2 / half], [0, 0, 1.0]])
+
+
+def _to_parameters(matrix: np.ndarray, model: str) -> np.ndarray:
+    matrix = matrix / matrix[2, 2]
+    if model == "similarity":  # the least-squares similarity of the linear part
+        a = (matrix[0, 0] + matrix[1, 1]) / 2
+        b = (matrix[1, 0] - matrix[0, 1]) / 2
+        return np.array([a, b, matrix[0, 2], matrix[1, 2]])
+    if model == "affine":
+        return matrix[:2].ravel().copy()
+    return matrix.ravel()[:8].copy()
+
+
+def _to_matrix(parameters: np.ndarray, model: str) -> np.ndarray:
+    if model == "similarity":
+        a, b, tx, ty = parameters
+        return np.array([[a, -b, tx], [b, a, ty], [0, 0, 1.0]])
+    if model == "affine":
+        return np.vstack([parameters.reshape(2, 3), [0, 0, 1.0]])
+    return np.append(parameters, 1.0).reshape(3, 3)
+
+
+def _motion_jacobian(parameters: np.ndarray, model: str, x: np.ndarray, y: np.ndarray):
+    """The mapped points ``(u, v)`` and their derivatives ``(du, dv)`` (``(P, n_parameters)``)."""
+    matrix = _to_matrix(parameters, model)
+    denominator = matrix[2, 0] * x + matrix[2, 1] * y + 1.0
+    u = (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]) / denominator
+    v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]) / denominator
+    one, zero = np.ones_like(x), np.zeros_like(x)
+    if model == "similarity":
+        du = np.stack([x, -y, one, zero], 1)
+        dv = np.stack([y, x, zero, one], 1)
+    elif model == "affine":
+        du = np.stack([x, y, one, zero, zero, zero], 1)
+        dv = np.stack([zero, zero, zero, x, y, one], 1)
+    else:
+        inverse = 1 / denominator
+        du = np.stack([x * inverse, y * inverse, inverse, zero, zero, zero, -x * u * inverse, -y * u * inverse], 1)
+        dv = np.stack([zero, zero, zero, x * inverse, y * inverse, inverse, -x * v * inverse, -y * v * inverse], 1)
+    return u, v, du, dv
+
+
+def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, interpolation: int) -> np.ndarray:
+    """``image`` (float32) at pixel coordinates ``x, y`` (1-D); NaN outside."""
+    values = cv2.remap(image, x.astype(np.float32)[None], y.astype(np.float32)[None], interpolation,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    return values[0].astype(np.float64)
+
+
+def _points(shape: tuple[int, int], border: int, mask: np.ndarray | None, stride: int):
+    """Template pixel coordinates ``(x, y)`` that take part: inside ``border``, on ``mask``, on a
+    regular ``stride``."""
+    height, width = shape
+    ys, xs = np.mgrid[border : height - border : stride, border : width - border : stride]
+    if mask is not None:
+        keep = mask[ys, xs] > 0
+        xs, ys = xs[keep], ys[keep]
+    return xs.ravel(), ys.ravel()
+
+
+def _corners(parameters: np.ndarray, model: str, corners: np.ndarray) -> np.ndarray:
+    """``(2, 4)``: the normalised corners ``(3, 4)`` mapped by the motion."""
+    mapped = _to_matrix(parameters, model) @ corners
+    return mapped[:2] / mapped[2]
+
+
+def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
+          smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), mask: np.ndarray | None = None, border: int = 4,
+          max_points: int = 250_000, iterations: int = 30, tolerance: float = 1e-3) -> Alignment | None:
+    """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
+
+    Args:
+        template: ``(h, w)`` float Y, whose pixels take part.
+        image: ``(H, W)`` float Y, any size (another frame, or a high-resolution image).
+        matrix: 3x3 start, template pixels -> image pixels.
+        model: one of :data:`MODELS`; the start is projected onto it (the similarity nearest to
+            its linear part; an affine map drops the last row).
+        smoothings: Gaussian sigmas (template pixels; scaled by the images' size ratio on
+            ``image``) of the coarse-to-fine passes; ``0`` for none.
+        mask: ``(h, w)``, nonzero where template pixels may take part.
+        border: template pixels this close to an edge are left out.
+        max_points: at most about this many template pixels take part.
+        iterations: at most this many steps per pass; a pass ends when a step moves no corner
+            of the template by more than ``tolerance`` pixels.
+
+    Returns:
+        An :class:`Alignment`, or ``None`` when fewer than 16 points (or fewer than the model's
+        parameters, times 4) land inside the image.
+    """
+    if model not in MODELS:
+        raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
+    template = np.asarray(template, dtype=np.float32)
+    image = np.asarray(image, dtype=np.float32)
+    to_template, to_image = _normaliser(template.shape), _normaliser(image.shape)
+    height, width = template.shape
+    finest = max(1, int(np.ceil(np.sqrt((height - 2 * border) * (width - 2 * border) / max_points))))
+    parameters = _to_parameters(to_image @ matrix @ np.linalg.inv(to_template), model)
+    corners = to_template @ np.array([[0.0, width - 1, 0, width - 1], [0, 0, height - 1, height - 1], [1, 1, 1, 1]])
+    pixel = 1 / to_image[0, 0]  # the image's pixels per normalised unit
+    gain, offset = 1.0, 0.0
+    for sigma in smoothings:
+        # a pass smoothed by sigma has no detail finer than sigma: a point every sigma pixels will
+        # do, as long as a thousand or so remain (small frames)
+        stride = max(finest, min(int(sigma), int(np.sqrt((height - 2 * border) * (width - 2 * border) / 1000))))
+        px, py = _points(template.shape, border, mask, stride)
+        x, y = _normalise(to_template, px.astype(np.float64), py.astype(np.float64))
+        smooth_template = cv2.GaussianBlur(template, (0, 0), sigma) if sigma > 0 else template
+        # the same blur in the scene on both: the image's pixels per template pixel from the motion
+        current = np.linalg.inv(to_image) @ _to_matrix(parameters, model) @ to_template
+        zoom = np.sqrt(abs(np.linalg.det(current[:2, :2] / current[2, 2])))
+        smooth_image = cv2.GaussianBlur(image, (0, 0), sigma * zoom) if sigma > 0 else image
+        gradient_x = cv2.Sobel(smooth_image, cv2.CV_32F, 1, 0, ksize=3) * (pixel / 8)  # per normalised unit
+        gradient_y = cv2.Sobel(smooth_image, cv2.CV_32F, 0, 1, ksize=3) * (pixel / 8)
+        values = smooth_template[py, px].astype(np.float64)
+        # the coarse passes only need to land the next one in its basin
+        enough = tolerance if sigma == smoothings[-1] else max(tolerance, 0.01)
+        for _ in range(iterations):
+            u, v, du, dv = _motion_jacobian(parameters, model, x, y)
+            ix, iy = (u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel
+            warped = _sample(smooth_image, ix, iy, cv2.INTER_CUBIC)
+            valid = np.isfinite(warped)
+            if valid.sum() < max(16, 4 * (len(parameters) + 2)):
+                return None
+            residual = warped[valid] - (gain * values[valid] + offset)
+            scale = max(MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual)))), 1e-6)
+            weights = np.clip(1 - (residual / (TUKEY * scale)) ** 2, 0, None) ** 2
+            gx = _sample(gradient_x, ix[valid], iy[valid], cv2.INTER_LINEAR)
+            gy = _sample(gradient_y, ix[valid], iy[valid], cv2.INTER_LINEAR)
+            jacobian = np.concatenate([gx[:, None] * du[valid] + gy[:, None] * dv[valid],
+                                       -values[valid, None], -np.ones((int(valid.sum()), 1))], 1)
+            weighted = jacobian * weights[:, None]
+            hessian = weighted.T @ jacobian
+            hessian[np.diag_indices_from(hessian)] *= 1 + 1e-4  # Levenberg-Marquardt damping
+            try:
+                step = -np.linalg.solve(hessian, weighted.T @ residual)
+            except np.linalg.LinAlgError:
+                return None
+            before = _corners(parameters, model, corners)
+            parameters = parameters + step[:-2]
+            gain, offset = gain + step[-2], offset + step[-1]
+            if np.abs(_corners(parameters, model, corners) - before).max() * pixel < enough:
+                break
+    aligned = np.linalg.inv(to_image) @ _to_matrix(parameters, model) @ to_template
+    seen, expected = warped[valid], values[valid]
+    correlation = float(np.corrcoef(seen, expected)[0, 1]) if seen.std() > 0 and expected.std() > 0 else 0.0
+    return Alignment(aligned / aligned[2, 2], float(gain), float(offset), scale, float(np.mean(weights > 0.5) * valid.mean()),
+                     float(valid.mean()), correlation)
+
+
+def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``normaliser`` (scale and shift only) applied to pixel coordinates."""
+    return normaliser[0, 0] * x + normaliser[0, 2], normaliser[1, 1] * y + normaliser[1, 2]
