@@ -101,9 +101,14 @@ def _motion_jacobian(parameters: np.ndarray, model: str, x: np.ndarray, y: np.nd
 
 def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, interpolation: int) -> np.ndarray:
     """``image`` (float32) at pixel coordinates ``x, y`` (1-D); NaN outside."""
-    values = cv2.remap(image, x.astype(np.float32)[None], y.astype(np.float32)[None], interpolation,
+    count = x.size
+    rows = max(1, -(-count // 1024))  # OpenCV's maps are images: under 32767 a side
+    map_x = np.full(rows * 1024, -1e6, np.float32)
+    map_y = np.full(rows * 1024, -1e6, np.float32)
+    map_x[:count], map_y[:count] = x, y
+    values = cv2.remap(image, map_x.reshape(rows, 1024), map_y.reshape(rows, 1024), interpolation,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
-    return values[0].astype(np.float64)
+    return values.ravel()[:count].astype(np.float64)
 
 
 def _points(shape: tuple[int, int], border: int, mask: np.ndarray | None, stride: int):
@@ -125,7 +130,7 @@ def _corners(parameters: np.ndarray, model: str, corners: np.ndarray) -> np.ndar
 
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
           smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), mask: np.ndarray | None = None, border: int = 4,
-          max_points: int = 250_000, iterations: int = 30, tolerance: float = 1e-3) -> Alignment | None:
+          max_points: int = 60_000, iterations: int = 30, tolerance: float = 1e-3) -> Alignment | None:
     """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
 
     Args:

@@ -219,24 +219,38 @@ def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, to
 
 def _total_variation_weights(image: np.ndarray, epsilon: float = 1e-3) -> np.ndarray:
     """IRLS weights ``1 / sqrt(|grad X|^2 + eps^2)`` of the Charbonnier total variation, ``(H, W)``."""
-    gx = np.diff(image, axis=1, append=image[:, -1:])
-    gy = np.diff(image, axis=0, append=image[-1:])
+    gx, gy = _forward_differences(image)
     return 1.0 / np.sqrt(gx * gx + gy * gy + epsilon**2)
+
+
+def _forward_differences(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(X[:, j+1] - X[:, j], X[i+1] - X[i])``, zero at the last column and row (replicated border)."""
+    gx, gy = np.zeros_like(image), np.zeros_like(image)
+    np.subtract(image[:, 1:], image[:, :-1], out=gx[:, :-1])
+    np.subtract(image[1:], image[:-1], out=gy[:-1])
+    return gx, gy
 
 
 def _gradient_operator(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``D^T diag(weights) D image`` for forward differences with a replicated border."""
-    gx = np.diff(image, axis=1, append=image[:, -1:]) * weights
-    gy = np.diff(image, axis=0, append=image[-1:]) * weights
-    out = -gx - gy
+    gx, gy = _forward_differences(image)
+    gx *= weights
+    gy *= weights
+    out = -gx
+    out -= gy
     out[:, 1:] += gx[:, :-1]
     out[1:] += gy[:-1]
     return out
 
 
 def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray,
-          start: np.ndarray, *, tv_weight: float, rounds: int = 4, cg_steps: int = 12) -> np.ndarray:
-    """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * mean(TV(X))`` over X, from ``start``.
+          start: np.ndarray, *, tv_weight: float, density: float | None = None, rounds: int = 4,
+          cg_steps: int = 12) -> np.ndarray:
+    """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * sum(TV(X)) / (sum w / density)`` over X,
+    from ``start``: with ``density`` the weight of samples per pixel of X (by default this
+    problem's own, ``sum w / X.size``), the prior is ``tv_weight`` times the mean total variation.
+    A tile of a larger problem passes the whole's density, so that its prior weighs as much as
+    in the whole.
 
     Args:
         samples: ``(P,)`` the observed LR values ``y``; weights: ``(P,)`` their weights ``w``.
@@ -248,9 +262,12 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
         ``(H, W)`` float32, not clipped.
     """
     shape = start.shape
-    transposed = matrix.T  # a CSC view: no copy
-    scale_data = 1.0 / max(float(weights.sum()), 1.0)
-    scale_prior = tv_weight / start.size
+    used = weights > 0  # the samples that count: the others cost products and change nothing
+    matrix, samples, weights = matrix[used], samples[used], weights[used]
+    transposed = matrix.T.tocsr()  # row-major: its products run faster than a transposed view's
+    total = max(float(weights.sum()), 1.0)
+    scale_data = 1.0 / total
+    scale_prior = tv_weight / start.size if density is None else tv_weight * density / total
 
     def forward(image):  # A image, A = S h
         return matrix @ _blur(image, kernel).ravel()
@@ -297,13 +314,15 @@ def _sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, out_s
     return sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad)
 
 
-def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None
-                 ) -> tuple[np.ndarray, dict]:
+def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None, rounds=4,
+                 density=None) -> tuple[np.ndarray, dict]:
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`_pad`.
 
     ``frames_y``, ``weights``: ``(N, h, w)``; ``matrices``: the frames' registration against the
     output's LR grid; ``start``: ``(H, W)`` on the output grid (which sets its size);
-    ``sampling``: :func:`_sampling` of ``matrices`` if already made. Returns the ``(H, W)``
+    ``sampling``: :func:`_sampling` of ``matrices`` if already made; ``rounds``, ``density``:
+    :func:`solve`'s.
+    Returns the ``(H, W)``
     estimate and ``parts``: the widened estimate, the sampling matrix, which samples lie inside,
     the kernel.
     """
@@ -317,7 +336,8 @@ def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used
         w[~np.isin(np.arange(count), used)] = 0
     kernel = psf_kernel(psf, scale)
     widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    widened = solve(frames_y.reshape(-1).astype(np.float32), w.ravel(), matrix, kernel, widened, tv_weight=tv_weight)
+    widened = solve(frames_y.reshape(-1).astype(np.float32), w.ravel(), matrix, kernel, widened, tv_weight=tv_weight,
+                    density=density, rounds=rounds)
     return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "kernel": kernel}
 
 
@@ -358,18 +378,18 @@ def _window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, box
     return frames, moved, cut_weights
 
 
-TILE = 96  # reference LR pixels per side of a tile of the solve: its memory and time go with it
+TILE = 160  # reference LR pixels per side of a tile of the solve: its memory and time go with it
 TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighbours
 
 
 def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str, scale: int,
-                tv_weight: float, start: np.ndarray, *, tile: int = TILE, workers: int = 2
+                tv_weight: float, start: np.ndarray, *, tile: int = TILE, workers: int = 2, rounds: int = 4
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`solve` of the whole burst, tile by tile, in ``workers`` threads.
+    """:func:`solve` (with ``rounds``) of the whole burst, tile by tile, in ``workers`` threads.
 
-    The output grid is cut into ``tile x tile`` tiles of the reference's LR pixels; each is
-    solved with :data:`TILE_MARGIN` pixels of its neighbours around it (the samples there bind
-    its edges as in a whole solve) and only its own part is kept. Memory goes with the tile and
+    The output grid is cut into equal tiles of at most ``tile x tile`` of the reference's LR
+    pixels; each is solved with :data:`TILE_MARGIN` pixels of its neighbours around it (the
+    samples there bind its edges as in a whole solve) and only its own part is kept. Memory goes with the tile and
     the number of frames, not the frame size; a burst that fits one tile is solved whole.
 
     Returns ``(estimate, residuals)``: the ``(scale*h, scale*w)`` float32 estimate and, per frame,
@@ -378,16 +398,18 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
     count, height, width = frames_y.shape
     estimate = np.empty((scale * height, scale * width), np.float32)
     pad = _pad(scale)
+    density = float(weights.sum()) / estimate.size  # every tile's prior weighs as in the whole
 
     def one(corner: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         top, left = corner
-        bottom, right = min(top + tile, height), min(left + tile, width)
+        bottom, right = min(top + tile_height, height), min(left + tile_width, width)
         box_top, box_left = max(0, top - TILE_MARGIN), max(0, left - TILE_MARGIN)
         box_bottom, box_right = min(height, bottom + TILE_MARGIN), min(width, right + TILE_MARGIN)
         cut, moved, cut_weights = _window(frames_y, matrices, weights,
                                           (box_top, box_left, box_bottom - box_top, box_right - box_left))
         part, parts = _solve_burst(cut, moved, cut_weights, psf, scale, tv_weight,
-                                   start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right])
+                                   start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right],
+                                   rounds=rounds, density=density)
         rows = slice(scale * (top - box_top), scale * (bottom - box_top))
         columns = slice(scale * (left - box_left), scale * (right - box_left))
         estimate[scale * top : scale * bottom, scale * left : scale * right] = part[rows, columns]
@@ -399,7 +421,9 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
         residual = _predicted(parts, cut.shape) - cut
         return np.sum(w * residual**2, axis=(1, 2)), np.sum(w, axis=(1, 2))
 
-    corners = [(top, left) for top in range(0, height, tile) for left in range(0, width, tile)]
+    rows, columns = -(-height // tile), -(-width // tile)  # as few tiles as the size needs, of equal size
+    tile_height, tile_width = -(-height // rows), -(-width // columns)
+    corners = [(top, left) for top in range(0, height, tile_height) for left in range(0, width, tile_width)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         sums = list(pool.map(one, corners))
     squares, totals = np.sum([s for s, _ in sums], axis=0), np.sum([t for _, t in sums], axis=0)
@@ -410,7 +434,7 @@ NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` app
 
 
 def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights: np.ndarray, *, scale: int,
-               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64) -> tuple[str, dict]:
+               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64, workers: int = 2) -> tuple[str, dict]:
     """The PSF the burst shows, by cross-validation with the one-standard-error rule.
 
     The frames but the reference are dealt into :data:`FOLDS` folds; each fold is held out in
@@ -436,17 +460,19 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     if not folds:
         return candidates[0], {}
     start = upscale(frames_y[anchor, top : top + box[2], left : left + box[3]], scale)
-    per_frame = {psf: [] for psf in candidates}
     sampling = _sampling(moved, window.shape[1:], scale, start.shape)  # the same for every candidate
-    for held_out in folds:
+
+    def held_out_errors(fold_and_psf: tuple[list[int], str]) -> np.ndarray:
+        held_out, psf = fold_and_psf
         used = [k for k in range(count) if k not in held_out]
-        for psf in candidates:
-            _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling)
-            predicted = _predicted(parts, window.shape)
-            w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
-            residual = predicted[held_out] - window[held_out]
-            per_frame[psf].extend(np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0))
-    per_frame = {psf: np.array(values) for psf, values in per_frame.items()}
+        _, parts = _solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling)
+        w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
+        residual = _predicted(parts, window.shape)[held_out] - window[held_out]
+        return np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        errors = list(pool.map(held_out_errors, [(fold, psf) for psf in candidates for fold in folds]))
+    per_frame = {psf: np.concatenate(errors[i * len(folds) : (i + 1) * len(folds)]) for i, psf in enumerate(candidates)}
     errors = {psf: float(np.sqrt(np.mean(values))) for psf, values in per_frame.items()}
     best = min(errors, key=errors.get)
     for psf in candidates:
@@ -494,7 +520,7 @@ def reconstruct(
     psf: str = "auto",
     tv_weight: float = 0.0005,
     model: str = "homography",
-    refine_rounds: int = 2,
+    refine_rounds: int = 1,
     tile: int = TILE,
     workers: int = 2,
     progress=None,
@@ -529,14 +555,17 @@ def reconstruct(
     info = {}
     weights = frame_weights(frames_y, matrices, anchor)
     if psf == "auto":
-        psf, info["psf_errors"] = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight)
+        psf, info["psf_errors"] = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
+                                             workers=workers)
     else:
         parse_psf(psf)
     info["psf"] = psf
-    def solved(prior: float, start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return solve_tiled(frames_y, matrices, weights, psf, scale, prior, start, tile=tile, workers=workers)
+    def solved(prior: float, start: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+        return solve_tiled(frames_y, matrices, weights, psf, scale, prior, start, tile=tile, workers=workers,
+                           rounds=rounds)
 
-    estimate, residuals = solved(tv_weight, upscale(frames_y[anchor], scale))
+    # when another solve follows, the first only has to show the noise and carry the motion refinement
+    estimate, residuals = solved(tv_weight, upscale(frames_y[anchor], scale), 2 if refine_rounds else 4)
     noise = float(np.sqrt(np.median(residuals)))  # the noise and model error the burst shows
     # a noisier burst (or one that fits the model less well) needs a stronger prior: the MAP
     # weight of the prior grows with the noise variance; never weaker than calibrated

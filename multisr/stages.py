@@ -210,7 +210,7 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
-                                            progress=bar.update)
+                                            workers=os.cpu_count() or 1, progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if frames.ndim == 3:
@@ -236,7 +236,7 @@ STAGES = {
         Stage("realign", "2", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "5", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
-              _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 2}),
+              _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 1}),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-mix"}, _srcnn_fingerprint,
               uses_device=True),
     ]

@@ -140,3 +140,20 @@ def test_a_moving_object_keeps_the_reference_content(plate):
     region = lambda image: score_luma(image[y0 : y0 + h, x0 : x0 + w], truth, shave=0)["psnr"]  # noqa: E731
     assert region(solved) >= region(single), (region(solved), region(single), info)
     assert min(info["kept"][1::2]) < 0.95  # the frames in which the object moved lost some samples
+
+
+def test_the_solve_in_tiles_equals_the_whole_solve():
+    """A camera-style burst solved whole and in 15 tiles of at most 40x40 LR pixels (with the motion
+    refinement that runs on the assembled solution): the same quality within 0.05 dB and within
+    half a level of 255 RMS of each other (conjugate gradients stopped early take slightly
+    different steps on a tile than on the whole; measured 0.09 levels, 32.89 dB both)."""
+    burst = simulate_camera_burst(licence_plate(width=600, height=360), n=10, seed=2)
+    y = np.stack([luma(frame) for frame in burst.frames])
+    truth = luma(burst.truth)
+    whole, whole_matrices, whole_info = reconstruct(y, burst.matrices, anchor=0, tile=1000)
+    tiled, tiled_matrices, tiled_info = reconstruct(y, burst.matrices, anchor=0, tile=40)
+    assert tiled_info["psf"] == whole_info["psf"]  # the PSF is chosen on a central crop, before any tile
+    difference = np.sqrt(np.mean((tiled - whole) ** 2)) * 255
+    scores = [score_luma(image, truth, shave=3)["psnr"] for image in (whole, tiled)]
+    assert difference < 0.5 and abs(scores[0] - scores[1]) < 0.05, (difference, scores)
+    assert registration_errors(tiled_matrices[1:], whole_matrices[1:], y.shape[1:])["rms_px"] < 0.01
