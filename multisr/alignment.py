@@ -16,12 +16,14 @@ Gauss-Newton steps with Levenberg-Marquardt damping, forward-additive on the mot
 (the last row of a homography included), in coordinates normalised to about [-1, 1] in both
 images. Coarse to fine: both images are smoothed by Gaussians of ``smoothings`` pixels in turn
 (the wider ones reach a few pixels of misalignment, the last one is accurate); at most
-``max_points`` template pixels take part, on a regular stride, so a frame of any size costs the
-same.
+``max_points`` template pixels take part, on a regular stride (sparser in the smoothed passes),
+so the steps cost the same for a frame of any size; only the smoothing covers every pixel.
 
 ``model``: ``"similarity"`` (rotation, zoom, shift: 4 parameters), ``"affine"`` (6) or
 ``"homography"`` (8).
 """
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -33,22 +35,25 @@ TUKEY = 4.685  # Tukey's constant: 95 % efficiency for Gaussian residuals
 MAD_TO_SIGMA = 1.4826
 
 
+@dataclass(frozen=True)
 class Alignment:
     """The result of :func:`align`.
 
     Attributes:
         matrix: 3x3, template pixels -> image pixels, normalised so that ``matrix[2, 2] = 1``.
         gain, offset: ``image(matrix @ p) ~ gain * template(p) + offset``.
-        scale: the robust standard deviation of the final residual (the image's units).
-        inliers: the fraction of the template's points with a Tukey weight above 0.5.
+        scale: the robust standard deviation of the final residual (the images' units).
         overlap: the fraction of the template's points that land inside the image.
         correlation: the correlation coefficient of the aligned image and the template over all
             points that land inside the image (1: identical up to brightness and contrast).
     """
 
-    def __init__(self, matrix, gain, offset, scale, inliers, overlap, correlation):
-        self.matrix, self.gain, self.offset = matrix, gain, offset
-        self.scale, self.inliers, self.overlap, self.correlation = scale, inliers, overlap, correlation
+    matrix: np.ndarray
+    gain: float
+    offset: float
+    scale: float
+    overlap: float
+    correlation: float
 
 
 def _normaliser(shape: tuple[int, int]) -> np.ndarray:
@@ -111,14 +116,11 @@ def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, interpolation: int)
     return values.ravel()[:count].astype(np.float64)
 
 
-def _points(shape: tuple[int, int], border: int, mask: np.ndarray | None, stride: int):
-    """Template pixel coordinates ``(x, y)`` that take part: inside ``border``, on ``mask``, on a
+def _points(shape: tuple[int, int], border: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Template pixel coordinates ``(x, y)`` (1-D int) that take part: inside ``border``, on a
     regular ``stride``."""
     height, width = shape
     ys, xs = np.mgrid[border : height - border : stride, border : width - border : stride]
-    if mask is not None:
-        keep = mask[ys, xs] > 0
-        xs, ys = xs[keep], ys[keep]
     return xs.ravel(), ys.ravel()
 
 
@@ -128,8 +130,13 @@ def _corners(parameters: np.ndarray, model: str, corners: np.ndarray) -> np.ndar
     return mapped[:2] / mapped[2]
 
 
+def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``normaliser`` (scale and shift only) applied to pixel coordinates."""
+    return normaliser[0, 0] * x + normaliser[0, 2], normaliser[1, 1] * y + normaliser[1, 2]
+
+
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
-          smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), mask: np.ndarray | None = None, border: int = 4,
+          smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), border: int = 4,
           max_points: int = 60_000, iterations: int = 30, tolerance: float = 1e-3) -> Alignment | None:
     """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
 
@@ -139,9 +146,8 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         matrix: 3x3 start, template pixels -> image pixels.
         model: one of :data:`MODELS`; the start is projected onto it (the similarity nearest to
             its linear part; an affine map drops the last row).
-        smoothings: Gaussian sigmas (template pixels; scaled by the images' size ratio on
-            ``image``) of the coarse-to-fine passes; ``0`` for none.
-        mask: ``(h, w)``, nonzero where template pixels may take part.
+        smoothings: Gaussian sigmas of the coarse-to-fine passes in template pixels (on
+            ``image``, times the motion's zoom: the same blur of the scene); ``0`` for none.
         border: template pixels this close to an edge are left out.
         max_points: at most about this many template pixels take part.
         iterations: at most this many steps per pass; a pass ends when a step moves no corner
@@ -166,7 +172,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         # a pass smoothed by sigma has no detail finer than sigma: a point every sigma pixels will
         # do, as long as a thousand or so remain (small frames)
         stride = max(finest, min(int(sigma), int(np.sqrt((height - 2 * border) * (width - 2 * border) / 1000))))
-        px, py = _points(template.shape, border, mask, stride)
+        px, py = _points(template.shape, border, stride)
         x, y = _normalise(to_template, px.astype(np.float64), py.astype(np.float64))
         smooth_template = cv2.GaussianBlur(template, (0, 0), sigma) if sigma > 0 else template
         # the same blur in the scene on both: the image's pixels per template pixel from the motion
@@ -207,10 +213,4 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
     aligned = np.linalg.inv(to_image) @ _to_matrix(parameters, model) @ to_template
     seen, expected = warped[valid], values[valid]
     correlation = float(np.corrcoef(seen, expected)[0, 1]) if seen.std() > 0 and expected.std() > 0 else 0.0
-    return Alignment(aligned / aligned[2, 2], float(gain), float(offset), scale, float(np.mean(weights > 0.5) * valid.mean()),
-                     float(valid.mean()), correlation)
-
-
-def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``normaliser`` (scale and shift only) applied to pixel coordinates."""
-    return normaliser[0, 0] * x + normaliser[0, 2], normaliser[1, 1] * y + normaliser[1, 2]
+    return Alignment(aligned / aligned[2, 2], float(gain), float(offset), scale, float(valid.mean()), correlation)

@@ -178,8 +178,10 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     Each run is a separate process (``multisr run --no-cache``), so its peak resident memory is
     its own. Returns, per size and pipeline, the per-stage wall times (s), the total, the peak
     memory (MiB) and, for the SRCNN stage, its effective FLOP rate (network FLOPs over the
-    stage's wall time); plus, measured in this process, the device's dense matmul FLOP rate and
-    the network's own rate (:func:`network_flop_rate`) on one HR frame of the largest size.
+    stage's wall time); a run that fails (out of memory, say) gets ``error`` and its peak
+    instead. Plus, measured in this process, the device's dense matmul FLOP rate and the
+    network's own rate (:func:`network_flop_rate`) on one HR frame of the largest size (at most
+    1920x1440).
     """
     from .models import load_model, resolve_device
 
@@ -199,8 +201,11 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
                 stderr = process.stderr.read().decode(errors="replace")
                 process.stderr.close()
                 process.returncode = os.waitstatus_to_exitcode(status)
-                if process.returncode != 0:
-                    raise RuntimeError(f"multisr run {name} failed: {stderr.strip().splitlines()[-1:]}")
+                if process.returncode != 0:  # say so and go on: the other pipelines and sizes still count
+                    last = stderr.strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+                    rows.append({"size": f"{width}x{height}", "pipeline": name, "error": last[0],
+                                 "peak_mib": usage.ru_maxrss / 1024})
+                    continue
                 record = json.loads((out / "run.json").read_text())
                 stages = {s["name"]: s["seconds"] for s in record["stages"]}
                 row = {"size": f"{width}x{height}", "pipeline": name, "stages": stages,
@@ -210,7 +215,8 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
                     flops = flops_per_pixel * frames * 9 * width * height
                     row["srcnn_gflops"] = flops / stages["srcnn"] / 1e9
                 rows.append(row)
+    # the network's own rate on one HR frame of the largest size, at most 1920x1440 (the rate is
+    # flat beyond; a phone frame's 12000x9000 would take minutes)
+    network_size = (min(1440, 3 * max(h for _, h in sizes)), min(1920, 3 * max(w for w, _ in sizes)))
     return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9,
-            "network_gflops": network_flop_rate(torch_device, size=(3 * max(h for _, h in sizes),
-                                                                    3 * max(w for w, _ in sizes))) / 1e9,
-            "n": n, "rows": rows}
+            "network_gflops": network_flop_rate(torch_device, size=network_size) / 1e9, "n": n, "rows": rows}

@@ -280,8 +280,9 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
 
 
 @bench.command()
-@click.option("--sizes", default="160x120,640x480", show_default=True, help="LR frame sizes, WxH, comma-separated.")
-@click.option("--pipelines", default="bicubic,single,presenters", show_default=True, help="Comma-separated.")
+@click.option("--sizes", default="160x120,640x480", show_default=True,
+              help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True, help="Comma-separated.")
 @click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -310,6 +311,9 @@ def speed(sizes, pipelines, n, device, as_json):
     click.echo(f"{'size':<9}{'pipeline':<12}" + "".join(f"{s:>{widths[s]}}" for s in used)
                + f"{'total s':>10}{'peak MiB':>10}{'SR GFLOP/s':>12}{'SR/matmul':>10}")
     for row in result["rows"]:
+        if "error" in row:
+            click.echo(f"{row['size']:<9}{row['pipeline']:<12}failed: {row['error']}")
+            continue
         cells = "".join(f"{row['stages'][s]:>{widths[s]}.3f}" if s in row["stages"] else f"{'-':>{widths[s]}}"
                         for s in used)
         rate = row.get("srcnn_gflops")

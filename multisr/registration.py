@@ -294,6 +294,6 @@ def register_burst(
         if k != reference:
             reg.excluded = _reason_to_leave_out(
                 reg, frames.shape[1:3], median_success, median_residual, min_success=min_success,
-                min_correlation=min_correlation,
-                min_sharpness=min_sharpness, max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction)
+                min_correlation=min_correlation, min_sharpness=min_sharpness, max_scale_change=max_scale_change,
+                max_shift_fraction=max_shift_fraction)
     return results

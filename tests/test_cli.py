@@ -192,14 +192,16 @@ def test_train_restore_refuses_single_image_evaluation(tmp_path):
 
 
 def test_bench_speed_reports_every_stage_and_the_flop_rates():
-    result = invoke("bench", "speed", "--sizes", "32x24", "--n", 3, "--pipelines", "single,presenters", "--json")
+    result = invoke("bench", "speed", "--sizes", "32x24", "--n", 3, "--pipelines", "single,presenters,multiframe",
+                    "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["matmul_gflops"] > 0 and report["network_gflops"] > 0
-    assert [row["pipeline"] for row in report["rows"]] == ["single", "presenters"]
-    presenters = report["rows"][1]
+    assert [row["pipeline"] for row in report["rows"]] == ["single", "presenters", "multiframe"]
+    presenters, multiframe = report["rows"][1:]
     assert set(presenters["stages"]) == {"load", "register", "upscale", "srcnn", "realign", "fuse"}
     assert presenters["peak_mib"] > 50 and presenters["srcnn_gflops"] > 0
+    assert set(multiframe["stages"]) == {"load", "register", "reconstruct", "restore"} and multiframe["peak_mib"] > 50
     assert_one_line_error(invoke("bench", "speed", "--sizes", "640"), "--sizes: expected WxH")
 
 
