@@ -153,31 +153,44 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1],
     written into ``out`` when given (it may be ``frames`` itself: each batch is read before it
     is written). At most ``batch_size`` frames, and at most about ``BATCH_PIXELS`` pixels, are
-    converted and sent to the network at once, so memory does not grow with the stack. On a
-    GPU, ``GPU_HOST_WORKERS`` batches are in flight at once, so that one batch's colour
-    conversion on the host overlaps another's network pass on the device.
-    ``progress(count)`` is called with the number of frames done after each batch, if given.
+    converted and sent to the network at once, so memory does not grow with the stack; a frame
+    larger than that goes in bands of rows, each with the network's margin of its neighbours'
+    rows (the same numbers as whole). On a GPU, ``GPU_HOST_WORKERS`` batches are in flight at
+    once, so that one batch's colour conversion on the host overlaps another's network pass on
+    the device. ``progress(count)`` is called with the number of frames done, if given.
     """
     if out is None:
         out = np.empty(frames.shape, dtype=np.float32)
-    pixels = frames.shape[1] * frames.shape[2]
-    step = max(1, min(batch_size, BATCH_PIXELS // pixels))
+    height, width = frames.shape[1:3]
+    step = max(1, min(batch_size, BATCH_PIXELS // (height * width)))
+    rows = height if step > 1 or height * width <= BATCH_PIXELS else max(1, BATCH_PIXELS // width)
+    margin = model.shrink
+    # in bands, a frame written in place would feed its own output to the next band's margin
+    target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and np.shares_memory(out, frames) else None
 
-    def one(start: int) -> int:
-        batch = frames[start : start + step]
+    def one(item: tuple[int, int]) -> int:
+        start, top = item
+        bottom = min(top + rows, height)
+        above, below = max(0, top - margin), min(height, bottom + margin)
+        batch = frames[start : start + step, above:below]
         if frames.ndim == 3:
             y = np.stack([luma(frame) for frame in batch])
-            out[start : start + step] = grey_from_luma(super_resolve_luma(y, model, batch_size=step))
+            done = grey_from_luma(super_resolve_luma(y, model, batch_size=step))
         else:
             ycbcr = rgb_to_ycbcr(batch)
             ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=step)
-            out[start : start + step] = ycbcr_to_rgb(ycbcr)
-        return len(batch)
+            done = ycbcr_to_rgb(ycbcr)
+        destination = target if target is not None else out[start : start + step]
+        destination[:, top:bottom] = done[:, top - above : bottom - above]
+        return len(batch) if bottom == height else 0
 
+    items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]
     on_gpu = next(model.parameters()).device.type == "cuda"
-    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if on_gpu else 1) as pool:
-        for done in pool.map(one, range(0, len(frames), step)):
-            if progress is not None:
+    with ThreadPoolExecutor(max_workers=1 if target is not None else GPU_HOST_WORKERS if on_gpu else 1) as pool:
+        for (start, _), done in zip(items, pool.map(one, items)):
+            if done and target is not None:
+                out[start] = target[0]
+            if done and progress is not None:
                 progress(done)
     return out
 

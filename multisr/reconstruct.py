@@ -378,6 +378,7 @@ def _window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, box
     return frames, moved, cut_weights
 
 
+PARALLEL_REFINE_BYTES = 256 * 2**20  # above this, refine_motion fits one frame at a time (memory)
 TILE = 160  # reference LR pixels per side of a tile of the solve: its memory and time go with it
 TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighbours
 
@@ -477,14 +478,15 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
 
 
 def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarray, kernel: np.ndarray, anchor: int,
-                  *, scale: int, model: str) -> np.ndarray:
+                  *, scale: int, model: str, workers: int = 2) -> np.ndarray:
     """Every frame's registration refined against the solution (``estimate``, ``(scale*h, scale*w)``)
     blurred by the PSF's ``kernel``; the reference's stays the identity.
 
     Each frame is aligned by robust Lucas-Kanade (:func:`multisr.alignment.align`, Tukey's
     weights: what moves on its own has no say) in ``model`` to the blurred solution, which
     predicts every LR sample: noise-free and not aliased, unlike the reference frame that
-    registration had to use. A frame keeps its matrix when the fit fails.
+    registration had to use. A frame keeps its matrix when the fit fails. Frames run in
+    ``workers`` threads while the solution is under :data:`PARALLEL_REFINE_BYTES`.
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
@@ -493,14 +495,17 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     blurred = _blur(widened, kernel)
     c = _to_grid(scale, pad)
     refined = matrices.copy()
-    for k in range(len(frames_y)):
-        if k == anchor:
-            continue
-        # the frame's LR pixels -> the solve's grid, and back
+
+    def one(k: int) -> None:  # the frame's LR pixels -> the solve's grid, and back
         fit = align(frames_y[k], blurred, c @ np.linalg.inv(matrices[k]), model=model, smoothings=(0.0,), border=2)
         if fit is not None:
             found = np.linalg.inv(fit.matrix) @ c
             refined[k] = found / found[2, 2]
+
+    # each fit holds the image's two gradients: one at a time once the solution is large
+    parallel = workers if blurred.nbytes < PARALLEL_REFINE_BYTES else 1
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(one, [k for k in range(len(frames_y)) if k != anchor]))
     return refined
 
 
@@ -567,7 +572,8 @@ def reconstruct(
     if progress is not None:
         progress(1)
     for _ in range(refine_rounds):
-        matrices = refine_motion(frames_y, matrices, estimate, psf_kernel(psf, scale), anchor, scale=scale, model=model)
+        matrices = refine_motion(frames_y, matrices, estimate, psf_kernel(psf, scale), anchor, scale=scale, model=model,
+                                 workers=workers)
         frames_y, fits = match_brightness(originals, matrices, anchor)
         weights = frame_weights(frames_y, matrices, anchor)
         estimate, _ = solved(stronger, estimate)

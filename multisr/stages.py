@@ -215,8 +215,11 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
     matrices[used] = refined
     if frames.ndim == 3:
         return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
-    ycbcr = rgb_to_ycbcr(upscale(frames[reference], SCALE))  # chroma: bicubic, as in the SRCNN paper
+    # chroma: bicubic, as in the SRCNN paper (of the LR chroma: the same numbers as the chroma of
+    # the bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
+    ycbcr = np.empty((*solved.shape, 3), np.float32)
     ycbcr[..., 0] = solved
+    ycbcr[..., 1:] = upscale(rgb_to_ycbcr(frames[reference])[..., 1:], SCALE)
     return {"result": ycbcr_to_rgb(ycbcr), "matrices": matrices, "solve": info}
 
 

@@ -5,7 +5,8 @@ import torch
 from conftest import shared_data
 from multisr.errors import UserError
 from multisr.evaluate import evaluate_folder
-from multisr.models import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, super_resolve, super_resolve_luma
+from multisr.models import (MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, sharpen_frames, super_resolve,
+                            super_resolve_luma)
 from multisr.srcnn import SRCNN
 from multisr.train import make_patches, make_restoration_patches, restoration_patches_kept, train
 
@@ -123,6 +124,24 @@ def test_tiled_inference_equals_untiled():
     whole = super_resolve_luma(y, model, tile=1000)
     tiled = super_resolve_luma(y, model, tile=32)  # 3 x 3 tiles, the last ones partial
     assert np.abs(tiled - whole).max() < 1e-5  # equal up to float rounding of the convolutions
+
+
+@pytest.mark.parametrize("channels", [(), (3,)])
+def test_a_frame_too_large_for_one_batch_goes_in_bands_with_the_same_result(monkeypatch, channels):
+    """Bands of 7 rows (each with the network's margin) give the whole frame's numbers, also when
+    the output is written over the input (the srcnn stage does that)."""
+    model = load_model("srcnn-955")
+    frames = np.random.default_rng(3).random((2, 40, 50, *channels)).astype(np.float32)
+    whole = sharpen_frames(frames, model)
+    monkeypatch.setattr("multisr.models.BATCH_PIXELS", 7 * 50)
+    heights = []
+    network = super_resolve_luma
+    monkeypatch.setattr("multisr.models.super_resolve_luma", lambda y, *a, **k: heights.append(y.shape[1]) or network(y, *a, **k))
+    assert np.allclose(sharpen_frames(frames, model), whole, atol=1e-5)
+    assert max(heights) <= 7 + 2 * model.shrink and len(heights) == 2 * 6  # six bands a frame
+    in_place = frames.copy()
+    sharpen_frames(in_place, model, out=in_place)
+    assert np.allclose(in_place, whole, atol=1e-5)
 
 
 def test_resuming_another_architecture_is_refused(tmp_path, plate):
