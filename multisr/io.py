@@ -82,10 +82,15 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
 
 
 def to_uint(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
-    """``float`` in [0, 1] -> ``uint8`` or ``uint16``, rounded to nearest and clipped."""
+    """``float`` in [0, 1] -> ``uint8`` or ``uint16``, rounded to nearest and clipped; NaN (a pixel
+    no frame saw) becomes 0. One float copy of the image at a time (large results)."""
     top = (1 << bit_depth) - 1
     dtype = np.uint8 if bit_depth == 8 else np.uint16
-    return np.round(np.clip(image, 0.0, 1.0) * top).astype(dtype)
+    scaled = np.clip(image, 0.0, 1.0)
+    np.nan_to_num(scaled, copy=False, nan=0.0)
+    scaled *= top
+    np.rint(scaled, out=scaled)
+    return scaled.astype(dtype)
 
 
 def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:

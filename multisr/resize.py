@@ -12,7 +12,7 @@ input position ``(x + 0.5) / scale - 0.5``, so for upscaling by s the input pixe
 at ``s * x + (s - 1) / 2`` on the output grid.
 
 Images follow the data contract (``float32``, ``(H, W)`` or ``(H, W, C)``); values are not
-clipped, as bicubic overshoots on edges. Quantize with :func:`multisr.io.to_uint8` if needed.
+clipped, as bicubic overshoots on edges. Quantize with :func:`multisr.io.to_uint` if needed.
 """
 from functools import lru_cache
 

@@ -231,5 +231,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)
         run["solve"] = store["solve"].get()
     write_json(out_dir / "run.json", run)
-    write_image(out_dir / "result.png", np.nan_to_num(result, nan=0.0), bit_depth=store["bit_depth"].get())
+    bit_depth = store["bit_depth"].get()
+    store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
+    write_image(out_dir / "result.png", result, bit_depth=bit_depth)
     return run

@@ -1,6 +1,7 @@
 import numpy as np
 
 from multisr.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from multisr.io import to_uint
 from multisr.metrics import psnr, score_luma, ssim
 
 
@@ -51,3 +52,9 @@ def test_score_luma_quantizes_to_8_bits():
     y = np.full((16, 16), 100 / 255)
     assert score_luma(y + 0.4 / 255, y, shave=0)["psnr"] == float("inf")  # rounds to the same level
     assert abs(score_luma(y + 1 / 255, y, shave=0)["psnr"] - 10 * np.log10(255**2)) < 1e-9
+
+
+def test_to_uint_rounds_clips_and_writes_unseen_pixels_as_black():
+    image = np.array([[0.5 / 255, 1.5 / 255, -0.2], [1.3, np.nan, 254.4 / 255]], dtype=np.float32)
+    assert to_uint(image, 8).tolist() == [[0, 2, 0], [255, 0, 254]]  # rint: half to even
+    assert to_uint(image, 16)[1].tolist() == [65535, 0, 65381]
