@@ -176,7 +176,8 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     """Time every pipeline on simulated ``n``-frame bursts of each LR ``(width, height)``.
 
     Each run is a separate process (``multisr run --no-cache``), so its peak resident memory is
-    its own. Returns, per size and pipeline, the per-stage wall times (s), the total, the peak
+    its own (at least this process's size when it started it, about 0.4 GB: Linux counts the
+    parent's pages at fork; the bursts are simulated in another child for that reason). Returns, per size and pipeline, the per-stage wall times (s), the total, the peak
     memory (MiB) and, for the SRCNN stage, its effective FLOP rate (network FLOPs over the
     stage's wall time); a run that fails (out of memory, say) gets ``error`` and its peak
     instead. Plus, measured in this process, the device's dense matmul FLOP rate and the
@@ -191,7 +192,11 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         for width, height in sizes:
             burst_dir = Path(tmp) / f"burst-{width}x{height}"
-            _speed_burst(width, height, n, burst_dir)
+            # simulated in a child: a run's peak (ru_maxrss) counts what its parent held when it
+            # forked, and simulating a large burst leaves this process large
+            subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from multisr.bench import "
+                            "_speed_burst; _speed_burst(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
+                            "Path(sys.argv[4]))", str(width), str(height), str(n), str(burst_dir)], check=True)
             for name in pipelines:
                 out = Path(tmp) / f"{width}x{height}-{name}"
                 command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(burst_dir), "--n",
