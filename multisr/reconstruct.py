@@ -35,8 +35,9 @@ else 1.
 
 Then every frame's motion is refined against the blurred solution (noise-free and not aliased,
 unlike the reference frame that registration had to use) by robust Lucas-Kanade in the chosen
-motion model; and the solve runs again. Pure numpy, scipy and
-OpenCV on the CPU; no tensor is involved.
+motion model, and the solve runs again. Every solve runs in tiles of the reference's LR grid,
+two at a time (:func:`solve_tiled`), so memory goes with the tile, not the frame. Pure numpy,
+scipy and OpenCV on the CPU; no tensor is involved.
 """
 from concurrent.futures import ThreadPoolExecutor
 
