@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["MODELS", "Alignment", "align"]
+__all__ = ["MODELS", "Alignment", "align", "gradients"]
 
 MODELS = ("similarity", "affine", "homography")
 
@@ -104,16 +104,27 @@ def _motion_jacobian(parameters: np.ndarray, model: str, x: np.ndarray, y: np.nd
     return u, v, du, dv
 
 
-def _sample(image: np.ndarray, x: np.ndarray, y: np.ndarray, interpolation: int) -> np.ndarray:
-    """``image`` (float32) at pixel coordinates ``x, y`` (1-D); NaN outside."""
-    count = x.size
-    rows = max(1, -(-count // 1024))  # OpenCV's maps are images: under 32767 a side
+def _maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV remap maps of the pixel coordinates ``x, y`` (1-D), folded into rows of 1024 (a
+    map is an image: under 32767 a side) and padded with points far outside."""
+    rows = max(1, -(-x.size // 1024))
     map_x = np.full(rows * 1024, -1e6, np.float32)
     map_y = np.full(rows * 1024, -1e6, np.float32)
-    map_x[:count], map_y[:count] = x, y
-    values = cv2.remap(image, map_x.reshape(rows, 1024), map_y.reshape(rows, 1024), interpolation,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    map_x[: x.size], map_y[: y.size] = x, y
+    return map_x.reshape(rows, 1024), map_y.reshape(rows, 1024)
+
+
+def _sample(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray], count: int, interpolation: int) -> np.ndarray:
+    """``image`` (float32) at the first ``count`` points of ``maps`` (:func:`_maps`); NaN outside."""
+    values = cv2.remap(image, *maps, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
     return values.ravel()[:count].astype(np.float64)
+
+
+def gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(d/dx, d/dy)`` of a float32 image per unit of :func:`align`'s normalised coordinates (3x3
+    Sobel), as :func:`align` samples them."""
+    per_unit = 1 / _normaliser(image.shape)[0, 0] / 8  # the image's pixels per unit; the Sobel's 8
+    return (cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3) * per_unit, cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3) * per_unit)
 
 
 def _points(shape: tuple[int, int], border: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +148,8 @@ def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np
 
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
           smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), border: int = 4,
-          max_points: int = 60_000, iterations: int = 30, tolerance: float = 1e-3) -> Alignment | None:
+          max_points: int = 60_000, iterations: int = 30, tolerance: float = 1e-3,
+          image_gradients: tuple[np.ndarray, np.ndarray] | None = None) -> Alignment | None:
     """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
 
     Args:
@@ -152,6 +164,8 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         max_points: at most about this many template pixels take part.
         iterations: at most this many steps per pass; a pass ends when a step moves no corner
             of the template by more than ``tolerance`` pixels.
+        image_gradients: :func:`gradients` of ``image`` for the passes without smoothing, when
+            the caller aligns many templates to one image (computed here when not given).
 
     Returns:
         An :class:`Alignment`, or ``None`` when fewer than 16 points (or fewer than the model's
@@ -179,23 +193,22 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         current = np.linalg.inv(to_image) @ _to_matrix(parameters, model) @ to_template
         zoom = np.sqrt(abs(np.linalg.det(current[:2, :2] / current[2, 2])))
         smooth_image = cv2.GaussianBlur(image, (0, 0), sigma * zoom) if sigma > 0 else image
-        gradient_x = cv2.Sobel(smooth_image, cv2.CV_32F, 1, 0, ksize=3) * (pixel / 8)  # per normalised unit
-        gradient_y = cv2.Sobel(smooth_image, cv2.CV_32F, 0, 1, ksize=3) * (pixel / 8)
+        gradient_x, gradient_y = image_gradients if image_gradients is not None and sigma == 0 else gradients(smooth_image)
         values = smooth_template[py, px].astype(np.float64)
         # the coarse passes only need to land the next one in its basin
         enough = tolerance if sigma == smoothings[-1] else max(tolerance, 0.01)
         for _ in range(iterations):
             u, v, du, dv = _motion_jacobian(parameters, model, x, y)
-            ix, iy = (u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel
-            warped = _sample(smooth_image, ix, iy, cv2.INTER_CUBIC)
+            maps = _maps((u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel)
+            warped = _sample(smooth_image, maps, x.size, cv2.INTER_CUBIC)
             valid = np.isfinite(warped)
             if valid.sum() < max(16, 4 * (len(parameters) + 2)):
                 return None
             residual = warped[valid] - (gain * values[valid] + offset)
             scale = max(MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual)))), 1e-6)
             weights = np.clip(1 - (residual / (TUKEY * scale)) ** 2, 0, None) ** 2
-            gx = _sample(gradient_x, ix[valid], iy[valid], cv2.INTER_LINEAR)
-            gy = _sample(gradient_y, ix[valid], iy[valid], cv2.INTER_LINEAR)
+            gx = _sample(gradient_x, maps, x.size, cv2.INTER_LINEAR)[valid]
+            gy = _sample(gradient_y, maps, x.size, cv2.INTER_LINEAR)[valid]
             jacobian = np.concatenate([gx[:, None] * du[valid] + gy[:, None] * dv[valid],
                                        -values[valid, None], -np.ones((int(valid.sum()), 1))], 1)
             weighted = jacobian * weights[:, None]

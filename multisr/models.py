@@ -163,7 +163,7 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
         out = np.empty(frames.shape, dtype=np.float32)
     height, width = frames.shape[1:3]
     step = max(1, min(batch_size, BATCH_PIXELS // (height * width)))
-    rows = height if step > 1 or height * width <= BATCH_PIXELS else max(1, BATCH_PIXELS // width)
+    rows = height if height * width <= BATCH_PIXELS else max(1, BATCH_PIXELS // width)  # bands of a large frame
     margin = model.shrink
     # in bands, a frame written in place would feed its own output to the next band's margin
     target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and np.shares_memory(out, frames) else None
@@ -186,7 +186,7 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
 
     items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]
     on_gpu = next(model.parameters()).device.type == "cuda"
-    with ThreadPoolExecutor(max_workers=1 if target is not None else GPU_HOST_WORKERS if on_gpu else 1) as pool:
+    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if on_gpu and target is None else 1) as pool:
         for (start, _), done in zip(items, pool.map(one, items)):
             if done and target is not None:
                 out[start] = target[0]

@@ -45,9 +45,8 @@ import cv2
 import numpy as np
 from scipy import sparse
 
-from .alignment import MODELS, align
+from .alignment import MODELS, align, gradients
 from .geometry import apply, scale_matrix
-from .registration import agreement
 from .resize import keys_cubic, upscale
 
 __all__ = ["AUTO_CANDIDATES", "psf_kernel", "parse_psf", "sampling_matrix", "match_brightness", "frame_weights", "solve",
@@ -121,18 +120,6 @@ def sampling_positions(matrices: np.ndarray, lr_shape: tuple[int, int], scale: i
     return np.stack([p[0] for p in positions]), np.stack([p[1] for p in positions])
 
 
-def _cubic_taps(t: np.ndarray, a: float = -0.5) -> np.ndarray:
-    """``(P, 4)`` float32 Keys cubic weights of the taps at ``floor(x) - 1 .. floor(x) + 2`` for the
-    fractional parts ``t = x - floor(x)`` (:func:`multisr.resize.keys_cubic`, in closed form)."""
-    t = t.astype(np.float32)[:, None]
-    d = np.concatenate([1 + t, t, 1 - t, 2 - t], axis=1)  # the taps' distances
-    near = ((a + 2) * d - (a + 3)) * d * d + 1
-    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
-    d[:, 1:3] = near[:, 1:3]
-    d[:, [0, 3]] = far[:, [0, 3]]
-    return d
-
-
 def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, margin: float) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Bicubic (Keys a = -0.5) sampling of an ``hr_shape`` image at the points ``(x, y)``.
 
@@ -144,8 +131,9 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     x, y = x.ravel(), y.ravel()
     inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
     floor_x, floor_y = np.floor(x), np.floor(y)
-    wx, wy = _cubic_taps(x - floor_x), _cubic_taps(y - floor_y)  # (points, 4)
-    offsets = np.arange(-1, 3, dtype=np.int64)
+    offsets = np.arange(-1, 3)  # the taps at floor - 1 .. floor + 2
+    wx = keys_cubic((x - floor_x).astype(np.float32)[:, None] - offsets.astype(np.float32))  # (points, 4)
+    wy = keys_cubic((y - floor_y).astype(np.float32)[:, None] - offsets.astype(np.float32))
     cols_x = np.clip(floor_x.astype(np.int64)[:, None] + offsets, 0, width - 1)
     cols_y = np.clip(floor_y.astype(np.int64)[:, None] + offsets, 0, height - 1)
     data = (wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]
@@ -158,9 +146,18 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
 
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
-    """:func:`multisr.registration.agreement` as the solve judges LR samples: smoothed by 1.5 LR
-    pixels, 4 levels of 255 of noise and JPEG."""
-    return agreement(expected, frame, tolerance=tolerance, smoothing=1.5, floor=4 / 255)
+    """``(h, w)`` uint8: 1 where the LR ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
+
+    Both are smoothed by a Gaussian of 1.5 LR pixels (noise and aliasing differ from frame to
+    frame; a moving object differs over an area). A misregistration by ``tolerance`` pixels
+    changes a pixel by up to its gradient times ``tolerance``: disagreement is a difference
+    beyond that plus 4 levels of 255 (noise, JPEG), and that area is widened by 2 pixels.
+    """
+    expected = cv2.GaussianBlur(expected.astype(np.float32), (0, 0), 1.5)
+    difference = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), 1.5) - expected
+    gradient = np.hypot(cv2.Sobel(expected, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(expected, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    agree = (np.abs(difference) <= tolerance * gradient + 4 / 255).astype(np.uint8)
+    return cv2.erode(agree, np.ones((5, 5), np.uint8))
 
 
 def _aligned_reference(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, k: int) -> np.ndarray:
@@ -307,12 +304,13 @@ def _pad(scale: int) -> int:
 
 
 def _sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, out_shape: tuple[int, int]
-              ) -> tuple[sparse.csr_matrix, np.ndarray]:
-    """:func:`sampling_matrix` of every frame (``lr_shape`` each) on the solve's grid: the
-    ``out_shape`` HR grid widened by :func:`_pad`."""
+              ) -> tuple[sparse.csr_matrix, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`sampling_matrix` of every frame (``lr_shape`` each) on the solve's grid, the
+    ``out_shape`` HR grid widened by :func:`_pad`, and the samples' positions ``(x, y)`` there."""
     pad = _pad(scale)
     x, y = sampling_positions(matrices, lr_shape, scale, pad)
-    return sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad)
+    matrix, inside = sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad)
+    return matrix, inside, (x, y)
 
 
 def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None, rounds=4,
@@ -322,16 +320,14 @@ def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used
     ``frames_y``, ``weights``: ``(N, h, w)``; ``matrices``: the frames' registration against the
     output's LR grid; ``start``: ``(H, W)`` on the output grid (which sets its size);
     ``sampling``: :func:`_sampling` of ``matrices`` if already made; ``rounds``, ``density``:
-    :func:`solve`'s.
-    Returns the ``(H, W)``
-    estimate and ``parts``: the widened estimate, the sampling matrix, which samples lie inside,
-    the kernel.
+    :func:`solve`'s. Returns the ``(H, W)`` estimate and ``parts``: the widened estimate, the
+    sampling matrix, which samples lie inside, their positions on the widened grid, the kernel.
     """
     count = len(frames_y)
     pad = _pad(scale)
     if sampling is None:
         sampling = _sampling(matrices, frames_y.shape[1:], scale, start.shape)
-    matrix, inside = sampling
+    matrix, inside, positions = sampling
     w = (weights.reshape(count, -1) * inside.reshape(count, -1)).astype(np.float32)
     if used is not None:
         w[~np.isin(np.arange(count), used)] = 0
@@ -339,7 +335,8 @@ def _solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used
     widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     widened = solve(frames_y.reshape(-1).astype(np.float32), w.ravel(), matrix, kernel, widened, tv_weight=tv_weight,
                     density=density, rounds=rounds)
-    return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "kernel": kernel}
+    return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "positions": positions,
+                                         "kernel": kernel}
 
 
 def _predicted(parts: dict, shape: tuple[int, int, int]) -> np.ndarray:
@@ -379,7 +376,6 @@ def _window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, box
     return frames, moved, cut_weights
 
 
-PARALLEL_REFINE_BYTES = 256 * 2**20  # above this, refine_motion fits one frame at a time (memory)
 TILE = 160  # reference LR pixels per side of a tile of the solve: its memory and time go with it
 TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighbours
 
@@ -417,15 +413,15 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
         columns = slice(scale * (left - box_left), scale * (right - box_left))
         estimate[scale * top : scale * bottom, scale * left : scale * right] = part[rows, columns]
         # the samples that fall in this tile's own part (HR pixel centres +- 0.5)
-        x, y = sampling_positions(moved, cut.shape[1:], scale, pad)
+        x, y = parts["positions"]
         own = ((x - pad >= columns.start - 0.5) & (x - pad < columns.stop - 0.5)
                & (y - pad >= rows.start - 0.5) & (y - pad < rows.stop - 0.5))
         w = cut_weights * parts["inside"].reshape(cut.shape) * own
         residual = _predicted(parts, cut.shape) - cut
         return np.sum(w * residual**2, axis=(1, 2)), np.sum(w, axis=(1, 2))
 
-    rows, columns = -(-height // tile), -(-width // tile)  # as few tiles as the size needs, of equal size
-    tile_height, tile_width = -(-height // rows), -(-width // columns)
+    tiles_down, tiles_across = -(-height // tile), -(-width // tile)  # as few as the size needs, of equal size
+    tile_height, tile_width = -(-height // tiles_down), -(-width // tiles_across)
     corners = [(top, left) for top in range(0, height, tile_height) for left in range(0, width, tile_width)]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         sums = list(pool.map(one, corners))
@@ -457,7 +453,7 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     box = (top, left, min(crop, height), min(crop, width))
     window, moved, sub_weights = _window(frames_y, matrices, weights, box)
     others = [k for k in range(count) if k != anchor]
-    folds = [others[fold::FOLDS] for fold in range(FOLDS) if others[fold::FOLDS] and len(others) > FOLDS]
+    folds = [others[fold::FOLDS] for fold in range(FOLDS)] if len(others) > FOLDS else []
     if not folds:
         return candidates[0], {}
     start = upscale(frames_y[anchor, top : top + box[2], left : left + box[3]], scale)
@@ -487,7 +483,7 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     weights: what moves on its own has no say) in ``model`` to the blurred solution, which
     predicts every LR sample: noise-free and not aliased, unlike the reference frame that
     registration had to use. A frame keeps its matrix when the fit fails. Frames run in
-    ``workers`` threads while the solution is under :data:`PARALLEL_REFINE_BYTES`.
+    ``workers`` threads, sharing the blurred solution's gradients.
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
@@ -495,17 +491,17 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     widened = cv2.copyMakeBorder(estimate.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     blurred = _blur(widened, kernel)
     c = _to_grid(scale, pad)
+    blurred_gradients = gradients(blurred)  # once for every frame's fit
     refined = matrices.copy()
 
     def one(k: int) -> None:  # the frame's LR pixels -> the solve's grid, and back
-        fit = align(frames_y[k], blurred, c @ np.linalg.inv(matrices[k]), model=model, smoothings=(0.0,), border=2)
+        fit = align(frames_y[k], blurred, c @ np.linalg.inv(matrices[k]), model=model, smoothings=(0.0,), border=2,
+                    image_gradients=blurred_gradients)
         if fit is not None:
             found = np.linalg.inv(fit.matrix) @ c
             refined[k] = found / found[2, 2]
 
-    # each fit holds the image's two gradients: one at a time once the solution is large
-    parallel = workers if blurred.nbytes < PARALLEL_REFINE_BYTES else 1
-    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(one, [k for k in range(len(frames_y)) if k != anchor]))
     return refined
 

@@ -38,8 +38,8 @@ with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.nd
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "agreement",
-           "sharpness", "register_burst"]
+__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "sharpness",
+           "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("robust", "none")
@@ -81,43 +81,21 @@ class Registration:
         return data
 
 
-def agreement(expected: np.ndarray, frame: np.ndarray, *, tolerance: float, smoothing: float, floor: float,
-              centre_over: np.ndarray | None = None) -> np.ndarray:
-    """``(h, w)`` uint8: 1 where ``frame`` agrees with ``expected`` (both ``(h, w)`` float32 on one grid).
-
-    Both are smoothed by a Gaussian of ``smoothing`` pixels (noise and aliasing differ from frame
-    to frame; a moving object differs over an area). A misregistration by ``tolerance`` pixels
-    changes a pixel by up to its gradient times ``tolerance``: disagreement is a difference
-    beyond that plus ``floor`` (noise, compression), and that area is widened by 2 pixels. With
-    ``centre_over`` (a bool mask), the difference's median over it is taken out first (a change
-    of exposure is no disagreement).
-    """
-    expected = cv2.GaussianBlur(expected.astype(np.float32), (0, 0), smoothing)
-    difference = cv2.GaussianBlur(frame.astype(np.float32), (0, 0), smoothing) - expected
-    if centre_over is not None and centre_over.any():
-        difference = difference - np.median(difference[centre_over])
-    gradient = np.hypot(cv2.Sobel(expected, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(expected, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    agree = (np.abs(difference) <= tolerance * gradient + floor).astype(np.uint8)
-    return cv2.erode(agree, np.ones((5, 5), np.uint8))
-
-
-def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, starts: list[np.ndarray], *, model: str = "homography",
+def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, start: np.ndarray, *, model: str = "homography",
                   border: int = 4) -> Alignment | None:
     """Refine a registration of ``frame_y`` against ``reference_y`` (``(H, W)`` Y) by robust
     Lucas-Kanade (:func:`multisr.alignment.align`, Tukey's weights: local motion does not pull it)
-    from each of ``starts`` (3x3 matrices; Fourier-Mellin's similarity, zoom included, is kept
-    whole), in ``model``, one of :data:`MODELS`.
+    from ``start`` (3x3; Fourier-Mellin's similarity, zoom included, is kept whole), in
+    ``model``, one of :data:`MODELS`.
 
-    A fit is kept only when at least half the reference's pixels land inside the frame and its
-    gain lies in [0.5, 2] (a fit that slid onto a flat patch matches it with a gain near 0); of
-    those, the one with the smallest robust residual scale wins. ``border`` pixels at the
-    frame's edges are left out. Returns ``None`` when no fit is left.
+    The fit is kept only when at least half the reference's pixels land inside the frame and its
+    gain lies in [0.5, 2] (a fit that slid onto a flat patch matches it with a gain near 0).
+    ``border`` pixels at the frame's edges are left out. Returns ``None`` otherwise.
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
-    fits = [align(reference_y, frame_y, start, model=model, border=border) for start in starts]
-    fits = [fit for fit in fits if fit is not None and fit.overlap >= 0.5 and 0.5 <= fit.gain <= 2]
-    return min(fits, key=lambda fit: fit.scale) if fits else None
+    fit = align(reference_y, frame_y, start, model=model, border=border)
+    return fit if fit is not None and fit.overlap >= 0.5 and 0.5 <= fit.gain <= 2 else None
 
 
 def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
@@ -136,13 +114,8 @@ def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple
     return np.linalg.inv(frame_to_reference), float(result["success"])
 
 
-def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, model: str, *,
-                from_identity: bool) -> Registration:
-    """Register Y ``frame_y`` against ``ref_y``; ``coarse(frame_y)`` gives ``(A, success)``.
-
-    With ``from_identity``, the refinement also starts from the identity when the coarse estimate
-    lies over a pixel (RMS) from it: Fourier-Mellin can lock onto a moving object that carries
-    most of a frame's texture."""
+def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, model: str) -> Registration:
+    """Register Y ``frame_y`` against ``ref_y``; ``coarse(frame_y)`` gives ``(A, success)``."""
     try:
         matrix, success = coarse(frame_y)
     except ValueError as error:  # imreg-dft refuses matches it finds absurd (e.g. a huge scale change)
@@ -150,16 +123,26 @@ def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, mod
                             excluded=f"Fourier-Mellin found no plausible match ({error})")
     excluded, correlation, residual = None, None, None
     if refine == "robust":
-        starts = [matrix]
-        if from_identity and rms_displacement(matrix, np.eye(3), ref_y.shape) > 1.0:
-            starts.append(np.eye(3))
-        refined = refine_robust(ref_y, frame_y, starts, model=model)
+        refined = refine_robust(ref_y, frame_y, matrix, model=model)
         if refined is None:
             excluded = "the robust refinement found too little overlap with the reference"
         else:
             matrix, correlation, residual = refined.matrix, refined.correlation, refined.scale
     return Registration(matrix=matrix, success=success, correlation=correlation, residual=residual, excluded=excluded,
                         **similarity_parameters(matrix))
+
+
+def _from_identity(ref_y: np.ndarray, frame_y: np.ndarray, registration: Registration, model: str) -> Registration:
+    """``registration``, or the robust fit from the identity when that fits better: Fourier-Mellin can
+    lock onto a moving object that carries most of a frame's texture. Tried only when the
+    registration lies over a pixel (RMS) from the identity."""
+    if rms_displacement(registration.matrix, np.eye(3), ref_y.shape) <= 1.0:
+        return registration
+    fit = refine_robust(ref_y, frame_y, np.eye(3), model=model)
+    if fit is None or (registration.residual is not None and fit.scale >= registration.residual):
+        return registration
+    return Registration(matrix=fit.matrix, success=registration.success, correlation=fit.correlation,
+                        residual=fit.scale, **similarity_parameters(fit.matrix))
 
 
 def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int):
@@ -176,11 +159,13 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fo
     """Register ``frame`` against ``reference`` (both ``(H, W[, 3])``, same shape) on their Y.
 
     ``coarse``: one of :data:`COARSE_METHODS`; ``iterations`` applies to imreg-dft only.
-    ``refine``: ``"robust"`` (then :func:`refine_robust` in ``model``, one of :data:`MODELS`) or ``"none"`` (the
-    coarse estimate alone, a similarity).
+    ``refine``: ``"robust"`` (then :func:`refine_robust` in ``model``, one of :data:`MODELS`, and
+    from the identity too when that fits better) or ``"none"`` (the coarse estimate alone, a
+    similarity).
     """
     ref_y, frame_y = luma(reference).astype(np.float32), luma(frame).astype(np.float32)
-    return _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine, model, from_identity=True)
+    registration = _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine, model)
+    return _from_identity(ref_y, frame_y, registration, model) if refine == "robust" else registration
 
 
 def sharpness(y: np.ndarray) -> float:
@@ -259,15 +244,10 @@ def register_burst(
     def one(k: int) -> Registration:
         if k == reference:
             return Registration(np.eye(3), 1.0, 1.0 if refine == "robust" else None, **similarity_parameters(np.eye(3)))
-        return _register_y(ys[reference], ys[k], estimate, refine, model, from_identity=False)
+        return _register_y(ys[reference], ys[k], estimate, refine, model)
 
-    def again(k: int) -> None:  # from the identity too, for a frame that fits worse than the burst
-        if rms_displacement(results[k].matrix, np.eye(3), ys[k].shape) <= 1.0:
-            return
-        retry = refine_robust(ys[reference], ys[k], [np.eye(3)], model=model)
-        if retry is not None and (results[k].residual is None or retry.scale < results[k].residual):
-            results[k] = Registration(matrix=retry.matrix, success=results[k].success, correlation=retry.correlation,
-                                      residual=retry.scale, **similarity_parameters(retry.matrix))
+    def again(k: int) -> None:  # for a frame that fits worse than the burst
+        results[k] = _from_identity(ys[reference], ys[k], results[k], model)
 
     # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe
     opencv_threads = cv2.getNumThreads()
