@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check of issue 7, as one script: the GPU tests, then `multisr bench speed` on CUDA.
+# The GPU check (issues 7 and 12), as one script: the GPU tests, where the srcnn stage's time goes,
+# then `multisr bench speed` on CUDA.
 # Run from the repository root on a machine with an NVIDIA GPU whose python3 has torch (CUDA),
 # numpy, scipy, opencv-python-headless, click, tqdm, scikit-image, matplotlib and jinja2.
 # Wheels of anything missing (imreg-dft) go in .device/whl, the Set5 folder in
@@ -12,7 +13,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -m pip install -q --no-index --no-deps --no-build-isolation .device/whl/*.whl -e . 2>&1 | tail -3
 python3 -c "import torch, multisr; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_srcnn.py 2>&1 | tee "$OUT/pytest.txt" | tail -5
-multisr bench speed --device cuda --sizes 160x120,640x480 --pipelines bicubic,single,presenters,multiframe \
+python3 benchmarks/gpu_srcnn_stage.py 2>&1 | tee "$OUT/srcnn-stage.txt"
+multisr bench speed --device cuda --sizes ${SIZES:-200x150,640x480} --pipelines ${PIPELINES:-single,presenters,multiframe} \
     --json > "$OUT/bench-speed-cuda.json" 2> "$OUT/bench-speed-cuda.err"
 echo "bench speed exit $?"
 python3 - "$OUT/bench-speed-cuda.json" <<'PY'

@@ -6,7 +6,7 @@ Images follow the data contract: ``float32`` in [0, 1], ``(H, W, 3)``, RGB order
 import cv2
 import numpy as np
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "luma", "grey_from_luma"]
+__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "luma", "grey_from_luma", "RGB_TO_Y", "Y_OFFSET", "Y_TO_RGB"]
 
 _RGB_TO_YCBCR = np.array(
     [[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]
@@ -17,6 +17,11 @@ _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 # error, about 1e-7, is far below an 8-bit level)
 _TO_YCBCR = np.hstack([_RGB_TO_YCBCR, _OFFSET[:, None]])
 _TO_RGB = np.hstack([_YCBCR_TO_RGB, -(_YCBCR_TO_RGB @ _OFFSET)[:, None]])
+# Y alone, for code that changes only Y: Y = RGB_TO_Y . rgb + Y_OFFSET, and a change dY of Y
+# (Cb, Cr fixed) changes RGB by dY * Y_TO_RGB
+RGB_TO_Y = _RGB_TO_YCBCR[0]
+Y_OFFSET = _OFFSET[0]
+Y_TO_RGB = _YCBCR_TO_RGB[:, 0]
 
 
 def _affine_colour(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:

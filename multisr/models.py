@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from .color import RGB_TO_Y, Y_OFFSET, Y_TO_RGB
 from .errors import UserError
 from .files import atomic_output
 from .resize import upscale
@@ -105,6 +105,23 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
     return network.to(torch_device, memory_format=torch.channels_last).eval()
 
 
+def _network_on_luma(y: torch.Tensor, model: SRCNN, tile: int | None) -> torch.Tensor:
+    """``model`` on a ``(B, H, W)`` float32 Y tensor on its device, by tiles; same shape, float32."""
+    pad = model.shrink
+    height, width = y.shape[1:]
+    cuda = y.device.type == "cuda"
+    tile = tile or (2048 if cuda else 512)
+    padded = torch.nn.functional.pad(y[:, None], (pad, pad, pad, pad), mode="replicate")
+    out = torch.empty_like(y)
+    with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+        for top in range(0, height, tile):
+            for left in range(0, width, tile):
+                bottom, right = min(top + tile, height), min(left + tile, width)
+                window = padded[:, :, top : bottom + 2 * pad, left : right + 2 * pad]
+                out[:, top:bottom, left:right] = model(window.contiguous(memory_format=torch.channels_last))[:, 0]
+    return out
+
+
 def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile: int | None = None) -> np.ndarray:
     """Run ``model`` on bicubic-upscaled Y channels, tile by tile.
 
@@ -127,22 +144,35 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     """
     frames = y[None] if y.ndim == 2 else y
     device = next(model.parameters()).device
-    pad = model.shrink
-    height, width = frames.shape[1:]
     out = np.empty(frames.shape, dtype=np.float32)
-    cuda = device.type == "cuda"
-    tile = tile or (2048 if cuda else 512)
-    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+    with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
-            batch = torch.nn.functional.pad(batch[:, None].to(device), (pad, pad, pad, pad), mode="replicate")
-            for top in range(0, height, tile):
-                for left in range(0, width, tile):
-                    bottom, right = min(top + tile, height), min(left + tile, width)
-                    window = batch[:, :, top : bottom + 2 * pad, left : right + 2 * pad]
-                    window = window.contiguous(memory_format=torch.channels_last)
-                    out[start : start + batch_size, top:bottom, left:right] = model(window)[:, 0].float().cpu().numpy()
+            out[start : start + batch_size] = _network_on_luma(batch.to(device), model, tile).cpu().numpy()
     return out[0] if y.ndim == 2 else out
+
+
+def _sharpen_tensor(frames: torch.Tensor, model: SRCNN) -> torch.Tensor:
+    """SRCNN on Y of ``(B, H, W)`` grey or ``(B, H, W, 3)`` RGB frames on the model's device.
+
+    Cb and Cr stay as they are, and YCbCr -> RGB is affine, so the new RGB is the old plus the
+    change of Y times the Y column of the inverse matrix (a grey frame: divided by Y's gain): the
+    same numbers as converting to YCbCr and back, without the two conversions.
+    """
+    weights, offset, y_column = _luma_weights(frames)
+    y = (frames * weights).sum(-1) + offset if frames.ndim == 4 else frames * weights + offset
+    change = _network_on_luma(y, model, None) - y
+    sharpened = frames + change[..., None] * y_column if frames.ndim == 4 else frames + change * y_column
+    return sharpened.clamp_(0.0, 1.0)
+
+
+def _luma_weights(frames: torch.Tensor) -> tuple:
+    """(weights, offset, Y column of the inverse) of BT.601 Y for ``frames``' kind, on their device."""
+    if frames.ndim == 4:
+        weights = torch.tensor(RGB_TO_Y, dtype=torch.float32, device=frames.device)
+        return weights, float(Y_OFFSET), torch.tensor(Y_TO_RGB, dtype=torch.float32, device=frames.device)
+    gain = float(RGB_TO_Y.sum())
+    return gain, float(Y_OFFSET), 1.0 / gain
 
 
 def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None,
@@ -150,14 +180,15 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB.
 
     Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
-    frames go through Y as RGB frames with equal channels would. Returns float32 in [0, 1],
-    written into ``out`` when given (it may be ``frames`` itself: each batch is read before it
-    is written). At most ``batch_size`` frames, and at most about ``BATCH_PIXELS`` pixels, are
-    converted and sent to the network at once, so memory does not grow with the stack; a frame
-    larger than that goes in bands of rows, each with the network's margin of its neighbours'
-    rows (the same numbers as whole). On a GPU, ``GPU_HOST_WORKERS`` batches are in flight at
-    once, so that one batch's colour conversion on the host overlaps another's network pass on
-    the device. ``progress(count)`` is called with the number of frames done, if given.
+    frames go through Y as RGB frames with equal channels would. Colour conversion runs with
+    the network, on its device. Returns float32 in [0, 1], written into ``out`` when given (it
+    may be ``frames`` itself: each batch is read before it is written). At most ``batch_size``
+    frames, and at most about ``BATCH_PIXELS`` pixels, are sent to the network at once, so
+    memory does not grow with the stack; a frame larger than that goes in bands of rows, each
+    with the network's margin of its neighbours' rows (the same numbers as whole). On a GPU,
+    ``GPU_HOST_WORKERS`` batches are in flight at once, so that one batch's copies to and from
+    the device overlap another's network pass. ``progress(count)`` is called with the number of
+    frames done, if given.
     """
     if out is None:
         out = np.empty(frames.shape, dtype=np.float32)
@@ -165,6 +196,7 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     step = max(1, min(batch_size, BATCH_PIXELS // (height * width)))
     rows = height if height * width <= BATCH_PIXELS else max(1, BATCH_PIXELS // width)  # bands of a large frame
     margin = model.shrink
+    device = next(model.parameters()).device
     # in bands, a frame written in place would feed its own output to the next band's margin
     target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and np.shares_memory(out, frames) else None
 
@@ -172,21 +204,15 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
         start, top = item
         bottom = min(top + rows, height)
         above, below = max(0, top - margin), min(height, bottom + margin)
-        batch = frames[start : start + step, above:below]
-        if frames.ndim == 3:
-            y = np.stack([luma(frame) for frame in batch])
-            done = grey_from_luma(super_resolve_luma(y, model, batch_size=step))
-        else:
-            ycbcr = rgb_to_ycbcr(batch)
-            ycbcr[..., 0] = super_resolve_luma(ycbcr[..., 0], model, batch_size=step)
-            done = ycbcr_to_rgb(ycbcr)
-        destination = target if target is not None else out[start : start + step]
-        destination[:, top:bottom] = done[:, top - above : bottom - above]
+        batch = np.ascontiguousarray(frames[start : start + step, above:below], dtype=np.float32)
+        with torch.inference_mode():
+            done = _sharpen_tensor(torch.from_numpy(batch).to(device), model)[:, top - above : bottom - above]
+            destination = target if target is not None else out[start : start + step]
+            destination[:, top:bottom] = done.cpu().numpy()
         return len(batch) if bottom == height else 0
 
     items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if on_gpu and target is None else 1) as pool:
+    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if device.type == "cuda" and target is None else 1) as pool:
         for (start, _), done in zip(items, pool.map(one, items)):
             if done and target is not None:
                 out[start] = target[0]

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from conftest import shared_data
+from multisr import models
 from multisr.errors import UserError
 from multisr.evaluate import evaluate_folder
 from multisr.models import (MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, sharpen_frames, super_resolve,
@@ -135,8 +136,8 @@ def test_a_frame_too_large_for_one_batch_goes_in_bands_with_the_same_result(monk
     whole = sharpen_frames(frames, model)
     monkeypatch.setattr("multisr.models.BATCH_PIXELS", 7 * 50)
     heights = []
-    network = super_resolve_luma
-    monkeypatch.setattr("multisr.models.super_resolve_luma", lambda y, *a, **k: heights.append(y.shape[1]) or network(y, *a, **k))
+    network = models._network_on_luma
+    monkeypatch.setattr("multisr.models._network_on_luma", lambda y, *a: heights.append(y.shape[1]) or network(y, *a))
     assert np.allclose(sharpen_frames(frames, model), whole, atol=1e-5)
     assert max(heights) <= 7 + 2 * model.shrink and len(heights) == 2 * 6  # six bands a frame
     in_place = frames.copy()

@@ -1,0 +1,45 @@
+"""Where the srcnn stage's time goes on a CUDA GPU: a 20-frame colour stack of 1920x1440 (the
+HR frames of a 640x480 burst) through :func:`sharpen_frames` as the stage calls it, against the
+network alone on Y already on the device, and the copies to and from the device.
+
+Run: python3 benchmarks/gpu_srcnn_stage.py  (prints one line per measurement, seconds)
+"""
+import time
+
+import numpy as np
+import torch
+
+from multisr.models import _network_on_luma, load_model, sharpen_frames
+
+
+def timed(fn, repeats=3):
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def main():
+    frames = np.random.default_rng(0).random((20, 1440, 1920, 3), dtype=np.float32)
+    tick = time.perf_counter()
+    model = load_model(device="cuda")
+    print(f"load_model {time.perf_counter() - tick:.3f}")
+    tick = time.perf_counter()
+    sharpen_frames(frames[:2], model)
+    print(f"first call, 2 frames (cuDNN autotune) {time.perf_counter() - tick:.3f}")
+    print(f"sharpen_frames, 20 frames {timed(lambda: sharpen_frames(frames, model)):.3f}")
+    print(f"sharpen_frames, 20 frames, batch 1 {timed(lambda: sharpen_frames(frames, model, batch_size=1)):.3f}")
+    y = torch.rand(20, 1440, 1920, device="cuda")
+    with torch.inference_mode():
+        print(f"network alone on Y on the device, 20 frames {timed(lambda: [_network_on_luma(y[k:k + 1], model, None) for k in range(20)]):.3f}")
+    host = torch.from_numpy(frames)
+    pinned = host.pin_memory()
+    print(f"host->device, 20 RGB frames, pageable {timed(lambda: host.to('cuda')):.3f}, pinned {timed(lambda: pinned.to('cuda', non_blocking=True)):.3f}")
+    on_device = pinned.to("cuda")
+    print(f"device->host, 20 RGB frames {timed(lambda: on_device.cpu()):.3f}")
+
+
+if __name__ == "__main__":
+    main()
