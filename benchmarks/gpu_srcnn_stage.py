@@ -2,8 +2,10 @@
 HR frames of a 640x480 burst) through :func:`sharpen_frames` as the stage calls it, against the
 network alone on Y already on the device, and the copies to and from the device.
 
-Run: python3 benchmarks/gpu_srcnn_stage.py  (prints one line per measurement, seconds)
+Run: python3 benchmarks/gpu_srcnn_stage.py [--no-autotune]  (prints one line per measurement,
+seconds; --no-autotune: cuDNN's heuristics instead of timing its algorithms on the first call)
 """
+import sys
 import time
 
 import numpy as np
@@ -25,10 +27,11 @@ def main():
     frames = np.random.default_rng(0).random((20, 1440, 1920, 3), dtype=np.float32)
     tick = time.perf_counter()
     model = load_model(device="cuda")
-    print(f"load_model {time.perf_counter() - tick:.3f}")
+    torch.backends.cudnn.benchmark = "--no-autotune" not in sys.argv
+    print(f"load_model {time.perf_counter() - tick:.3f}, cuDNN autotune {torch.backends.cudnn.benchmark}")
     tick = time.perf_counter()
     sharpen_frames(frames[:2], model)
-    print(f"first call, 2 frames (cuDNN autotune) {time.perf_counter() - tick:.3f}")
+    print(f"first call, 2 frames {time.perf_counter() - tick:.3f}")
     print(f"sharpen_frames, 20 frames {timed(lambda: sharpen_frames(frames, model)):.3f}")
     print(f"sharpen_frames, 20 frames, batch 1 {timed(lambda: sharpen_frames(frames, model, batch_size=1)):.3f}")
     y = torch.rand(20, 1440, 1920, device="cuda")

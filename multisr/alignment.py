@@ -84,24 +84,35 @@ def _to_matrix(parameters: np.ndarray, model: str) -> np.ndarray:
     return np.append(parameters, 1.0).reshape(3, 3)
 
 
-def _motion_jacobian(parameters: np.ndarray, model: str, x: np.ndarray, y: np.ndarray):
-    """The mapped points ``(u, v)`` and their derivatives ``(du, dv)`` (``(P, n_parameters)``)."""
+def _mapped(parameters: np.ndarray, model: str, x: np.ndarray, y: np.ndarray):
+    """The points ``(x, y)`` mapped by the motion: ``(u, v)`` and the homography's denominator."""
     matrix = _to_matrix(parameters, model)
     denominator = matrix[2, 0] * x + matrix[2, 1] * y + 1.0
     u = (matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2]) / denominator
     v = (matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]) / denominator
-    one, zero = np.ones_like(x), np.zeros_like(x)
-    if model == "similarity":
-        du = np.stack([x, -y, one, zero], 1)
-        dv = np.stack([y, x, zero, one], 1)
-    elif model == "affine":
-        du = np.stack([x, y, one, zero, zero, zero], 1)
-        dv = np.stack([zero, zero, zero, x, y, one], 1)
+    return u, v, denominator
+
+
+def _jacobian(model: str, x, y, u, v, denominator, gx, gy, values) -> np.ndarray:
+    """``(P, n_parameters + 2)``: the residual's derivatives by the motion's parameters (the image's
+    gradient ``gx, gy`` at the mapped points times the motion's derivatives), then by the gain
+    and the offset; column-major, one contiguous column each."""
+    columns = {"similarity": 4, "affine": 6, "homography": 8}[model]
+    jacobian = np.empty((x.size, columns + 2), order="F")
+    if model == "similarity":  # du = (x, -y, 1, 0), dv = (y, x, 0, 1)
+        jacobian[:, 0] = gx * x + gy * y
+        jacobian[:, 1] = gy * x - gx * y
+        jacobian[:, 2], jacobian[:, 3] = gx, gy
     else:
-        inverse = 1 / denominator
-        du = np.stack([x * inverse, y * inverse, inverse, zero, zero, zero, -x * u * inverse, -y * u * inverse], 1)
-        dv = np.stack([zero, zero, zero, x * inverse, y * inverse, inverse, -x * v * inverse, -y * v * inverse], 1)
-    return u, v, du, dv
+        a, b = (gx, gy) if model == "affine" else (gx / denominator, gy / denominator)
+        jacobian[:, 0], jacobian[:, 1], jacobian[:, 2] = a * x, a * y, a
+        jacobian[:, 3], jacobian[:, 4], jacobian[:, 5] = b * x, b * y, b
+        if model == "homography":  # the last row's: -(gx u + gy v) x / denominator, likewise y
+            c = -(a * u + b * v)
+            jacobian[:, 6], jacobian[:, 7] = c * x, c * y
+    jacobian[:, -2] = -values
+    jacobian[:, -1] = -1.0
+    return jacobian
 
 
 def _maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -198,19 +209,20 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         # the coarse passes only need to land the next one in its basin
         enough = tolerance if sigma == smoothings[-1] else max(tolerance, 0.01)
         for _ in range(iterations):
-            u, v, du, dv = _motion_jacobian(parameters, model, x, y)
+            u, v, denominator = _mapped(parameters, model, x, y)
             maps = _maps((u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel)
             warped = _sample(smooth_image, maps, x.size, cv2.INTER_CUBIC)
             valid = np.isfinite(warped)
             if valid.sum() < max(16, 4 * (len(parameters) + 2)):
                 return None
-            residual = warped[valid] - (gain * values[valid] + offset)
+            inside = slice(None) if valid.all() else valid  # a view, not a copy, in the usual case
+            residual = warped[inside] - (gain * values[inside] + offset)
             scale = max(MAD_TO_SIGMA * float(np.median(np.abs(residual - np.median(residual)))), 1e-6)
             weights = np.clip(1 - (residual / (TUKEY * scale)) ** 2, 0, None) ** 2
-            gx = _sample(gradient_x, maps, x.size, cv2.INTER_LINEAR)[valid]
-            gy = _sample(gradient_y, maps, x.size, cv2.INTER_LINEAR)[valid]
-            jacobian = np.concatenate([gx[:, None] * du[valid] + gy[:, None] * dv[valid],
-                                       -values[valid, None], -np.ones((int(valid.sum()), 1))], 1)
+            gx = _sample(gradient_x, maps, x.size, cv2.INTER_LINEAR)[inside]
+            gy = _sample(gradient_y, maps, x.size, cv2.INTER_LINEAR)[inside]
+            jacobian = _jacobian(model, x[inside], y[inside], u[inside], v[inside], denominator[inside], gx, gy,
+                                 values[inside])
             weighted = jacobian * weights[:, None]
             hessian = weighted.T @ jacobian
             hessian[np.diag_indices_from(hessian)] *= 1 + 1e-4  # Levenberg-Marquardt damping

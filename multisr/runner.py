@@ -31,7 +31,7 @@ import numpy as np
 from .errors import UserError
 from .files import atomic_output
 from .io import write_image
-from .models import resolve_device
+from .models import resolve_device, warm_up
 from .pipeline import Pipeline
 from .stages import SCALE, STAGES, file_digest
 
@@ -166,6 +166,19 @@ def run_pipeline(
     stages_dir = out_dir / "stages"
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
     steps += pipeline.steps
+    # the GPU's start-up overlaps the CPU stages before the first network stage
+    warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
+    try:
+        store, records = _run_steps(steps, stages_dir, use_cache=use_cache, torch_device=torch_device)
+    finally:
+        if warming is not None:
+            warming.join()
+    return _finish(pipeline, store, records, out_dir, torch_device, started)
+
+
+def _run_steps(steps: list, stages_dir: Path, *, use_cache: bool, torch_device) -> tuple[dict, list]:
+    """Run (or take from the cache) each ``(stage, params)``; returns the artifacts by name and
+    the stages' records."""
     store: dict[str, _Artifact] = {}
     records = []
     if use_cache:
@@ -196,7 +209,7 @@ def run_pipeline(
         for name, value in outputs.items():
             store[name] = _Artifact(f"{key}:{name}", value)
         records.append({**record, "cached": False})
-    return _finish(pipeline, store, records, out_dir, torch_device, started)
+    return store, records
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float) -> dict:
