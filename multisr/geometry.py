@@ -20,6 +20,7 @@ __all__ = [
     "to_high_resolution",
     "to_low_resolution",
     "warp",
+    "warp_rows",
     "rms_displacement",
 ]
 
@@ -99,9 +100,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
     """
     height, width = shape
     matrix = np.asarray(matrix, dtype=np.float64)
-    map_x, map_y = apply(matrix, np.arange(width, dtype=np.float64)[None, :], np.arange(height, dtype=np.float64)[:, None])
-    eps = 1e-6
-    valid = (map_x >= -eps) & (map_x <= image.shape[1] - 1 + eps) & (map_y >= -eps) & (map_y <= image.shape[0] - 1 + eps)
+    valid = _lands_inside(matrix, image.shape[:2], (0, height), width)
     source = np.ascontiguousarray(image, dtype=np.float32)
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP
     if np.allclose(matrix[2], (0.0, 0.0, 1.0), rtol=0, atol=1e-15):  # affine: the cheaper warp
@@ -109,6 +108,40 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
     else:
         warped = cv2.warpPerspective(source, matrix, (width, height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     return warped, valid
+
+
+def _lands_inside(matrix: np.ndarray, source_shape: tuple[int, int], rows: tuple[int, int], width: int) -> np.ndarray:
+    """``(bottom - top, width)`` bool: True where ``matrix @ p`` lies within the pixel centres of a
+    source of ``source_shape``, for the output pixels ``p`` of ``rows = (top, bottom)``."""
+    top, bottom = rows
+    map_x, map_y = apply(matrix, np.arange(width, dtype=np.float64)[None, :],
+                         np.arange(top, bottom, dtype=np.float64)[:, None])
+    eps = 1e-6
+    return (map_x >= -eps) & (map_x <= source_shape[1] - 1 + eps) & (map_y >= -eps) & (map_y <= source_shape[0] - 1 + eps)
+
+
+def warp_rows(read_rows, source_shape: tuple[int, int], matrix: np.ndarray, width: int, rows: tuple[int, int]
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``rows = (top, bottom)`` of :func:`warp`'s output of width ``width``, reading only the
+    source rows they need: ``read_rows(first, stop)`` returns rows ``first:stop`` of a source of
+    ``source_shape``. The same ``(warped, valid)`` as those rows of the whole warp (up to OpenCV's
+    1/32-pixel rounding of a coordinate that lands within about 1e-12 of a step).
+
+    A homography maps the band's rectangle to a quadrilateral (the band lies on one side of the
+    horizon in any registration), so the source rows lie between its corners' extremes; 2 rows
+    more on each side carry the bicubic taps, and at the source's own edges the border is
+    replicated as in the whole warp.
+    """
+    top, bottom = rows
+    matrix = np.asarray(matrix, dtype=np.float64)
+    _, corner_y = apply(matrix, np.array([0.0, width - 1, 0, width - 1]), np.array([top, top, bottom - 1, bottom - 1.0]))
+    height = source_shape[0]
+    first = int(np.clip(np.floor(corner_y.min()) - 2, 0, height - 1))
+    stop = int(np.clip(np.ceil(corner_y.max()) + 3, first + 1, height))
+    # the band's own coordinates: output row r is row top + r, source row s is row first + s
+    band = np.array([[1.0, 0, 0], [0, 1, -first], [0, 0, 1]]) @ matrix @ np.array([[1.0, 0, 0], [0, 1, top], [0, 0, 1]])
+    warped, _ = warp(read_rows(first, stop), band, (bottom - top, width))
+    return warped, _lands_inside(matrix, source_shape, rows, width)
 
 
 def rms_displacement(estimate: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> float:

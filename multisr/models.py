@@ -212,12 +212,13 @@ def _to_host(tensor: torch.Tensor) -> np.ndarray:
 
 def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None,
                    out: np.ndarray | None = None) -> np.ndarray:
-    """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB.
+    """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB
+    (a numpy array or a :class:`~multisr.stacks.Stack`, read in batches).
 
     Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
     frames go through Y as RGB frames with equal channels would. Colour conversion runs with
-    the network, on its device. Returns float32 in [0, 1], written into ``out`` when given (it
-    may be ``frames`` itself: each batch is read before it is written). At most ``batch_size``
+    the network, on its device. Returns float32 in [0, 1], written into ``out`` when given (an array or a
+    stack; it may be ``frames`` itself: each batch is read before it is written). At most ``batch_size``
     frames, and at most about ``BATCH_PIXELS`` pixels, are sent to the network at once, so
     memory does not grow with the stack; a frame larger than that goes in bands of rows, each
     with the network's margin of its neighbours' rows (the same numbers as whole). On a GPU,
@@ -233,7 +234,8 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     margin = model.shrink
     device = next(model.parameters()).device
     # in bands, a frame written in place would feed its own output to the next band's margin
-    target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and np.shares_memory(out, frames) else None
+    in_place = isinstance(out, np.ndarray) and isinstance(frames, np.ndarray) and np.shares_memory(out, frames)
+    target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and in_place else None
 
     def one(item: tuple[int, int]) -> int:
         start, top = item
@@ -242,8 +244,10 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
         batch = np.ascontiguousarray(frames[start : start + step, above:below], dtype=np.float32)
         with torch.inference_mode():
             done = _sharpen_tensor(_to_device(batch, device), model)[:, top - above : bottom - above]
-            destination = target if target is not None else out[start : start + step]
-            destination[:, top:bottom] = _to_host(done)
+            if target is not None:
+                target[:, top:bottom] = _to_host(done)
+            else:
+                out[start : start + step, top:bottom] = _to_host(done)
         return len(batch) if bottom == height else 0
 
     items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]

@@ -33,6 +33,7 @@ from .files import atomic_output
 from .io import write_image
 from .models import resolve_device, warm_up
 from .pipeline import Pipeline
+from .stacks import Stack
 from .stages import SCALE, STAGES, file_digest
 
 __all__ = ["run_pipeline", "write_json"]
@@ -64,15 +65,18 @@ def _stage_key(name: str, version: str, params: dict, inputs: dict, fingerprint:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _contact_sheet(stack: np.ndarray, columns: int = 5, side: int = 320) -> np.ndarray:
-    """The frames of ``stack`` side by side, each shrunk to at most ``side`` pixels (a preview)."""
+def _contact_sheet(stack, columns: int = 5, side: int = 320) -> np.ndarray:
+    """The frames of ``stack`` (an array or a :class:`Stack`) side by side, each shrunk to at most
+    ``side`` pixels (a preview)."""
     count = len(stack)
     rows = -(-count // columns)
     columns = min(columns, count)
     factor = min(1.0, side / max(stack.shape[1:3]))
     height, width = max(1, round(stack.shape[1] * factor)), max(1, round(stack.shape[2] * factor))
     sheet = np.ones((rows * (height + 2), columns * (width + 2), *stack.shape[3:]), dtype=np.float32)
-    for k, frame in enumerate(stack):
+    stride = max(1, int(1 / (2 * factor)))  # read every stride-th row and column: twice the preview's size
+    for k in range(count):
+        frame = stack[k, ::stride, ::stride]
         top, left = (k // columns) * (height + 2), (k % columns) * (width + 2)
         sheet[top : top + height, left : left + width] = cv2.resize(frame.astype(np.float32), (width, height),
                                                                     interpolation=cv2.INTER_AREA)
@@ -95,43 +99,57 @@ def _cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
         path = stage_dir / f"{name}.npy"
         if not path.is_file() or file_digest(path) != digest:
             return None
-        artifacts[name] = _Artifact(f"{key}:{name}", path=path)
+        stacked = name in meta.get("stacks", [])
+        artifacts[name] = _Artifact(f"{key}:{name}", Stack(path)) if stacked else _Artifact(f"{key}:{name}", path=path)
     return meta, artifacts
 
 
-def _save_stage(stage_dir: Path, meta: dict, outputs: dict) -> None:
-    """Write a stage directory whole: into a temporary sibling, then renamed into place."""
+def _new_entry(stage_dir: Path) -> Path:
+    """A new, empty temporary sibling of ``stage_dir`` to write the stage's entry into."""
     stage_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = stage_dir.parent / f".tmp-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
-    values, digests = {}, {}
+    return tmp
+
+
+def _save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
+    """Write a stage directory whole: into ``tmp`` (from :func:`_new_entry`, where the stage wrote
+    its stacks), then renamed into place. Returns ``outputs`` with each stack at its final path."""
+    values, digests, stacks = {}, {}, []
     for name, value in outputs.items():
-        if isinstance(value, np.ndarray):
+        if isinstance(value, Stack):
+            if value.path != tmp / f"{name}.npy":
+                raise RuntimeError(f"stage wrote its stack {name!r} at {value.path}, not in its workspace")
+            stacks.append(name)
+        elif isinstance(value, np.ndarray):
             np.save(tmp / f"{name}.npy", value)
-            digests[name] = file_digest(tmp / f"{name}.npy")
-            kind = _PREVIEWED.get(name)
-            if kind:  # bool masks too
-                write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
         else:
             values[name] = value
-    write_json(tmp / "meta.json", {**meta, "values": values, "digests": digests})
+            continue
+        digests[name] = file_digest(tmp / f"{name}.npy")
+        kind = _PREVIEWED.get(name)
+        if kind:  # bool masks too
+            write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
+    write_json(tmp / "meta.json", {**meta, "values": values, "digests": digests, "stacks": stacks})
     if stage_dir.exists():
         trash = stage_dir.parent / f".old-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
         os.replace(stage_dir, trash)
         shutil.rmtree(trash)
     os.replace(tmp, stage_dir)
+    return {name: Stack(stage_dir / f"{name}.npy") if name in stacks else value for name, value in outputs.items()}
 
 
-def _clean_leftovers(stages_dir: Path) -> None:
-    """Remove temporary stage directories left by a killed run."""
-    if stages_dir.is_dir():
-        for entry in stages_dir.iterdir():
-            if entry.name.startswith((".tmp-", ".old-")):
-                shutil.rmtree(entry, ignore_errors=True)
+def _clean_leftovers(out_dir: Path) -> None:
+    """Remove temporary stage directories and scratch folders left by a killed run."""
+    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-",))):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name.startswith(prefixes):
+                    shutil.rmtree(entry, ignore_errors=True)
 
 
 def _shape_of(value) -> list | str:
-    return list(value.shape) if isinstance(value, np.ndarray) else type(value).__name__
+    return list(value.shape) if isinstance(value, (np.ndarray, Stack)) else type(value).__name__
 
 
 def _versions() -> dict:
@@ -166,23 +184,29 @@ def run_pipeline(
     stages_dir = out_dir / "stages"
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
     steps += pipeline.steps
+    if use_cache:
+        _clean_leftovers(out_dir)
+    # without the cache, stacks go to a scratch folder that the run removes when it ends
+    scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
     # the GPU's start-up overlaps the CPU stages before the first network stage
     warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
     try:
-        store, records = _run_steps(steps, stages_dir, use_cache=use_cache, torch_device=torch_device)
+        store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device)
+        return _finish(pipeline, store, records, out_dir, torch_device, started)
     finally:
         if warming is not None:
             warming.join()
-    return _finish(pipeline, store, records, out_dir, torch_device, started)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run_steps(steps: list, stages_dir: Path, *, use_cache: bool, torch_device) -> tuple[dict, list]:
-    """Run (or take from the cache) each ``(stage, params)``; returns the artifacts by name and
-    the stages' records."""
+def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device) -> tuple[dict, list]:
+    """Run each ``(stage, params)``, or take it from the cache in ``stages_dir`` (``scratch``
+    ``None``), or write its stacks under ``scratch`` (no cache); returns the artifacts by name
+    and the stages' records."""
+    use_cache = scratch is None
     store: dict[str, _Artifact] = {}
     records = []
-    if use_cache:
-        _clean_leftovers(stages_dir)
     for stage, params in steps:  # load_pipeline has checked that every read is written before
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
@@ -198,15 +222,26 @@ def _run_steps(steps: list, stages_dir: Path, *, use_cache: bool, torch_device) 
         kwargs = {name: store[name].get() for name in stage.reads}
         if stage.uses_device:
             kwargs["device"] = torch_device
+        workspace = _new_entry(stage_dir) if use_cache else scratch / stage.name
+        if stage.uses_workspace:
+            workspace.mkdir(parents=True, exist_ok=True)
+            kwargs["workspace"] = workspace
         tick = time.perf_counter()
-        outputs = stage.run(**kwargs, **params)
+        try:
+            outputs = stage.run(**kwargs, **params)
+        except BaseException:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
         seconds = time.perf_counter() - tick
         record = {"name": stage.name, "version": stage.version, "key": key, "params": params, "inputs": inputs,
                   "outputs": {name: _shape_of(value) for name, value in outputs.items()},
                   "device": str(torch_device) if stage.uses_device else "cpu", "seconds": round(seconds, 4)}
         if use_cache:
-            _save_stage(stage_dir, {"key": key, "record": record}, outputs)
+            outputs = _save_stage(stage_dir, {"key": key, "record": record}, outputs, workspace)
         for name, value in outputs.items():
+            replaced = store[name].value if name in store else None
+            if not use_cache and isinstance(replaced, Stack):  # nothing reads a replaced artifact again
+                replaced.path.unlink()
             store[name] = _Artifact(f"{key}:{name}", value)
         records.append({**record, "cached": False})
     return store, records
@@ -217,7 +252,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     if "result" in store:
         result = store["result"].get()
     elif "hr" in store and len(store["hr"].get()) == 1:
-        result = store["hr"].get()[0]
+        result = store["hr"].get()[0]  # read from its stack
     else:
         raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
                         "(fuse, or a single high-resolution frame)")

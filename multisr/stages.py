@@ -9,7 +9,9 @@ that flow through a run:
 - ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
   contract); ``registration``: per-frame scores and the reasons frames were left out.
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
-  ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample.
+  ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample. Both are
+  :class:`~multisr.stacks.Stack` files that the stages read and write in bands of rows, so a
+  run's memory does not grow with the frame size.
 - ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
   ``reconstruct`` also writes ``matrices`` again, refined against its solution, and ``solve``
   (the PSF it used, the cross-validation errors, the fraction of each frame's samples kept);
@@ -31,30 +33,30 @@ from tqdm import tqdm
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
 from .fusion import FUSIONS
-from .geometry import to_high_resolution, warp
+from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
 from .reconstruct import parse_psf, reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
+from .stacks import Stack, band_rows
 
 __all__ = ["Stage", "STAGES", "file_digest"]
 
 SCALE = 3
+UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 
 
 @dataclass(frozen=True)
 class Stage:
     """A named, versioned step.
 
-    ``run(**artifacts_read, **params, device=...)`` returns a dict of the artifacts written.
-    ``fingerprint(params)`` names outside data the output depends on (file contents), for
-    the cache key. ``uses_device`` stages get the run's torch device (not part of the key).
-
-    Memory: the stack of high-resolution frames is the one large array of a run (20 colour
-    1280x720 frames, 3x: 2 GB), so ``srcnn`` and ``realign`` overwrite the ``hr`` they are
-    given, frame by frame, and return it. The runner hands an artifact to the stage that
-    replaces it only after saving it, and no later stage reads the replaced version.
+    ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
+    artifacts written. ``fingerprint(params)`` names outside data the output depends on (file
+    contents), for the cache key. ``uses_device`` stages get the run's torch device (not part of
+    the key); ``uses_workspace`` stages get ``workspace``, an empty folder where they write their
+    :class:`~multisr.stacks.Stack` outputs as ``<artifact>.npy`` (the stage's cache entry while
+    it is written, so the stack is never copied).
     """
 
     name: str
@@ -65,6 +67,7 @@ class Stage:
     defaults: dict = field(default_factory=dict)
     fingerprint: Callable[[dict], str] | None = None
     uses_device: bool = False
+    uses_workspace: bool = False
 
 
 def file_digest(path: Path) -> str:
@@ -139,16 +142,21 @@ def _select_reference(*, frames, reference, names) -> dict:
     return {"frames": frames[reference : reference + 1], "names": [names[reference]], "reference": 0}
 
 
-def _upscale(*, frames, kernel) -> dict:
+def _upscale(*, frames, kernel, workspace) -> dict:
     if kernel not in KERNELS:
         raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
     count, height, width = frames.shape[:3]
-    hr = np.empty((count, SCALE * height, SCALE * width, *frames.shape[3:]), dtype=np.float32)
+    hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
+    rows = max(1, band_rows(SCALE * width) // SCALE)  # LR rows a band
 
-    def one(k: int) -> None:
-        hr[k] = upscale(frames[k], SCALE, kernel=kernel)
+    def one(item: tuple[int, int]) -> None:  # a band, with the kernel's reach of its neighbours' rows
+        k, top = item
+        bottom = min(top + rows, height)
+        above, below = max(0, top - UPSCALE_MARGIN), min(height, bottom + UPSCALE_MARGIN)
+        band = upscale(frames[k, above:below], SCALE, kernel=kernel)
+        hr[k, SCALE * top : SCALE * bottom] = band[SCALE * (top - above) : SCALE * (bottom - above)]
 
-    _in_threads(one, range(count))
+    _in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": hr}
 
 
@@ -159,10 +167,12 @@ def _in_threads(work: Callable, items) -> list:
         return list(pool.map(work, items))
 
 
-def _srcnn(*, hr, model, batch_size, device) -> dict:
+def _srcnn(*, hr, model, batch_size, device, workspace) -> dict:
     network = load_model(model, scale=SCALE, device=str(device))
+    sharpened = Stack.create(workspace / "hr.npy", hr.shape)
     with tqdm(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
-        return {"hr": sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=hr)}
+        sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=sharpened)
+    return {"hr": sharpened}
 
 
 def _restore(*, result, model, device) -> dict:
@@ -174,18 +184,23 @@ def _srcnn_fingerprint(params: dict) -> str:
     return file_digest(weights_path(params["model"]))
 
 
-def _realign(*, hr, matrices, registration) -> dict:
-    shape = hr.shape[1:3]
-    valid = np.zeros((len(hr), *shape), dtype=bool)
+def _realign(*, hr, matrices, registration, workspace) -> dict:
+    count, height, width = hr.shape[:3]
+    aligned = Stack.create(workspace / "hr.npy", hr.shape)
+    valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, SCALE)
+    rows = band_rows(width)
 
-    def one(k: int) -> None:
-        hr[k], valid[k] = warp(hr[k], matrices_hr[k], shape)
-        if registration[k]["excluded"]:
-            valid[k] = False
+    def one(item: tuple[int, int]) -> None:
+        k, top = item
+        bottom = min(top + rows, height)
+        band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
+                                 (top, bottom))
+        aligned[k, top:bottom] = band
+        valid[k, top:bottom] = inside & (not registration[k]["excluded"])
 
-    _in_threads(one, range(len(hr)))
-    return {"hr": hr, "valid": valid}
+    _in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
+    return {"hr": aligned, "valid": valid}
 
 
 def _fuse(*, hr, valid, method) -> dict:
@@ -233,10 +248,10 @@ STAGES = {
                "min_correlation": 0.7, "min_sharpness": 0.5, "max_scale_change": 0.3, "max_shift_fraction": 0.5}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
-        Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}),
-        Stage("srcnn", "3", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
-              _srcnn_fingerprint, uses_device=True),
-        Stage("realign", "2", ("hr", "matrices", "registration"), ("hr", "valid"), _realign),
+        Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}, uses_workspace=True),
+        Stage("srcnn", "4", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
+              _srcnn_fingerprint, uses_device=True, uses_workspace=True),
+        Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
         Stage("reconstruct", "5", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 1}),
