@@ -14,7 +14,6 @@ python3 -m pip install -q --no-index --no-deps --no-build-isolation .device/whl/
 python3 -c "import torch, multisr; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a "$OUT/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test_srcnn.py 2>&1 | tee "$OUT/pytest.txt" | tail -5
 python3 benchmarks/gpu_srcnn_stage.py 2>&1 | tee "$OUT/srcnn-stage.txt"
-python3 benchmarks/gpu_srcnn_stage.py --no-autotune 2>&1 | tee -a "$OUT/srcnn-stage.txt"
 multisr bench speed --device cuda --sizes ${SIZES:-200x150,640x480} --pipelines ${PIPELINES:-single,presenters,multiframe} \
     --json > "$OUT/bench-speed-cuda.json" 2> "$OUT/bench-speed-cuda.err"
 echo "bench speed exit $?"

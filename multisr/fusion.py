@@ -1,7 +1,7 @@
 """Fusing aligned frames into one image.
 
 Both fusions work through the image in bands of rows, so that their temporary arrays stay
-around ``BAND_SAMPLES`` values however large the frames are, and fuse the bands in threads
+around ``BAND_SAMPLES`` values (over all threads) however large the frames are, and fuse the bands in threads
 (numpy's sort and arithmetic release the GIL); the result depends on neither.
 """
 import os
@@ -12,13 +12,14 @@ import numpy as np
 
 __all__ = ["masked_median", "masked_mean", "FUSIONS", "BAND_SAMPLES"]
 
-BAND_SAMPLES = 1 << 22
+BAND_SAMPLES = 1 << 23
 
 
 def _by_bands(fuse, frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``fuse(frames_band, valid_band)`` over bands of rows, into one ``(H, W[, C])`` float32 array."""
     count, height = frames.shape[:2]
-    rows = max(1, BAND_SAMPLES // (count * int(np.prod(frames.shape[2:]))))
+    workers = os.cpu_count() or 1
+    rows = max(1, BAND_SAMPLES // (workers * count * int(np.prod(frames.shape[2:]))))
     out = np.empty(frames.shape[1:], dtype=np.float32)
 
     def one(top: int) -> None:

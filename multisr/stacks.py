@@ -3,8 +3,8 @@
 The one large array of a run is its stack of high-resolution frames: 20 colour 1280x720 frames
 at 3x are 2 GB, 10 frames of 4000x3000 are 13 GB. The stages that make and use it (upscale,
 srcnn, realign, fuse) hold it as a :class:`Stack` and work through it band by band, so that a
-run's memory goes with the band size (:data:`BAND_PIXELS`) and the number of frames, not with
-the frame size. Each read or write maps the file only while it copies its band and closes the
+run's memory goes with the band size (:data:`BAND_PIXELS` over all threads) and the number of
+frames, not with the frame size. Each read or write maps the file only while it copies its band and closes the
 map at once, so the pages it touched stop counting in the process's resident memory (the
 operating system keeps them in its file cache or writes them out).
 
@@ -16,12 +16,13 @@ import numpy as np
 
 __all__ = ["BAND_PIXELS", "Stack", "band_rows"]
 
-BAND_PIXELS = 1 << 22  # pixels of one frame per band (about 4 Mpixel: 48 MiB of colour float32)
+BAND_PIXELS = 1 << 23  # pixels in the bands in flight at once (8 Mpixel: 96 MiB of colour float32)
 
 
-def band_rows(width: int, frames: int = 1) -> int:
-    """Rows per band of ``frames`` frames of ``width`` pixels: about :data:`BAND_PIXELS` pixels in all."""
-    return max(1, BAND_PIXELS // max(1, width * frames))
+def band_rows(width: int, *, frames: int = 1, workers: int = 1) -> int:
+    """Rows per band of ``frames`` frames of ``width`` pixels when ``workers`` bands are in flight:
+    about :data:`BAND_PIXELS` pixels in all, however many threads the machine has."""
+    return max(1, BAND_PIXELS // max(1, width * frames * workers))
 
 
 class Stack:

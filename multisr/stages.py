@@ -44,6 +44,7 @@ from .stacks import Stack, band_rows
 __all__ = ["Stage", "STAGES", "file_digest"]
 
 SCALE = 3
+WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 
 
@@ -147,7 +148,7 @@ def _upscale(*, frames, kernel, workspace) -> dict:
         raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
     count, height, width = frames.shape[:3]
     hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
-    rows = max(1, band_rows(SCALE * width) // SCALE)  # LR rows a band
+    rows = max(1, band_rows(SCALE * width, workers=WORKERS) // SCALE)  # LR rows a band
 
     def one(item: tuple[int, int]) -> None:  # a band, with the kernel's reach of its neighbours' rows
         k, top = item
@@ -163,7 +164,7 @@ def _upscale(*, frames, kernel, workspace) -> dict:
 def _in_threads(work: Callable, items) -> list:
     """``[work(item) for item in items]``, in threads (OpenCV's decoding, resizing and warping
     release the GIL); the first exception, in the items' order, is raised."""
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         return list(pool.map(work, items))
 
 
@@ -189,7 +190,7 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
     aligned = Stack.create(workspace / "hr.npy", hr.shape)
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, SCALE)
-    rows = band_rows(width)
+    rows = band_rows(width, workers=WORKERS)
 
     def one(item: tuple[int, int]) -> None:
         k, top = item

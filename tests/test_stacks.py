@@ -1,5 +1,7 @@
 """Stacks on disk, and the stages that work through them in bands: each equals the whole-frame
 computation, and no read takes more than a band."""
+import os
+
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ BAND = 7  # rows a band in these tests, far fewer than a frame's
 @pytest.fixture
 def small_bands(monkeypatch):
     """Bands of ``BAND`` rows for every stage, and a record of every read's rows."""
-    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1: BAND)
+    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1, workers=1: BAND)
     reads = []
     original = Stack.__getitem__
 
@@ -83,7 +85,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
 
 
 def test_fuse_reads_the_stacks_in_bands(tmp_path, small_bands, monkeypatch):
-    monkeypatch.setattr("multisr.fusion.BAND_SAMPLES", 4 * BAND * 50 * 3)
+    monkeypatch.setattr("multisr.fusion.BAND_SAMPLES", 4 * BAND * 50 * 3 * (os.cpu_count() or 1))
     rng = np.random.default_rng(4)
     frames = rng.random((4, 40, 50, 3)).astype(np.float32)
     mask = rng.random((4, 40, 50)) > 0.2
@@ -97,7 +99,7 @@ def test_fuse_reads_the_stacks_in_bands(tmp_path, small_bands, monkeypatch):
 
 def test_upscale_reads_only_its_band_and_the_kernel_reach(tmp_path, monkeypatch):
     """The LR frames are in memory; the check is on what each band upscales."""
-    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1: SCALE * BAND)
+    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1, workers=1: SCALE * BAND)
     heights = []
     monkeypatch.setattr("multisr.stages.upscale", lambda image, scale, **k: heights.append(len(image)) or
                         upscale(image, scale, **k))
