@@ -39,7 +39,8 @@ def builtin_pipelines() -> list[str]:
 
 
 def load_pipeline(name_or_path: str) -> Pipeline:
-    """A built-in pipeline by name, or a pipeline file by path; refuses unknown stages and keys."""
+    """A built-in pipeline by name, or a pipeline file by path; refuses unknown stages and keys,
+    and values that their stage's :class:`~multisr.stages.Param` does not allow."""
     builtin = resources.files("multisr.pipelines") / f"{name_or_path}.toml"
     if builtin.is_file():
         source, text, name = f"pipeline {name_or_path!r}", builtin.read_text(), name_or_path
@@ -50,7 +51,10 @@ def load_pipeline(name_or_path: str) -> Pipeline:
                 f"--pipeline: expected one of {', '.join(builtin_pipelines())} or a .toml file, "
                 f"got {name_or_path!r} (no such file)"
             )
-        source, text, name = str(path), path.read_text(), path.stem
+        try:
+            source, text, name = str(path), path.read_text(encoding="utf-8"), path.stem
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"{path}: expected a UTF-8 TOML pipeline file, but it cannot be read ({error})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -63,6 +67,8 @@ def load_pipeline(name_or_path: str) -> Pipeline:
     allowed_stages = sorted(set(STAGES) - {"load"})
     steps = []
     for index, entry in enumerate(data["stages"]):
+        if not isinstance(entry, dict):
+            raise UserError(f"{source}: stages[{index}] is {entry!r}; expected a [[stages]] table with a name")
         params = dict(entry)
         stage_name = params.pop("name", None)
         if stage_name not in allowed_stages:
@@ -72,10 +78,11 @@ def load_pipeline(name_or_path: str) -> Pipeline:
         if any(stage.name == stage_name for stage, _ in steps):
             raise UserError(f"{source}: stage {stage_name!r} appears twice; each stage may run once")
         stage = STAGES[stage_name]
-        for key in params:
-            if key not in stage.defaults:
-                allowed = ", ".join(stage.defaults) or "none"
+        for key, value in params.items():
+            if key not in stage.params:
+                allowed = ", ".join(stage.params) or "none"
                 raise UserError(f"{source}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
+            params[key] = stage.params[key].check(f"{source}: {stage_name}.{key}", value)
         steps.append((stage, {**stage.defaults, **params}))
     available = set(STAGES["load"].writes)
     for stage, _ in steps:
@@ -87,23 +94,25 @@ def load_pipeline(name_or_path: str) -> Pipeline:
 
 
 def with_overrides(pipeline: Pipeline, overrides: list[str]) -> Pipeline:
-    """``pipeline`` with ``STAGE.PARAM=VALUE`` overrides applied (VALUE as TOML, else a string)."""
+    """``pipeline`` with ``STAGE.PARAM=VALUE`` overrides applied (VALUE as TOML, else a string),
+    each checked by its :class:`~multisr.stages.Param`."""
     steps = [(stage, dict(params)) for stage, params in pipeline.steps]
     for override in overrides:
         target, sep, text = override.partition("=")
         stage_name, dot, key = target.partition(".")
         if not sep or not dot:
             raise UserError(f"--set: expected STAGE.PARAM=VALUE, got {override!r}")
-        matches = [params for stage, params in steps if stage.name == stage_name]
+        matches = [(stage, params) for stage, params in steps if stage.name == stage_name]
         if not matches:
             names = ", ".join(stage.name for stage, _ in steps)
             raise UserError(f"--set {override}: pipeline {pipeline.name!r} has no stage {stage_name!r}; it has {names}")
-        if key not in matches[0]:
-            allowed = ", ".join(matches[0]) or "none"
+        stage, params = matches[0]
+        if key not in stage.params:
+            allowed = ", ".join(stage.params) or "none"
             raise UserError(f"--set {override}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
         try:
             value = tomllib.loads(f"value = {text}")["value"]
         except tomllib.TOMLDecodeError:
             value = text
-        matches[0][key] = value
+        params[key] = stage.params[key].check(f"--set {stage_name}.{key}", value)
     return Pipeline(pipeline.name, pipeline.description, steps)

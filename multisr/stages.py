@@ -49,11 +49,54 @@ UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the wi
 
 
 @dataclass(frozen=True)
+class Param:
+    """One stage parameter: its default, its type (``int``, ``float`` or ``str``) and what it may
+    be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
+    a value it refuses) and inclusive bounds ``low``, ``high`` for numbers. Floats must be finite;
+    an int is accepted where a float is expected, a bool never where a number is."""
+
+    default: object
+    kind: type
+    choices: tuple | Callable | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, where: str, value):
+        """``value`` as the parameter takes it, or :class:`UserError` naming ``where`` (e.g.
+        ``"--set fuse.method"``), what was expected and what was found."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.kind) or isinstance(value, bool):
+            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
+        if self.kind is float and not np.isfinite(value):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
+        if isinstance(self.choices, tuple) and value not in self.choices:
+            raise UserError(f"{where}: expected one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if callable(self.choices):
+            try:
+                self.choices(value)
+            except ValueError as error:
+                raise UserError(f"{where}: {error}") from None
+        return value
+
+    def _expected(self) -> str:
+        noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
+        if self.low is not None and self.high is not None:
+            return f"{noun} from {self.low} to {self.high}"
+        if self.low is not None:
+            return f"{noun} >= {self.low}"
+        return noun
+
+
+@dataclass(frozen=True)
 class Stage:
     """A named, versioned step.
 
     ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
-    artifacts written. ``fingerprint(params)`` names outside data the output depends on (file
+    artifacts written; ``params`` declares each parameter (:class:`Param`), the one place its
+    default and allowed values are written, checked before any stage runs. ``fingerprint(params)`` names outside data the output depends on (file
     contents), for the cache key. ``uses_device`` stages get the run's torch device (not part of
     the key); ``uses_workspace`` stages get ``workspace``, an empty folder where they write their
     :class:`~multisr.stacks.Stack` outputs as ``<artifact>.npy`` (the stage's cache entry while
@@ -65,10 +108,15 @@ class Stage:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     run: Callable
-    defaults: dict = field(default_factory=dict)
+    params: dict[str, Param] = field(default_factory=dict)
     fingerprint: Callable[[dict], str] | None = None
     uses_device: bool = False
     uses_workspace: bool = False
+
+    @property
+    def defaults(self) -> dict:
+        """Every parameter's default, by name."""
+        return {name: param.default for name, param in self.params.items()}
 
 
 def file_digest(path: Path) -> str:
@@ -114,12 +162,6 @@ def _load_fingerprint(params: dict) -> str:
 
 def _register(*, frames, reference, names, coarse, iterations, refine, model, min_success, min_correlation,
               min_sharpness, max_scale_change, max_shift_fraction) -> dict:
-    if coarse not in COARSE_METHODS:
-        raise UserError(f"register coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
-    if refine not in REFINEMENTS:
-        raise UserError(f"register refine: expected one of {', '.join(REFINEMENTS)}, got {refine!r}")
-    if model not in MODELS:
-        raise UserError(f"register model: expected one of {', '.join(MODELS)}, got {model!r}")
     with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
@@ -144,8 +186,6 @@ def _select_reference(*, frames, reference, names) -> dict:
 
 
 def _upscale(*, frames, kernel, workspace) -> dict:
-    if kernel not in KERNELS:
-        raise UserError(f"upscale kernel: expected one of {', '.join(KERNELS)}, got {kernel!r}")
     count, height, width = frames.shape[:3]
     hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
     rows = max(1, band_rows(SCALE * width, workers=WORKERS) // SCALE)  # LR rows a band
@@ -205,22 +245,10 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
 
 
 def _fuse(*, hr, valid, method) -> dict:
-    if method not in FUSIONS:
-        raise UserError(f"fuse method: expected one of {', '.join(FUSIONS)}, got {method!r}")
     return {"result": FUSIONS[method](hr, valid)}
 
 
 def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds) -> dict:
-    try:
-        parse_psf(psf)
-    except ValueError as error:
-        raise UserError(f"reconstruct {error}") from None
-    if model not in MODELS:
-        raise UserError(f"reconstruct model: expected one of {', '.join(MODELS)}, got {model!r}")
-    if not (isinstance(tv_weight, (int, float)) and np.isfinite(tv_weight) and tv_weight >= 0):
-        raise UserError(f"reconstruct tv_weight: expected a finite number >= 0, got {tv_weight!r}")
-    if not (isinstance(refine_rounds, int) and 0 <= refine_rounds <= 10):
-        raise UserError(f"reconstruct refine_rounds: expected an integer from 0 to 10, got {refine_rounds!r}")
     used = [k for k, r in enumerate(registration) if not r["excluded"]]
     y = np.stack([luma(frames[k]) for k in used])
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
@@ -243,20 +271,27 @@ STAGES = {
     stage.name: stage
     for stage in [
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
-              {"folder": None, "n": 20, "reference": 0}, _load_fingerprint),
+              {"folder": Param("", str), "n": Param(20, int, low=2), "reference": Param(0, int, low=0)},
+              _load_fingerprint),
         Stage("register", "5", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"coarse": "fourier-mellin", "iterations": 3, "refine": "robust", "model": "homography", "min_success": 0.5,
-               "min_correlation": 0.7, "min_sharpness": 0.5, "max_scale_change": 0.3, "max_shift_fraction": 0.5}),
+              {"coarse": Param("fourier-mellin", str, COARSE_METHODS), "iterations": Param(3, int, low=1, high=100),
+               "refine": Param("robust", str, REFINEMENTS), "model": Param("homography", str, MODELS),
+               "min_success": Param(0.5, float, low=0, high=1), "min_correlation": Param(0.7, float, low=-1, high=1),
+               "min_sharpness": Param(0.5, float, low=0, high=1), "max_scale_change": Param(0.3, float, low=0, high=10),
+               "max_shift_fraction": Param(0.5, float, low=0, high=1)}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
-        Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": "matlab"}, uses_workspace=True),
-        Stage("srcnn", "4", ("hr",), ("hr",), _srcnn, {"model": DEFAULT_MODEL, "batch_size": 4},
+        Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": Param("matlab", str, KERNELS)},
+              uses_workspace=True),
+        Stage("srcnn", "4", ("hr",), ("hr",), _srcnn,
+              {"model": Param(DEFAULT_MODEL, str), "batch_size": Param(4, int, low=1, high=1024)},
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
         Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
-        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": "median"}),
+        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": Param("median", str, tuple(FUSIONS))}),
         Stage("reconstruct", "5", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
-              _reconstruct, {"psf": "auto", "tv_weight": 0.0005, "model": "homography", "refine_rounds": 1}),
-        Stage("restore", "1", ("result",), ("result",), _restore, {"model": "restore-mix"}, _srcnn_fingerprint,
-              uses_device=True),
+              _reconstruct, {"psf": Param("auto", str, parse_psf), "tv_weight": Param(0.0005, float, low=0),
+                             "model": Param("homography", str, MODELS), "refine_rounds": Param(1, int, low=0, high=10)}),
+        Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param("restore-mix", str)},
+              _srcnn_fingerprint, uses_device=True),
     ]
 }

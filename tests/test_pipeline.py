@@ -43,3 +43,68 @@ def test_overrides_parse_toml_values_and_refuse_unknown_keys():
         with_overrides(load_pipeline("multiframe"), ["srcnn.model=srcnn-915"])
     with pytest.raises(UserError, match="expected STAGE.PARAM=VALUE"):
         with_overrides(load_pipeline("presenters"), ["fuse"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("fuse.method=[1,2]", "--set fuse.method: expected a string, got [1, 2]"),
+        ("fuse.method=avg", "--set fuse.method: expected one of median, mean, got 'avg'"),
+        ("srcnn.batch_size=2.5", "--set srcnn.batch_size: expected an integer from 1 to 1024, got 2.5"),
+        ("srcnn.batch_size=0", "--set srcnn.batch_size: expected an integer from 1 to 1024, got 0"),
+        ("srcnn.batch_size=true", "--set srcnn.batch_size: expected an integer from 1 to 1024, got True"),
+        ("register.max_scale_change=-1", "--set register.max_scale_change: expected a number from 0 to 10, got -1.0"),
+        ("register.min_success=nan", "--set register.min_success: expected a finite number, got nan"),
+        ("register.min_success=fast", "--set register.min_success: expected a number from 0 to 1, got 'fast'"),
+        ("register.iterations=-3", "--set register.iterations: expected an integer from 1 to 100, got -3"),
+        ("register.refine=ECC", "--set register.refine: expected one of robust, none, got 'ECC'"),
+        ("upscale.kernel=Bicubic", "--set upscale.kernel: expected one of matlab, opencv, got 'Bicubic'"),
+    ],
+)
+def test_overrides_of_the_wrong_type_or_value_are_refused(override, message):
+    with pytest.raises(UserError) as error:
+        with_overrides(load_pipeline("presenters"), [override])
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("reconstruct.tv_weight=nan", "--set reconstruct.tv_weight: expected a finite number, got nan"),
+        ("reconstruct.tv_weight=-1", "--set reconstruct.tv_weight: expected a number >= 0, got -1.0"),
+        ("reconstruct.psf=Box", "--set reconstruct.psf: psf: expected auto, matlab, box or box+SIGMA"),
+        ("reconstruct.refine_rounds=11", "--set reconstruct.refine_rounds: expected an integer from 0 to 10, got 11"),
+        ("reconstruct.iterations=abc", "stage 'reconstruct' has no parameter 'iterations'"),
+    ],
+)
+def test_reconstruct_parameters_are_checked_before_any_stage(override, message):
+    with pytest.raises(UserError, match=message.replace("+", r"\+").replace("[", r"\[")):
+        with_overrides(load_pipeline("multiframe"), [override])
+
+
+def test_an_int_where_a_float_is_expected_becomes_a_float():
+    pipeline = with_overrides(load_pipeline("multiframe"), ["reconstruct.tv_weight=0"])
+    assert {stage.name: p for stage, p in pipeline.steps}["reconstruct"]["tv_weight"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("stages = [1, 2]", "stages[0] is 1; expected a [[stages]] table"),
+        ('stages = ["upscale"]', "stages[0] is 'upscale'; expected a [[stages]] table"),
+        ('[[stages]]\nname = "upscale"\nkernel = 3', "upscale.kernel: expected a string, got 3"),
+    ],
+)
+def test_pipeline_files_with_malformed_stages_are_refused(tmp_path, text, message):
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    with pytest.raises(UserError) as error:
+        load_pipeline(str(path))
+    assert str(path) in str(error.value) and message in str(error.value)
+
+
+def test_a_pipeline_file_that_is_not_utf8_is_refused(tmp_path):
+    path = tmp_path / "latin.toml"
+    path.write_bytes('description = "caf\xe9"'.encode("latin-1"))
+    with pytest.raises(UserError, match="expected a UTF-8 TOML pipeline file"):
+        load_pipeline(str(path))
