@@ -18,13 +18,17 @@ class _UserFailure(click.ClickException):
 
 
 class _Group(click.Group):
-    """A click group that turns :class:`UserError` into a one-line message and exit status 2."""
+    """A click group that turns :class:`UserError`, and the file system's refusals (a full disk, a
+    read-only folder, a path under a file), into a one-line message and exit status 2."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as error:
             raise _UserFailure(str(error)) from None
+        except OSError as error:
+            where = error.filename if error.filename is not None else "a file"
+            raise _UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
 
 
 def _warn_left_out(excluded: list[dict]) -> None:

@@ -28,7 +28,8 @@ def phase_correlation(reference_spectrum: np.ndarray, image: np.ndarray) -> tupl
     ``reference_spectrum`` is :func:`_spectrum` of the reference; ``image`` is ``(H, W)``
     float32 of the same shape. The peak is refined to sub-pixel by a 3x3 centroid; shifts
     wrap around (the result lies within half the image size). The peak height is in [0, 1]:
-    1 for a pure circular shift, near 0 for unrelated images.
+    1 for a pure circular shift, near 0 for unrelated images. Raises ``ValueError`` when there
+    is no peak (either image flat).
     """
     cross = cv2.mulSpectrums(_spectrum(image), reference_spectrum, 0, conjB=True)
     magnitude = cv2.magnitude(cross[..., 0], cross[..., 1]) + 1e-12
@@ -40,6 +41,8 @@ def phase_correlation(reference_spectrum: np.ndarray, image: np.ndarray) -> tupl
     cols = [(px + d) % width for d in (-1, 0, 1)]
     patch = np.maximum(surface[np.ix_(rows, cols)], 0)
     total = patch.sum()
+    if not total > 0:  # a flat image (no texture) has no spectrum, so no peak
+        raise ValueError("no peak: an image without texture")
     dy = py + float((patch.sum(axis=1) @ np.array([-1.0, 0.0, 1.0])) / total)
     dx = px + float((patch.sum(axis=0) @ np.array([-1.0, 0.0, 1.0])) / total)
     dx = dx - width if dx > width / 2 else dx

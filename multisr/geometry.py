@@ -100,6 +100,8 @@ def warp(image: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]) -> tuple
     """
     height, width = shape
     matrix = np.asarray(matrix, dtype=np.float64)
+    if not np.isfinite(matrix).all():  # OpenCV's warps can loop forever on NaN coordinates
+        raise ValueError(f"matrix: expected finite entries, got {matrix.tolist()}")
     valid = _lands_inside(matrix, image.shape[:2], (0, height), width)
     source = np.ascontiguousarray(image, dtype=np.float32)
     flags = cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP

@@ -5,7 +5,9 @@ Everything returned follows the data contract: ``float32`` in [0, 1], ``(H, W)``
 as RGB); an alpha channel is dropped. Writes are atomic: a file either appears whole or not at
 all, so no half-written image is left behind by an error or a kill.
 """
+import os
 import re
+import stat
 from pathlib import Path
 
 import cv2
@@ -33,7 +35,8 @@ def list_images(folder: Path) -> list[Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"{folder}: expected a folder of frames, but it does not exist")
+        found = "it is a file" if folder.is_file() else "it does not exist"
+        raise UserError(f"{folder}: expected a folder of frames, but {found}")
     files = []
     for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json" or path.stem == "truth":
@@ -43,10 +46,24 @@ def list_images(folder: Path) -> list[Path]:
                 f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in the frames folder, "
                 f"found a {path.suffix or 'suffix-less'} file; move it out"
             )
+        _check_regular_file(path)
         files.append(path)
     if not files:
         raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none")
     return files
+
+
+def _check_regular_file(path: Path) -> None:
+    """:class:`UserError` unless ``path`` is (or links to) a regular file this process may read:
+    a FIFO or a device would be read forever, a broken link not at all."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:  # a broken link, a loop of links
+        raise UserError(f"{path}: expected an image file, but it cannot be reached ({error.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: expected an image file, found a special file (a pipe, a device or a socket)")
+    if not os.access(path, os.R_OK):
+        raise UserError(f"{path}: expected a readable image file, but permission is denied")
 
 
 def read_image(path: Path) -> tuple[np.ndarray, int]:
@@ -57,8 +74,9 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
         RGB; ``bit_depth`` is 8 or 16, that of the file, for writing results back alike.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: expected an image file, but it does not exist")
+    _check_regular_file(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None or raw.size == 0:
         raise UserError(f"{path}: expected a readable image, but the file is corrupt or not an image")

@@ -7,13 +7,19 @@ Layout of ``OUT_DIR``::
     run.json            parameters, versions, device, per-stage wall time and cache use
     stages/<name>/      meta.json, <artifact>.npy, <artifact>.png previews (when caching; stacks
                         as a contact sheet of frames at most 320 pixels wide)
+    .lock               held (``flock``) by the run writing the folder: a second run is refused
+
+``run.json`` is written last and records ``result_sha256``: a folder with a ``run.json``
+describes the ``result.png`` beside it.
 
 A stage's cache key hashes its name, version, canonical parameters, any outside data it
 depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
-directory holds that key, with every ``.npy`` matching its recorded SHA-256, is reused without
-running; anything else is recomputed. A stage directory is written under a temporary name and
+directory holds that key, with every ``.npy`` matching its recorded SHA-256 and ``meta.json``
+matching its own (every field: the record, the small values, which arrays are stacks), is
+reused without running; anything else is recomputed. A stage directory is written under a temporary name and
 renamed into place when complete, so a killed run never leaves one that looks finished.
 """
+import fcntl
 import hashlib
 import json
 import os
@@ -21,6 +27,7 @@ import platform
 import shutil
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -90,9 +97,10 @@ def _cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
     """
     try:
         meta = json.loads((stage_dir / "meta.json").read_text())
-    except (OSError, ValueError):
+        entry = {name: meta[name] for name in ("key", "record", "values", "digests", "stacks")}
+    except (OSError, ValueError, TypeError, KeyError):  # missing, damaged, or not an entry's meta.json
         return None
-    if meta.get("key") != key:
+    if meta["key"] != key or meta.get("sha256") != _entry_digest(entry):  # every field, not only the arrays
         return None
     artifacts = {name: _Artifact(f"{key}:{name}", value) for name, value in meta.get("values", {}).items()}
     for name, digest in meta.get("digests", {}).items():
@@ -110,6 +118,12 @@ def _new_entry(stage_dir: Path) -> Path:
     tmp = stage_dir.parent / f".tmp-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     return tmp
+
+
+def _entry_digest(entry: dict) -> str:
+    """SHA-256 of a stage entry's meta fields (canonical JSON): the key, the record, the small
+    values, the arrays' digests and which arrays are stacks."""
+    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
 
 
 def _save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
@@ -130,22 +144,33 @@ def _save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
         kind = _PREVIEWED.get(name)
         if kind:  # bool masks too
             write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
-    write_json(tmp / "meta.json", {**meta, "values": values, "digests": digests, "stacks": stacks})
-    if stage_dir.exists():
+    entry = {**meta, "values": values, "digests": digests, "stacks": stacks}
+    write_json(tmp / "meta.json", {**entry, "sha256": _entry_digest(entry)})
+    if stage_dir.exists() or stage_dir.is_symlink():
         trash = stage_dir.parent / f".old-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
         os.replace(stage_dir, trash)
-        shutil.rmtree(trash)
+        _remove(trash)
     os.replace(tmp, stage_dir)
     return {name: Stack(stage_dir / f"{name}.npy") if name in stacks else value for name, value in outputs.items()}
 
 
 def _clean_leftovers(out_dir: Path) -> None:
-    """Remove temporary stage directories and scratch folders left by a killed run."""
-    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-",))):
+    """Remove what a killed run left: temporary stage directories, scratch folders, and the
+    hidden temporary files of the run's own files (``.result.*.png``, ...)."""
+    partial = tuple(f".{Path(name).stem}." for name in _RUN_FILES)
+    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-", *partial))):
         if folder.is_dir():
             for entry in folder.iterdir():
                 if entry.name.startswith(prefixes):
-                    shutil.rmtree(entry, ignore_errors=True)
+                    _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder tree."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _shape_of(value) -> list | str:
@@ -184,20 +209,55 @@ def run_pipeline(
     stages_dir = out_dir / "stages"
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
     steps += pipeline.steps
-    if use_cache:
+    _check_out_dir(out_dir, Path(frames_dir))
+    with _locked(out_dir):
         _clean_leftovers(out_dir)
-    # without the cache, stacks go to a scratch folder that the run removes when it ends
-    scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
-    # the GPU's start-up overlaps the CPU stages before the first network stage
-    warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
+        # without the cache, stacks go to a scratch folder that the run removes when it ends
+        scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
+        # the GPU's start-up overlaps the CPU stages before the first network stage
+        warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
+        try:
+            store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device)
+            return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache)
+        finally:
+            if warming is not None:
+                warming.join()
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+
+_RUN_FILES = ("result.png", "transforms.json", "run.json")
+
+
+def _check_out_dir(out_dir: Path, frames_dir: Path) -> None:
+    """:class:`UserError` for an ``--out`` that cannot hold a run; creates it when missing."""
+    if out_dir.resolve() == frames_dir.resolve():
+        raise UserError(f"--out {out_dir}: expected a folder other than the frames folder (the result would "
+                        "join the frames)")
     try:
-        store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device)
-        return _finish(pipeline, store, records, out_dir, torch_device, started)
-    finally:
-        if warming is not None:
-            warming.join()
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--out {out_dir}: expected a folder for the run, but it or a folder above it is a file") from None
+    for name in _RUN_FILES:
+        if (out_dir / name).is_dir():
+            raise UserError(f"{out_dir / name}: expected a file (or nothing), found a folder; move it away")
+
+
+@contextmanager
+def _locked(out_dir: Path):
+    """Hold ``out_dir``'s lock (``.lock``, an advisory ``flock``) for a run; another run on the same
+    folder is refused with :class:`UserError` at once rather than mixing its files with this one's.
+    The operating system releases the lock when the process ends, however it ends."""
+    with open(out_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"--out {out_dir}: another multisr run is writing to this folder; wait for it to "
+                            "finish or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device) -> tuple[dict, list]:
@@ -247,8 +307,15 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
     return store, records
 
 
-def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float) -> dict:
-    """Write ``result.png``, ``transforms.json`` and ``run.json``; return the run record."""
+def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
+            use_cache: bool) -> dict:
+    """Write ``result.png``, ``transforms.json`` and ``run.json``; return the run record.
+
+    The run folder never describes a result it does not hold: the previous ``run.json`` goes
+    first, then the result and the transforms are written (each atomically; a pipeline without
+    transforms removes an old ``transforms.json``), and ``run.json`` comes last, with the
+    result's SHA-256. A run killed on the way leaves no ``run.json``. Without the cache, the
+    stage entries of an earlier run go too, so that nothing opens them as this run's."""
     if "result" in store:
         result = store["result"].get()
     elif "hr" in store and len(store["hr"].get()) == 1:
@@ -259,10 +326,8 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     names, reference = store["names"].get(), store["reference"].get()
     registration = store["registration"].get() if "registration" in store else []
     excluded = [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if "matrices" in store:
-        write_json(out_dir / "transforms.json", {"reference": reference, "scale": SCALE, "frames": names,
-                                                  "matrices": store["matrices"].get().tolist()})
+    transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": store["matrices"].get().tolist()}
+                  if "matrices" in store else None)
     load = records[0]
     run = {
         "pipeline": pipeline.name,
@@ -278,8 +343,16 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     }
     if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)
         run["solve"] = store["solve"].get()
-    write_json(out_dir / "run.json", run)
     bit_depth = store["bit_depth"].get()
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
+    (out_dir / "run.json").unlink(missing_ok=True)
+    if not use_cache:
+        _remove(out_dir / "stages")
     write_image(out_dir / "result.png", result, bit_depth=bit_depth)
+    if transforms is None:
+        (out_dir / "transforms.json").unlink(missing_ok=True)
+    else:
+        write_json(out_dir / "transforms.json", transforms)
+    run["result_sha256"] = file_digest(out_dir / "result.png")
+    write_json(out_dir / "run.json", run)
     return run

@@ -45,6 +45,7 @@ __all__ = ["Stage", "STAGES", "file_digest"]
 
 SCALE = 3
 WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
+MIN_SIDE = 8  # pixels: a frame's shorter side, at least (registration's windows need a few)
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 
 
@@ -143,6 +144,9 @@ def _load(*, folder: str, n: int, reference: int) -> dict:
         raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
     decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
+    if min(first[:2]) < MIN_SIDE:
+        raise UserError(f"{files[0]}: expected frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, found "
+                        f"{first[1]}x{first[0]}")
     for path, (image, _) in zip(files, decoded):
         if image.shape != first:
             raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
@@ -157,7 +161,12 @@ def _describe(shape: tuple) -> str:
 
 
 def _load_fingerprint(params: dict) -> str:
-    return ",".join(file_digest(p) for p in _selected_files(params["folder"], params["n"]))
+    files = _selected_files(params["folder"], params["n"])
+    try:
+        return ",".join(file_digest(p) for p in files)
+    except OSError as error:
+        raise UserError(f"{error.filename}: expected a readable image file, but it cannot be read "
+                        f"({error.strerror})") from None
 
 
 def _register(*, frames, reference, names, coarse, iterations, refine, model, min_success, min_correlation,

@@ -77,7 +77,7 @@ def test_reference_option_and_16_bit_grey_input(tiny_burst, tmp_path, pipeline):
 def test_no_cache_writes_only_the_results(tiny_burst, tmp_path):
     out = tmp_path / "out"
     assert invoke("run", tiny_burst, "--n", 3, "--out", out, "--no-cache").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["result.png", "run.json", "transforms.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "result.png", "run.json", "transforms.json"]
 
 
 def test_a_frame_that_does_not_register_is_left_out_with_a_warning(tiny_burst, tmp_path):
