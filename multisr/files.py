@@ -1,10 +1,12 @@
-"""Writing files atomically: a file appears whole, with the usual permissions, or not at all."""
+"""Files: writing them atomically (a file appears whole, with the usual permissions, or not at
+all) and their digests."""
+import hashlib
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "file_digest"]
 
 
 def _umask() -> int:
@@ -30,3 +32,12 @@ def atomic_output(path: Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

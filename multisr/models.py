@@ -15,7 +15,7 @@ import torch
 
 from .color import RGB_TO_Y, Y_OFFSET, Y_TO_RGB
 from .errors import UserError
-from .files import atomic_output
+from .files import atomic_output, file_digest
 from .resize import upscale
 from .srcnn import SRCNN
 
@@ -94,14 +94,35 @@ def weights_path(model: str) -> Path:
     return path
 
 
+def _shipped_digests() -> dict[str, str]:
+    """SHA-256 of each shipped weights file, from ``weights/SHA256SUMS`` (``sha256sum`` format)."""
+    lines = (WEIGHTS_DIR / "SHA256SUMS").read_text().splitlines()
+    return {name: digest for digest, name in (line.split() for line in lines if line.strip())}
+
+
+def _plausible_config(config) -> bool:
+    """True for an SRCNN config this package can build: kernel sides odd from 1 to 15, 1 to 512 filters."""
+    if not isinstance(config, dict) or set(config) != {"f1", "f2", "f3", "n1", "n2"}:
+        return False
+    if not all(isinstance(value, int) and not isinstance(value, bool) for value in config.values()):
+        return False
+    kernels_ok = all(1 <= config[k] <= 15 and config[k] % 2 == 1 for k in ("f1", "f2", "f3"))
+    return kernels_ok and all(1 <= config[k] <= 512 for k in ("n1", "n2"))
+
+
 def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu") -> SRCNN:
     """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) or a weights
     file by path.
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
-    architecture or another scale), naming the file.
+    architecture or another scale, an implausible config, weights that are not finite), and
+    for a shipped file whose SHA-256 differs from the one recorded in ``weights/SHA256SUMS``
+    (retrained weights: update that file with ``sha256sum *.pt``), naming the file.
     """
     path = weights_path(model)
+    if model in MODEL_NAMES and file_digest(path) != _shipped_digests().get(path.name):
+        raise UserError(f"{path}: expected the weights shipped with multisr, but the file has changed (damaged?); "
+                        "reinstall multisr")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a damaged file
@@ -110,11 +131,17 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
         raise UserError(f"{path}: expected SRCNN weights saved by multisr, found another kind of file")
     if payload.get("scale") != scale:
         raise UserError(f"{path}: expected weights for scale {scale}, found scale {payload.get('scale')}")
-    network = SRCNN(**payload["config"])
+    config = payload.get("config")
+    if not _plausible_config(config):
+        raise UserError(f"{path}: expected an SRCNN config (f1, f2, f3: odd kernel sides up to 15; n1, n2: 1 to "
+                        f"512 filters), found {config!r}")
+    network = SRCNN(**config)
     try:
         network.load_state_dict(payload["state_dict"])
-    except RuntimeError:
-        raise UserError(f"{path}: weights do not fit SRCNN {payload['config']}; the file is damaged")
+    except (RuntimeError, TypeError, AttributeError):
+        raise UserError(f"{path}: weights do not fit SRCNN {config}; the file is damaged") from None
+    if not all(torch.isfinite(tensor).all() for tensor in network.state_dict().values()):
+        raise UserError(f"{path}: expected finite weights, found NaN or infinity; the file is damaged")
     network.meta = payload.get("meta", {})
     network.name = model
     torch_device = resolve_device(device)

@@ -153,6 +153,18 @@ def _run(pipeline, frames_dir, out_dir, n, reference, device) -> Path:
     return run_dir
 
 
+def _truth_matrices(path: Path) -> np.ndarray:
+    """The ``(N, 3, 3)`` matrices of a ``truth.json`` (``multisr simulate``'s), or :class:`UserError`."""
+    try:
+        matrices = np.array(json.loads(path.read_text())["matrices"], dtype=np.float64)
+    except (ValueError, TypeError, KeyError) as error:
+        raise UserError(f"{path}: expected the truth.json multisr simulate writes, but it is damaged "
+                        f"({type(error).__name__})") from None
+    if matrices.ndim != 3 or matrices.shape[1:] != (3, 3) or not np.isfinite(matrices).all():
+        raise UserError(f"{path}: expected finite 3x3 matrices, found shape {matrices.shape}")
+    return matrices
+
+
 def _registration(runs: dict, truth_path: Path | None, reference: int, images: Path) -> tuple[list, list]:
     """The registration of the first run that registers: per-frame table, plot, frames left out.
 
@@ -165,7 +177,7 @@ def _registration(runs: dict, truth_path: Path | None, reference: int, images: P
             truth_json = Path(truth_path).with_suffix(".json") if truth_path else None
             truth_matrices = None
             if truth_json is not None and truth_json.is_file():
-                truth_matrices = np.array(json.loads(truth_json.read_text())["matrices"])
+                truth_matrices = _truth_matrices(truth_json)
                 if len(truth_matrices) < len(registration):
                     truth_matrices = None
                 else:

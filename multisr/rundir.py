@@ -53,8 +53,12 @@ class Run:
         path = self.out_dir / "run.json"
         if not path.is_file():
             raise UserError(f"{self.out_dir}: expected a run directory with run.json, found none; run multisr run first")
-        self.record = json.loads(path.read_text())
-        self.stages = [stage["name"] for stage in self.record["stages"]]
+        try:
+            self.record = json.loads(path.read_text())
+            self.stages = [stage["name"] for stage in self.record["stages"]]
+        except (ValueError, TypeError, KeyError) as error:
+            raise UserError(f"{path}: expected the run record multisr writes, but it is damaged "
+                            f"({type(error).__name__}: {error})") from None
 
     def __getitem__(self, name: str) -> StageOutput:
         if name not in self.stages:

@@ -36,12 +36,12 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .files import atomic_output
+from .files import atomic_output, file_digest
 from .io import write_image
 from .models import resolve_device, warm_up
 from .pipeline import Pipeline
 from .stacks import Stack
-from .stages import SCALE, STAGES, file_digest
+from .stages import SCALE, STAGES
 
 __all__ = ["run_pipeline", "write_json"]
 

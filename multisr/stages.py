@@ -20,7 +20,6 @@ that flow through a run:
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
 """
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
+from .files import file_digest
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
@@ -118,15 +118,6 @@ class Stage:
     def defaults(self) -> dict:
         """Every parameter's default, by name."""
         return {name: param.default for name, param in self.params.items()}
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _selected_files(folder: str, n: int) -> list[Path]:

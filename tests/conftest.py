@@ -1,10 +1,14 @@
-"""Shared fixtures: scenes and bursts the tests make themselves, and the shared data folder."""
+"""Shared fixtures and helpers: scenes and bursts the tests make themselves, the shared data folder,
+and running the command line."""
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from multisr.cli import cli
 from multisr.scenes import licence_plate
 from multisr.simulate import save_burst, simulate_burst
 
@@ -37,3 +41,26 @@ def tiny_burst(plate, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("burst")
     save_burst(simulate_burst(plate, n=6, seed=3), folder)
     return folder
+
+
+def invoke(*args):
+    """``multisr ARGS`` in this process (click's runner), arguments as strings."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    """Exit status 2, one ``Error:`` line (the last one) holding every fragment, no traceback."""
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr  # progress bars may precede it
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def copy_burst(source, target, n=None):
+    """The first ``n`` (default all) ``frame_*.png`` of ``source`` copied into a new folder ``target``."""
+    target.mkdir()
+    for path in sorted(source.glob("frame_*.png"))[:n]:
+        shutil.copy(path, target / path.name)
+    return target

@@ -1,37 +1,15 @@
 import json
 import os
-import shutil
 import stat
 
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from multisr.cli import cli
+from conftest import assert_one_line_error, copy_burst, invoke
 from multisr.geometry import rms_displacement
 from multisr.scenes import licence_plate
 from multisr.io import read_image, write_image
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr  # progress bars may precede it
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in errors[0], errors[0]
-
-
-def copy_burst(source, target, n=None):
-    target.mkdir()
-    for path in sorted(source.glob("frame_*.png"))[:n]:
-        shutil.copy(path, target / path.name)
-    return target
 
 
 def test_run_end_to_end(tiny_burst, tmp_path):
