@@ -333,9 +333,10 @@ def speed(sizes, pipelines, n, device, as_json):
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
-    from .io import read_image, write_image
+    from .io import check_image_destination, read_image, write_image
     from .models import DEFAULT_MODEL, load_model, super_resolve
 
+    check_image_destination(out_path)
     picture, bit_depth = read_image(image)
     network = load_model(model or DEFAULT_MODEL, scale=scale, device=device)
     if min(picture.shape[:2]) < 2:

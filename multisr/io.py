@@ -16,7 +16,8 @@ import numpy as np
 from .errors import UserError
 from .files import atomic_output
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "list_images", "natural_key", "to_uint"]
+__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "check_image_destination", "list_images", "natural_key",
+           "to_uint"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 
@@ -111,6 +112,16 @@ def to_uint(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
     return scaled.astype(dtype)
 
 
+def check_image_destination(path: Path) -> None:
+    """:class:`UserError` unless ``path`` can take an image: a known suffix, not a folder."""
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{path}: expected an image file name ending in {', '.join(IMAGE_SUFFIXES)}, "
+                        f"got {path.suffix or 'no suffix'!r}")
+    if path.is_dir():
+        raise UserError(f"{path}: expected an image file name, found a folder")
+
+
 def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
     """Write ``(H, W)`` or ``(H, W, 3)`` RGB float in [0, 1] to ``path`` at ``bit_depth`` 8 or 16.
 
@@ -120,6 +131,7 @@ def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
     path = Path(path)
     if bit_depth not in (8, 16):
         raise UserError(f"bit_depth: expected 8 or 16, got {bit_depth}")
+    check_image_destination(path)
     pixels = to_uint(image, bit_depth)
     if pixels.ndim == 3:
         pixels = np.ascontiguousarray(pixels[..., ::-1])  # RGB -> BGR for OpenCV

@@ -91,6 +91,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
             crop: tuple[int, int, int, int] | None = None, device: str = "auto") -> dict:
     """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content."""
     loaded = [load_pipeline(name) for name in pipelines]
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: expected a folder for the report, but it is a file")
     files = list_images(Path(frames_dir))
     if not 0 <= reference < len(files):
         raise UserError(f"--reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
@@ -105,7 +108,6 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
         raise UserError(f"--crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
                         f"{','.join(map(str, crop))}")
-    out_dir = Path(out_dir)
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, device)) for p in loaded}

@@ -267,7 +267,10 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
     use_cache = scratch is None
     store: dict[str, _Artifact] = {}
     records = []
-    for stage, params in steps:  # load_pipeline has checked that every read is written before
+    for index, (stage, params) in enumerate(steps):
+        if index == 1:  # the frames are loaded: check the disk has room for what the run will write
+            _check_disk(stages_dir.parent, _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache),
+                        use_cache=use_cache)  # load_pipeline has checked that every read is written before
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
         key = _stage_key(stage.name, stage.version, params, inputs, fingerprint)
@@ -305,6 +308,36 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
             store[name] = _Artifact(f"{key}:{name}", value)
         records.append({**record, "cached": False})
     return store, records
+
+
+def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int:
+    """About how many bytes a run on frames of ``frames_shape`` writes under its folder at most:
+    with the cache, every stage entry (the frames, each stack of high-resolution frames, the
+    result); without it, the two stacks and the mask that the scratch folder holds at once."""
+    count, height, width = frames_shape[:3]
+    channels = frames_shape[3] if len(frames_shape) == 4 else 1
+    frame_bytes = height * width * channels * 4
+    total, stacks, masks = (count * frame_bytes if use_cache else 0), [], 0
+    for stage, _ in steps[1:]:
+        if stage.name == "select_reference":
+            count = 1
+        if stage.uses_workspace:
+            stacks.append(count * SCALE**2 * frame_bytes)
+            masks += count * SCALE**2 * height * width if "valid" in stage.writes else 0
+        elif "result" in stage.writes and use_cache:
+            total += SCALE**2 * frame_bytes
+    if use_cache:
+        return total + sum(stacks) + masks
+    return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
+
+
+def _check_disk(out_dir: Path, needed: int, *, use_cache: bool) -> None:
+    """:class:`UserError` before a run would fill the disk under ``out_dir`` (``needed`` bytes)."""
+    free = shutil.disk_usage(out_dir).free
+    if needed > free:
+        hint = "; --no-cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
+        raise UserError(f"--out {out_dir}: the run would write about {needed / 1e9:.1f} GB there, but "
+                        f"{free / 1e9:.1f} GB are free{hint}")
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,

@@ -424,3 +424,34 @@ def test_two_processes_on_one_folder_never_mix_their_runs(tiny_burst, plate, tmp
     assert (out / "result.png").read_bytes() == alone[record["parameters"]["frames"]]
     rerun = invoke("run", tiny_burst, "--n", 6, "--out", out)  # and the cache serves nothing of the other
     assert rerun.exit_code == 0 and (out / "result.png").read_bytes() == alone[str(tiny_burst.resolve())]
+
+
+# --- other commands ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, fragment", [("x.xyz", "expected an image file name ending in"),
+                                            ("folder.png", "found a folder"), ("noext", "got 'no suffix'")])
+def test_upscale_to_a_path_that_cannot_take_an_image_is_one_line(tiny_burst, tmp_path, name, fragment):
+    if name == "folder.png":
+        (tmp_path / name).mkdir()
+    assert_one_line_error(invoke("upscale", tiny_burst / "frame_000.png", "--out", tmp_path / name), fragment)
+
+
+def test_compare_into_a_file_is_one_line_before_any_run(tiny_burst, tmp_path):
+    (tmp_path / "report").write_text("mine")
+    result = invoke("compare", tiny_burst, "--n", 6, "--out", tmp_path / "report", "--pipelines", "bicubic")
+    assert_one_line_error(result, "expected a folder for the report, but it is a file")
+    assert (tmp_path / "report").read_text() == "mine"
+
+
+def test_a_run_that_would_fill_the_disk_stops_before_writing(tiny_burst, tmp_path, monkeypatch):
+    """The disk is said to have 1 MB free: the cache of a presenters run on 6 frames of about
+    64x36 needs more (3 stacks of 6 colour 192x108 frames, 1.5 MB each)."""
+    import shutil as shell
+
+    usage = shell.disk_usage(tmp_path)
+    monkeypatch.setattr("multisr.runner.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out), "the run would write about",
+                          "GB are free", "--no-cache writes less")
+    assert not (out / "stages" / "upscale").exists() and not (out / "result.png").exists()
