@@ -411,7 +411,7 @@ def test_two_processes_on_one_folder_never_mix_their_runs(tiny_burst, plate, tmp
     alone = {}
     for name, frames in (("a", tiny_burst), ("b", other)):
         assert invoke("run", frames, "--n", 6, "--out", tmp_path / f"alone-{name}", "--no-cache").exit_code == 0
-        alone[str(frames.resolve())] = (tmp_path / f"alone-{name}" / "result.png").read_bytes()
+        alone[str(frames.resolve())] = read_image(tmp_path / f"alone-{name}" / "result.png")[0]
     out = tmp_path / "shared"
     children = [subprocess.Popen(COMMAND + ["run", str(frames), "--n", "6", "--out", str(out)], stderr=subprocess.PIPE,
                                  text=True) for frames in (tiny_burst, other)]
@@ -421,9 +421,17 @@ def test_two_processes_on_one_folder_never_mix_their_runs(tiny_burst, plate, tmp
         assert status == 0 or (status == 2 and "another multisr run is writing" in stderr), stderr
     assert any(status == 0 for status, _ in outcomes)
     record = json.loads((out / "run.json").read_text())
-    assert (out / "result.png").read_bytes() == alone[record["parameters"]["frames"]]
+    assert_same_image(out / "result.png", alone[record["parameters"]["frames"]])
     rerun = invoke("run", tiny_burst, "--n", 6, "--out", out)  # and the cache serves nothing of the other
-    assert rerun.exit_code == 0 and (out / "result.png").read_bytes() == alone[str(tiny_burst.resolve())]
+    assert rerun.exit_code == 0
+    assert_same_image(out / "result.png", alone[str(tiny_burst.resolve())])
+
+
+def assert_same_image(path, expected):
+    """Within one 8-bit level: a run in a child process and one in this process can register
+    with matrices 1e-7 apart, which can move a rounded pixel by a level (the other burst's
+    result is tens of levels away)."""
+    assert np.abs(read_image(path)[0] - expected).max() <= 1 / 255 + 1e-6
 
 
 # --- other commands ----------------------------------------------------------------------------
