@@ -20,6 +20,8 @@ __all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "check_image_destinati
            "to_uint"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every PNG, with its CRC
 
 
 def natural_key(name: str) -> list:
@@ -78,7 +80,11 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
     if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: expected an image file, but it does not exist")
     _check_regular_file(path)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = path.read_bytes()
+    if path.suffix.lower() == ".png" and data.startswith(PNG_SIGNATURE) and not data.rstrip(b"\0").endswith(PNG_END):
+        # caught here, before the decoder prints its own complaint beside ours
+        raise UserError(f"{path}: expected a whole PNG image, but the file is truncated")
+    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
     if raw is None or raw.size == 0:
         raise UserError(f"{path}: expected a readable image, but the file is corrupt or not an image")
     if raw.dtype == np.uint8:

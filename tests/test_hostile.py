@@ -463,3 +463,14 @@ def test_a_run_that_would_fill_the_disk_stops_before_writing(tiny_burst, tmp_pat
     assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out), "the run would write about",
                           "GB are free", "--no-cache writes less")
     assert not (out / "stages" / "upscale").exists() and not (out / "result.png").exists()
+
+
+def test_a_truncated_png_is_one_line_and_nothing_else(tiny_burst, tmp_path):
+    """Checked in a child process: the PNG decoder writes its own complaint to the process's
+    stderr, which a truncated file must never reach."""
+    frames = copy_burst(tiny_burst, tmp_path / "frames")
+    data = (frames / "frame_001.png").read_bytes()
+    (frames / "frame_001.png").write_bytes(data[: len(data) // 2])
+    status, stderr = run_child("run", frames, "--n", 6, "--out", tmp_path / "out")
+    assert_child_error(status, stderr, "frame_001.png", "truncated")
+    assert stderr.strip().splitlines() == [line for line in stderr.strip().splitlines() if line.startswith("Error: ")]
