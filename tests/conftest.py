@@ -12,15 +12,17 @@ from multisr.cli import cli
 from multisr.scenes import licence_plate
 from multisr.simulate import save_burst, simulate_burst
 
+REPO_DATA = Path(__file__).resolve().parent / "data"  # Set5 and its MATLAB x3 files (SOURCES.md there)
 DATA = Path(os.environ.get("MULTISR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def shared_data(*parts: str) -> Path:
-    """A path under the shared data folder; skips the test when that data is not on this machine."""
-    path = DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is not here (set MULTISR_DATA to the shared data folder)")
-    return path
+    """A path under ``tests/data`` (the evaluation sets, in the repository) or else under the
+    shared data folder (real bursts); skips the test when the data is in neither."""
+    for root in (REPO_DATA, DATA):
+        if root.joinpath(*parts).exists():
+            return root.joinpath(*parts)
+    pytest.skip(f"{DATA.joinpath(*parts)} is not here (set MULTISR_DATA to the shared data folder)")
 
 
 @pytest.fixture(scope="session")
