@@ -159,7 +159,7 @@ def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np
 
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
           smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), border: int = 4,
-          max_points: int = 60_000, iterations: int = 30, tolerance: float = 1e-3,
+          max_points: int = 60_000, iterations: int = 30, tolerance: float = 3e-3,
           image_gradients: tuple[np.ndarray, np.ndarray] | None = None) -> Alignment | None:
     """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
 
@@ -207,7 +207,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         gradient_x, gradient_y = image_gradients if image_gradients is not None and sigma == 0 else gradients(smooth_image)
         values = smooth_template[py, px].astype(np.float64)
         # the coarse passes only need to land the next one in its basin
-        enough = tolerance if sigma == smoothings[-1] else max(tolerance, 0.01)
+        enough = tolerance if sigma == smoothings[-1] else max(tolerance, 0.03)
         for _ in range(iterations):
             u, v, denominator = _mapped(parameters, model, x, y)
             maps = _maps((u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel)
