@@ -243,7 +243,7 @@ def _gradient_operator(image: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray,
           start: np.ndarray, *, tv_weight: float, density: float | None = None, rounds: int = 4,
-          cg_steps: int = 12) -> np.ndarray:
+          cg_steps: int = 8) -> np.ndarray:
     """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * sum(TV(X)) / (sum w / density)`` over X,
     from ``start``: with ``density`` the weight of samples per pixel of X (by default this
     problem's own, ``sum w / X.size``), the prior is ``tv_weight`` times the mean total variation.
@@ -254,7 +254,10 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
         samples: ``(P,)`` the observed LR values ``y``; weights: ``(P,)`` their weights ``w``.
         matrix: ``S``, ``(P, H*W)`` (:func:`sampling_matrix`); kernel: ``h``'s 1-D kernel.
         start: ``(H, W)`` float32 first estimate (the bicubic upscale of the reference).
-        rounds: IRLS rounds of the total variation; cg_steps: conjugate-gradient steps in each.
+        rounds: IRLS rounds of the total variation; cg_steps: conjugate-gradient steps in each,
+            preconditioned by the normal matrix's diagonal (Jacobi; its data part without the
+            products of different taps). 8 preconditioned steps end nearer the minimum than
+            12 plain ones did, at two thirds of the cost.
 
     Returns:
         ``(H, W)`` float32, not clipped.
@@ -275,15 +278,20 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
 
     estimate = start.astype(np.float32).copy()
     right = adjoint(weights * samples) * scale_data
+    data_diagonal = _data_diagonal(matrix, weights, kernel, shape) * scale_data
     for _ in range(rounds):
         tv = _total_variation_weights(estimate).astype(np.float32)
 
         def normal(image):
             return adjoint(weights * forward(image)) * scale_data + scale_prior * _gradient_operator(image, tv)
 
+        # Jacobi: the total variation's weights span three orders of magnitude (flat regions
+        # weigh most), which plain conjugate gradients crawl through
+        inverse = 1.0 / np.maximum(data_diagonal + scale_prior * _gradient_diagonal(tv), 1e-12)
         residual = right - normal(estimate)
-        direction = residual.copy()
-        energy = float(np.vdot(residual, residual))
+        preconditioned = residual * inverse
+        direction = preconditioned.copy()
+        energy = float(np.vdot(residual, preconditioned))
         for _ in range(cg_steps):
             if energy < 1e-20:
                 break
@@ -291,10 +299,30 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
             alpha = energy / float(np.vdot(direction, step_image))
             estimate += alpha * direction
             residual -= alpha * step_image
-            new_energy = float(np.vdot(residual, residual))
-            direction = residual + (new_energy / energy) * direction
+            preconditioned = residual * inverse
+            new_energy = float(np.vdot(residual, preconditioned))
+            direction = preconditioned + (new_energy / energy) * direction
             energy = new_energy
     return estimate
+
+
+def _data_diagonal(matrix: sparse.csr_matrix, weights: np.ndarray, kernel: np.ndarray, shape: tuple[int, int]
+                   ) -> np.ndarray:
+    """``(H, W)``: the diagonal of ``h S^T diag(weights) S h`` without the products of different
+    taps (``sum_i w_i sum_k S_ik^2 h_kj^2``): close enough to precondition with, and positive."""
+    entry_weights = np.repeat(weights, np.diff(matrix.indptr)) * matrix.data * matrix.data
+    squared = np.bincount(matrix.indices, weights=entry_weights, minlength=shape[0] * shape[1])
+    return _blur(squared.reshape(shape).astype(np.float32), (kernel**2).astype(np.float32))
+
+
+def _gradient_diagonal(tv: np.ndarray) -> np.ndarray:
+    """``(H, W)``: the diagonal of :func:`_gradient_operator` with weights ``tv``."""
+    diagonal = np.zeros_like(tv)
+    diagonal[:, :-1] += tv[:, :-1]
+    diagonal[:, 1:] += tv[:, :-1]
+    diagonal[:-1] += tv[:-1]
+    diagonal[1:] += tv[:-1]
+    return diagonal
 
 
 def _pad(scale: int) -> int:

@@ -288,7 +288,7 @@ STAGES = {
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
         Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": Param("median", str, tuple(FUSIONS))}),
-        Stage("reconstruct", "5", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+        Stage("reconstruct", "6", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, {"psf": Param("auto", str, parse_psf), "tv_weight": Param(0.0005, float, low=0),
                              "model": Param("homography", str, MODELS), "refine_rounds": Param(1, int, low=0, high=10)}),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param("restore-mix", str)},
