@@ -14,16 +14,8 @@ import time
 import numpy as np
 import torch
 
+from gpu_srcnn_variants import timed  # the sibling script (run from the repository root)
 from multisr.models import _network_on_luma, load_model, sharpen_frames
-
-
-def timed(fn, repeats=3):
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
 
 
 def main():
@@ -35,8 +27,8 @@ def main():
     tick = time.perf_counter()
     sharpen_frames(frames[:2], model)
     print(f"first call, 2 frames {time.perf_counter() - tick:.3f}")
-    print(f"sharpen_frames, 20 frames {timed(lambda: sharpen_frames(frames, model)):.3f}")
-    print(f"sharpen_frames, 20 frames, batch 1 {timed(lambda: sharpen_frames(frames, model, batch_size=1)):.3f}")
+    print(f"sharpen_frames, 20 frames {timed(lambda: sharpen_frames(frames, model), repeats=3):.3f}")
+    print(f"sharpen_frames, 20 frames, batch 1 {timed(lambda: sharpen_frames(frames, model, batch_size=1), repeats=3):.3f}")
     y = torch.rand(20, 1440, 1920, device="cuda")
     with torch.inference_mode():
         print(f"network alone on Y on the device, 20 frames {timed(lambda: [_network_on_luma(y[k:k + 1], model, None) for k in range(20)]):.3f}")
