@@ -106,7 +106,9 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
-def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache):
+@click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
+              help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
+def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache, max_disk):
     """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out.
 
     Each stage's output is kept under OUT/stages/ and reused by the next run whose inputs and
@@ -117,7 +119,8 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
-                          use_cache=not no_cache, device=device)
+                          use_cache=not no_cache, device=device,
+                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
     _warn_left_out(record["excluded"])
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])

@@ -22,6 +22,12 @@ def _spectrum(image: np.ndarray) -> np.ndarray:
     return cv2.dft(image, flags=cv2.DFT_COMPLEX_OUTPUT)
 
 
+def _magnitude(spectrum: np.ndarray) -> np.ndarray:
+    """``|z|`` of OpenCV's ``(H, W, 2)`` complex array, float32. (``cv2.magnitude`` gives other
+    numbers on its first call in a process than on later ones, by up to 4e-6: runs would differ.)"""
+    return np.sqrt(spectrum[..., 0] * spectrum[..., 0] + spectrum[..., 1] * spectrum[..., 1])
+
+
 def phase_correlation(reference_spectrum: np.ndarray, image: np.ndarray) -> tuple[float, float, float]:
     """Shift ``(dx, dy)`` in pixels such that ``image(p + d) ~ reference(p)``, and the peak height.
 
@@ -32,7 +38,7 @@ def phase_correlation(reference_spectrum: np.ndarray, image: np.ndarray) -> tupl
     is no peak (either image flat).
     """
     cross = cv2.mulSpectrums(_spectrum(image), reference_spectrum, 0, conjB=True)
-    magnitude = cv2.magnitude(cross[..., 0], cross[..., 1]) + 1e-12
+    magnitude = _magnitude(cross) + 1e-12
     cross /= magnitude[..., None]
     surface = cv2.idft(cross, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
     height, width = surface.shape
@@ -103,7 +109,7 @@ class FourierMellin:
         square = np.zeros((self.side, self.side), dtype=np.float32)
         square[: self.shape[0], : self.shape[1]] = self._windowed(image)
         spectrum = _spectrum(square)
-        magnitude = np.fft.fftshift(cv2.magnitude(spectrum[..., 0], spectrum[..., 1])) * self.highpass
+        magnitude = np.fft.fftshift(_magnitude(spectrum)) * self.highpass
         polar = cv2.warpPolar(magnitude, (self.radii, self.angles), (self.side / 2, self.side / 2), self.max_radius,
                               cv2.INTER_LINEAR | cv2.WARP_POLAR_LOG)
         return np.ascontiguousarray(polar[: self.angles // 2])

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .alignment import MODELS, Alignment, align
 from .color import luma
@@ -234,8 +235,8 @@ def register_burst(
     1+max_scale_change]``; or when its shift exceeds ``max_shift_fraction`` of the frame's size. The reference gets the identity and is never
     left out. The reference's spectra are computed once. Frames are registered by ``workers``
     threads (OpenCV's FFTs and resampling and numpy's array work release the GIL; imreg-dft does
-    not); the result does not depend on their number beyond float32 rounding (about 1e-7 of a
-    matrix entry between runs).
+    not), with BLAS held to one thread, so the result is the same from run to run and does not
+    depend on their number.
     ``progress(k)`` is called after each frame, if given.
     """
     ys = [luma(frame).astype(np.float32) for frame in frames]
@@ -249,11 +250,13 @@ def register_burst(
     def again(k: int) -> None:  # for a frame that fits worse than the burst
         results[k] = _from_identity(ys[reference], ys[k], results[k], model)
 
-    # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe
+    # the frames are the parallel work: OpenCV's and BLAS's own threads inside each would
+    # oversubscribe, and BLAS would sum in an order that depends on which of its threads were
+    # free (runs then differ by 1e-6 of a matrix entry)
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, threadpool_limits(limits=1, user_api="blas"):
             results = []
             for k, reg in enumerate(pool.map(one, range(len(frames)))):
                 results.append(reg)

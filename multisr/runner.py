@@ -196,12 +196,15 @@ def run_pipeline(
     reference: int = 0,
     use_cache: bool = True,
     device: str = "auto",
+    max_disk_bytes: int | None = None,
 ) -> dict:
     """Run ``pipeline`` on the first ``n`` frames of ``frames_dir``; write the run into ``out_dir``.
 
     Returns the run record that is also written to ``out_dir/run.json``: parameters,
     versions, device, and per stage its key, whether it came from the cache, its wall time in
-    seconds and its output shapes; ``excluded`` lists frames left out of the fusion.
+    seconds and its output shapes; ``excluded`` lists frames left out of the fusion; and
+    ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
+    write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
     """
     started = time.perf_counter()
     torch_device = resolve_device(device)
@@ -217,7 +220,8 @@ def run_pipeline(
         # the GPU's start-up overlaps the CPU stages before the first network stage
         warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
         try:
-            store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device)
+            store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device,
+                                        max_disk_bytes=max_disk_bytes)
             return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache)
         finally:
             if warming is not None:
@@ -260,17 +264,19 @@ def _locked(out_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device) -> tuple[dict, list]:
+def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device,
+               max_disk_bytes: int | None = None) -> tuple[dict, list]:
     """Run each ``(stage, params)``, or take it from the cache in ``stages_dir`` (``scratch``
     ``None``), or write its stacks under ``scratch`` (no cache); returns the artifacts by name
     and the stages' records."""
     use_cache = scratch is None
     store: dict[str, _Artifact] = {}
     records = []
-    for index, (stage, params) in enumerate(steps):
+    for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
-            _check_disk(stages_dir.parent, _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache),
-                        use_cache=use_cache)  # load_pipeline has checked that every read is written before
+            needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
+            _check_disk(stages_dir.parent, needed, use_cache=use_cache, limit=max_disk_bytes)
+            store["disk_bytes"] = _Artifact("disk_bytes", needed)
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
         key = _stage_key(stage.name, stage.version, params, inputs, fingerprint)
@@ -331,13 +337,17 @@ def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int
     return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
 
 
-def _check_disk(out_dir: Path, needed: int, *, use_cache: bool) -> None:
-    """:class:`UserError` before a run would fill the disk under ``out_dir`` (``needed`` bytes)."""
+def _check_disk(out_dir: Path, needed: int, *, use_cache: bool, limit: int | None) -> None:
+    """:class:`UserError` before a run would write ``needed`` bytes under ``out_dir`` when the disk
+    has less free, or when that is over ``limit``."""
     free = shutil.disk_usage(out_dir).free
+    hint = "; --no-cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
     if needed > free:
-        hint = "; --no-cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
         raise UserError(f"--out {out_dir}: the run would write about {needed / 1e9:.1f} GB there, but "
                         f"{free / 1e9:.1f} GB are free{hint}")
+    if limit is not None and needed > limit:
+        raise UserError(f"--max-disk: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
+                        f"write about {needed / 1e9:.1f} GB under {out_dir}{hint}")
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
@@ -372,6 +382,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
         "versions": _versions(),
         "stages": records,
         "excluded": excluded,
+        "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
         "seconds": round(time.perf_counter() - started, 4),
     }
     if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)

@@ -273,7 +273,7 @@ STAGES = {
         Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
               {"folder": Param("", str), "n": Param(20, int, low=2), "reference": Param(0, int, low=0)},
               _load_fingerprint),
-        Stage("register", "5", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+        Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,
               {"coarse": Param("fourier-mellin", str, COARSE_METHODS), "iterations": Param(3, int, low=1, high=100),
                "refine": Param("robust", str, REFINEMENTS), "model": Param("homography", str, MODELS),
                "min_success": Param(0.5, float, low=0, high=1), "min_correlation": Param(0.7, float, low=-1, high=1),

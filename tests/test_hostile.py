@@ -474,3 +474,15 @@ def test_a_truncated_png_is_one_line_and_nothing_else(tiny_burst, tmp_path):
     status, stderr = run_child("run", frames, "--n", 6, "--out", tmp_path / "out")
     assert_child_error(status, stderr, "frame_001.png", "truncated")
     assert stderr.strip().splitlines() == [line for line in stderr.strip().splitlines() if line.startswith("Error: ")]
+
+
+def test_a_run_over_the_users_disk_limit_stops_before_writing(tiny_burst, tmp_path):
+    """6 colour frames of about 64x36: three stacks of 6 x 192x108x3 float32 (1.5 MB each) and
+    more, over a limit of 1 MB; under 1 GB, the run goes and records its estimate."""
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out, "--max-disk", 0.001),
+                          "--max-disk: expected the run to write at most 0.0 GB")
+    assert not (out / "stages" / "upscale").exists()
+    assert invoke("run", tiny_burst, "--n", 6, "--out", out, "--max-disk", 1).exit_code == 0
+    record = json.loads((out / "run.json").read_text())
+    assert 3 * 6 * 108 * 192 * 3 * 4 < record["disk_bytes"] < 10**7
