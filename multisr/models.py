@@ -6,6 +6,7 @@ returns numpy arrays under the data contract.
 A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
 "state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained.
 """
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,17 +71,23 @@ def warm_up(device: torch.device) -> threading.Thread | None:
 
 
 def save_weights(model: SRCNN, path: Path, *, scale: int, meta: dict) -> None:
-    """Write ``model``'s weights (on CPU) with its config, ``scale`` and ``meta``, atomically."""
+    """Write ``model``'s weights (on CPU) with its config, ``scale`` and ``meta``, atomically;
+    ``sha256`` (beside them) is the digest of the weights' bytes, checked on load."""
     path = Path(path)
-    payload = {
-        "arch": "srcnn",
-        "config": model.config,
-        "scale": scale,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "meta": meta,
-    }
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"arch": "srcnn", "config": model.config, "scale": scale, "state_dict": state, "meta": meta,
+               "sha256": _tensors_digest(state)}
     with atomic_output(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _tensors_digest(state: dict) -> str:
+    """SHA-256 of a state dict's names and float32 bytes, in its order."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def weights_path(model: str) -> Path:
@@ -115,7 +122,8 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
     file by path.
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
-    architecture or another scale, an implausible config, weights that are not finite), and
+    architecture or another scale, an implausible config, weights that are not finite, weights
+    that differ from the digest :func:`save_weights` stored with them), and
     for a shipped file whose SHA-256 differs from the one recorded in ``weights/SHA256SUMS``
     (retrained weights: update that file with ``sha256sum *.pt``), naming the file.
     """
@@ -142,6 +150,9 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu
         raise UserError(f"{path}: weights do not fit SRCNN {config}; the file is damaged") from None
     if not all(torch.isfinite(tensor).all() for tensor in network.state_dict().values()):
         raise UserError(f"{path}: expected finite weights, found NaN or infinity; the file is damaged")
+    if "sha256" in payload and payload["sha256"] != _tensors_digest(payload["state_dict"]):
+        raise UserError(f"{path}: expected weights matching the digest saved with them, but they differ; "
+                        "the file is damaged")
     network.meta = payload.get("meta", {})
     network.name = model
     torch_device = resolve_device(device)

@@ -486,3 +486,19 @@ def test_a_run_over_the_users_disk_limit_stops_before_writing(tiny_burst, tmp_pa
     assert invoke("run", tiny_burst, "--n", 6, "--out", out, "--max-disk", 1).exit_code == 0
     record = json.loads((out / "run.json").read_text())
     assert 3 * 6 * 108 * 192 * 3 * 4 < record["disk_bytes"] < 10**7
+
+
+def test_a_users_weights_file_with_flipped_bytes_is_refused(tiny_burst, tmp_path):
+    """Weights saved by multisr carry the digest of their tensors: 100 bytes flipped among the
+    tensors' bytes (found by their values, so the file's structure stays whole) are caught."""
+    from multisr.models import save_weights
+
+    path = tmp_path / "mine.pt"
+    save_weights(load_model("srcnn-955"), path, scale=3, meta={})
+    assert load_model(str(path)) is not None
+    data = bytearray(path.read_bytes())
+    start = bytes(data).index(load_model("srcnn-955").patch.bias.detach().numpy().tobytes())  # 64 floats
+    data[start : start + 100] = bytes(255 - b for b in data[start : start + 100])
+    path.write_bytes(bytes(data))
+    result = invoke("run", tiny_burst, "--n", 6, "--out", tmp_path / "out", "--set", f"srcnn.model={path}")
+    assert_one_line_error(result, str(path), "expected weights matching the digest saved with them")
