@@ -131,18 +131,34 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     x, y = x.ravel(), y.ravel()
     inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
     floor_x, floor_y = np.floor(x), np.floor(y)
-    offsets = np.arange(-1, 3)  # the taps at floor - 1 .. floor + 2
-    wx = keys_cubic((x - floor_x).astype(np.float32)[:, None] - offsets.astype(np.float32))  # (points, 4)
-    wy = keys_cubic((y - floor_y).astype(np.float32)[:, None] - offsets.astype(np.float32))
-    cols_x = np.clip(floor_x.astype(np.int64)[:, None] + offsets, 0, width - 1)
-    cols_y = np.clip(floor_y.astype(np.int64)[:, None] + offsets, 0, height - 1)
-    data = (wy[:, :, None] * wx[:, None, :]) * inside[:, None, None]
-    cols = (cols_y[:, :, None] * width + cols_x[:, None, :]).astype(np.int32)
+    wx = _cubic_taps((x - floor_x).astype(np.float32))  # (points, 4): the taps at floor - 1 .. floor + 2
+    wy = _cubic_taps((y - floor_y).astype(np.float32))
+    wx[~inside] = 0
+    index = np.int32 if height * width < 2**31 else np.int64
+    offsets = np.arange(-1, 3, dtype=index)
+    cols_x = np.clip(floor_x.astype(index)[:, None] + offsets, 0, width - 1)
+    cols_y = np.clip(floor_y.astype(index)[:, None] + offsets, 0, height - 1) * index(width)
+    data = wy[:, :, None] * wx[:, None, :]
+    cols = cols_y[:, :, None] + cols_x[:, None, :]
     # 16 entries a row, so the CSR arrays are written directly (a taps' repeat at the border
     # is a duplicate column, which CSR products sum as they should)
     indptr = np.arange(0, 16 * x.size + 1, 16, dtype=np.int64 if 16 * x.size >= 2**31 else np.int32)
     matrix = sparse.csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(x.size, height * width))
     return matrix, inside
+
+
+def _cubic_taps(t: np.ndarray) -> np.ndarray:
+    """``(P, 4)``: Keys' cubic (a = -0.5) at ``t + 1, t, 1 - t, 2 - t`` for fractions ``t`` in
+    [0, 1), ``(P,)``: the weights of the taps at floor - 1 .. floor + 2 (the same numbers as
+    :func:`~multisr.resize.keys_cubic`, in four polynomials of ``t``)."""
+    t2 = t * t
+    t3 = t2 * t
+    taps = np.empty((t.size, 4), np.float32)
+    taps[:, 0] = 0.5 * (2 * t2 - t3 - t)
+    taps[:, 1] = 0.5 * (3 * t3 - 5 * t2 + 2)
+    taps[:, 2] = 0.5 * (4 * t2 - 3 * t3 + t)
+    taps[:, 3] = 0.5 * (t3 - t2)
+    return taps
 
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
@@ -278,7 +294,7 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
 
     estimate = start.astype(np.float32).copy()
     right = adjoint(weights * samples) * scale_data
-    data_diagonal = _data_diagonal(matrix, weights, kernel, shape) * scale_data
+    data_diagonal = _data_diagonal(transposed, weights, kernel, shape) * scale_data
     for _ in range(rounds):
         tv = _total_variation_weights(estimate).astype(np.float32)
 
@@ -306,13 +322,14 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
     return estimate
 
 
-def _data_diagonal(matrix: sparse.csr_matrix, weights: np.ndarray, kernel: np.ndarray, shape: tuple[int, int]
+def _data_diagonal(transposed: sparse.csr_matrix, weights: np.ndarray, kernel: np.ndarray, shape: tuple[int, int]
                    ) -> np.ndarray:
     """``(H, W)``: the diagonal of ``h S^T diag(weights) S h`` without the products of different
-    taps (``sum_i w_i sum_k S_ik^2 h_kj^2``): close enough to precondition with, and positive."""
-    entry_weights = np.repeat(weights, np.diff(matrix.indptr)) * matrix.data * matrix.data
-    squared = np.bincount(matrix.indices, weights=entry_weights, minlength=shape[0] * shape[1])
-    return _blur(squared.reshape(shape).astype(np.float32), (kernel**2).astype(np.float32))
+    taps (``sum_i w_i sum_k S_ik^2 h_kj^2``), from ``transposed = S^T`` (CSR): close enough to
+    precondition with, and positive."""
+    squared = sparse.csr_matrix((transposed.data * transposed.data, transposed.indices, transposed.indptr),
+                                shape=transposed.shape)
+    return _blur((squared @ weights).reshape(shape).astype(np.float32), (kernel**2).astype(np.float32))
 
 
 def _gradient_diagonal(tv: np.ndarray) -> np.ndarray:
