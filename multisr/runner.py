@@ -16,8 +16,9 @@ A stage's cache key hashes its name, version, canonical parameters, any outside 
 depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
 directory holds that key, with every ``.npy`` matching its recorded SHA-256 and ``meta.json``
 matching its own (every field: the record, the small values, which arrays are stacks), is
-reused without running; anything else is recomputed. A stage directory is written under a temporary name and
-renamed into place when complete, so a killed run never leaves one that looks finished.
+reused without running; anything else is recomputed. A stage directory is written under a
+temporary name and renamed into place when complete, so a killed run never leaves one that
+looks finished.
 """
 import fcntl
 import hashlib

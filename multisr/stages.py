@@ -97,8 +97,9 @@ class Stage:
 
     ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
     artifacts written; ``params`` declares each parameter (:class:`Param`), the one place its
-    default and allowed values are written, checked before any stage runs. ``fingerprint(params)`` names outside data the output depends on (file
-    contents), for the cache key. ``uses_device`` stages get the run's torch device (not part of
+    default and allowed values are written, checked before any stage runs.
+    ``fingerprint(params)`` names outside data the output depends on (file contents), for the
+    cache key. ``uses_device`` stages get the run's torch device (not part of
     the key); ``uses_workspace`` stages get ``workspace``, an empty folder where they write their
     :class:`~multisr.stacks.Stack` outputs as ``<artifact>.npy`` (the stage's cache entry while
     it is written, so the stack is never copied).
