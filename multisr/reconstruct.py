@@ -25,8 +25,8 @@ change exposure within a burst). The solve minimises::
 
     sum w (S (h * X) - y)^2 / sum w  +  tv_weight * mean TV(X)
 
-by iteratively reweighted least squares: a few rounds of conjugate gradients on the quadratic
-problem with the total variation's weights frozen. The prior's weight grows with the noise the
+by iteratively reweighted least squares: a few rounds of Jacobi-preconditioned conjugate
+gradients on the quadratic problem with the total variation's weights frozen. The prior's weight grows with the noise the
 first solve's residual shows (real bursts are noisier than benchmarks). ``w`` is 1 for the
 reference frame and, for the other frames, 0 where the frame disagrees with the reference by
 more than noise or a small misregistration can explain (a moving object, a person: the
@@ -36,7 +36,7 @@ else 1.
 Then every frame's motion is refined against the blurred solution (noise-free and not aliased,
 unlike the reference frame that registration had to use) by robust Lucas-Kanade in the chosen
 motion model, and the solve runs again. Every solve runs in tiles of the reference's LR grid,
-two at a time (:func:`solve_tiled`), so memory goes with the tile, not the frame. Pure numpy,
+one per core at a time (:func:`solve_tiled`), so memory goes with the tile, not the frame. Pure numpy,
 scipy and OpenCV on the CPU; no tensor is involved.
 """
 from concurrent.futures import ThreadPoolExecutor

@@ -167,7 +167,7 @@ def _register(*, frames, reference, names, coarse, iterations, refine, model, mi
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
-                                 workers=os.cpu_count() or 1, progress=lambda k: bar.update())
+                                 workers=WORKERS, progress=lambda k: bar.update())
     registration = []
     for name, reg in zip(names, results):
         entry = reg.to_json()
@@ -255,7 +255,7 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
-                                            workers=os.cpu_count() or 1, progress=bar.update)
+                                            workers=WORKERS, progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if frames.ndim == 3:
