@@ -24,9 +24,12 @@ Y_OFFSET = _OFFSET[0]
 Y_TO_RGB = _YCBCR_TO_RGB[:, 0]
 
 
-def _affine_colour(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def _affine_colour(image: np.ndarray, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     image = np.ascontiguousarray(image, dtype=np.float32)
-    return cv2.transform(image.reshape(-1, 1, 3), matrix).reshape(image.shape)
+    if out is None:
+        return cv2.transform(image.reshape(-1, 1, 3), matrix).reshape(image.shape)
+    cv2.transform(image.reshape(-1, 1, 3), matrix, dst=out.reshape(-1, 1, 3))
+    return out
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -34,9 +37,10 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     return _affine_colour(rgb, _TO_YCBCR)
 
 
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`rgb_to_ycbcr`; the result is float32, clipped to [0, 1]."""
-    rgb = _affine_colour(ycbcr, _TO_RGB)
+def ycbcr_to_rgb(ycbcr: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`; the result is float32, clipped to [0, 1], written into
+    ``out`` when given (a contiguous float32 array of the same shape; it may be ``ycbcr``)."""
+    rgb = _affine_colour(ycbcr, _TO_RGB, out)
     return np.clip(rgb, 0.0, 1.0, out=rgb)
 
 

@@ -269,28 +269,30 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     rows = height if height * width <= BATCH_PIXELS else max(1, BATCH_PIXELS // width)  # bands of a large frame
     margin = model.shrink
     device = next(model.parameters()).device
-    # in bands, a frame written in place would feed its own output to the next band's margin
+    # in bands, a frame written in place would feed its own output to the next band's margin:
+    # those bands run in order, each keeping the original rows the next one reads above itself
     in_place = isinstance(out, np.ndarray) and isinstance(frames, np.ndarray) and np.shares_memory(out, frames)
-    target = np.empty((1, *frames.shape[1:]), np.float32) if rows < height and in_place else None
+    in_order = rows < height and in_place
+    kept_rows = {}  # frame -> its last ``margin`` original rows above the next band
 
     def one(item: tuple[int, int]) -> int:
         start, top = item
         bottom = min(top + rows, height)
         above, below = max(0, top - margin), min(height, bottom + margin)
-        batch = np.ascontiguousarray(frames[start : start + step, above:below], dtype=np.float32)
+        if in_order and top > 0:
+            batch = np.concatenate([kept_rows[start][:, above - top :], frames[start : start + step, top:below]], axis=1)
+        else:
+            batch = np.ascontiguousarray(frames[start : start + step, above:below], dtype=np.float32)
+        if in_order:
+            kept_rows[start] = batch[:, max(0, bottom - above - margin) : bottom - above].copy()
         with torch.inference_mode():
             done = _sharpen_tensor(_to_device(batch, device), model)[:, top - above : bottom - above]
-            if target is not None:
-                target[:, top:bottom] = _to_host(done)
-            else:
-                out[start : start + step, top:bottom] = _to_host(done)
+            out[start : start + step, top:bottom] = _to_host(done)
         return len(batch) if bottom == height else 0
 
     items = [(start, top) for start in range(0, len(frames), step) for top in range(0, height, rows)]
-    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if device.type == "cuda" and target is None else 1) as pool:
-        for (start, _), done in zip(items, pool.map(one, items)):
-            if done and target is not None:
-                out[start] = target[0]
+    with ThreadPoolExecutor(max_workers=GPU_HOST_WORKERS if device.type == "cuda" and not in_order else 1) as pool:
+        for done in pool.map(one, items):
             if done and progress is not None:
                 progress(done)
     return out
