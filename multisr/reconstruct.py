@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from .alignment import MODELS, align, gradients
 from .geometry import apply, scale_matrix
@@ -560,6 +561,7 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     return refined
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")  # the tiles and folds are the parallel work; see register_burst
 def reconstruct(
     frames_y: np.ndarray,
     matrices: np.ndarray,

@@ -205,6 +205,7 @@ def _reason_to_leave_out(reg: Registration, shape: tuple[int, int], median_succe
     return None
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def register_burst(
     frames: np.ndarray,
     *,
@@ -250,13 +251,13 @@ def register_burst(
     def again(k: int) -> None:  # for a frame that fits worse than the burst
         results[k] = _from_identity(ys[reference], ys[k], results[k], model)
 
-    # the frames are the parallel work: OpenCV's and BLAS's own threads inside each would
-    # oversubscribe, and BLAS would sum in an order that depends on which of its threads were
-    # free (runs then differ by 1e-6 of a matrix entry)
+    # the frames are the parallel work: OpenCV's own threads inside each would oversubscribe (BLAS
+    # is held to one thread by the decorator: it would also sum in an order that depends on which
+    # of its threads were free, and runs would differ by 1e-6 of a matrix entry)
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, threadpool_limits(limits=1, user_api="blas"):
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             results = []
             for k, reg in enumerate(pool.map(one, range(len(frames)))):
                 results.append(reg)

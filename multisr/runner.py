@@ -228,7 +228,7 @@ def run_pipeline(
             if warming is not None:
                 warming.join()
             if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
+                _remove(scratch)
 
 
 _RUN_FILES = ("result.png", "transforms.json", "run.json")
