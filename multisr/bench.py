@@ -88,7 +88,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed
             for pipeline in loaded:
                 out = Path(tmp) / f"{path.stem}-{pipeline.name}"
                 try:
-                    run_pipeline(pipeline, burst_dir, out_dir=out, n=n, use_cache=False, device=device)
+                    run_pipeline(pipeline, burst_dir, out_dir=out, n=n, reference=0,  # the truth is of frame 0
+                                 use_cache=False, device=device)
                 except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
                     row[pipeline.name] = {"error": str(error)}
                     continue

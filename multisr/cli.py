@@ -31,6 +31,11 @@ class _Group(click.Group):
             raise _UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
 
 
+def _reference(ctx, param, value: str | None) -> int | str | None:
+    """``--reference``'s text as a frame index when it is one, else as given (the run checks it)."""
+    return int(value) if value is not None and value.strip().isdigit() else value
+
+
 def _warn_left_out(excluded: list[dict]) -> None:
     for entry in excluded:
         click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
@@ -99,7 +104,9 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
 @click.argument("frames_dir", type=click.Path(path_type=Path))
 @click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
-@click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
+@click.option("--reference", default="sharpest", show_default=True, callback=_reference, metavar="INDEX|sharpest",
+              help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
+                   "equally sharp; the earliest is taken).")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help="A built-in pipeline (presenters, multiframe, single, bicubic) or a .toml file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -197,7 +204,9 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.argument("frames_dir", type=click.Path(path_type=Path))
 @click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
-@click.option("--reference", type=int, default=0, show_default=True, help="Index of the reference frame.")
+@click.option("--reference", default=None, callback=_reference, metavar="INDEX|sharpest",
+              help="The frame to super-resolve: its index, or the sharpest. Default: sharpest; with --truth, the "
+                   "frame the truth is of (the reference in the truth.json beside it, else 0).")
 @click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
               help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,

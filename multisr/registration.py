@@ -40,11 +40,12 @@ with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.nd
     import imreg_dft
 
 __all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "sharpness",
-           "register_burst"]
+           "sharpest_frame", "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("robust", "none")
 RESIDUAL_RATIO = 1.4  # a refined frame whose residual exceeds the burst's median this many times fits poorly
+SHARPNESS_TIE = 0.05  # frames this fraction less sharp than the sharpest count as equally sharp
 
 
 @dataclass
@@ -175,6 +176,18 @@ def sharpness(y: np.ndarray) -> float:
     gx = cv2.Sobel(y, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(y, cv2.CV_32F, 0, 1)
     return float(np.mean(gx * gx + gy * gy))
+
+
+def sharpest_frame(frames_y, *, tie: float = SHARPNESS_TIE) -> int:
+    """Index of the sharpest of the ``(H, W)`` Y frames ``frames_y`` (any iterable;
+    :func:`sharpness`), the
+    reference a burst is best solved for: a handheld burst often starts with a frame blurred by
+    the press of the shutter, and every pipeline keeps the reference's content where the other
+    frames disagree with it. Frames within ``tie`` (a fraction) of the sharpest count as equally
+    sharp, and the earliest of them is taken: a burst of equally sharp frames keeps its first.
+    """
+    values = np.array([sharpness(y) for y in frames_y])
+    return int(np.flatnonzero(values >= (1 - tie) * values.max())[0])
 
 
 def _median_residual(results: list[Registration], reference: int) -> float | None:

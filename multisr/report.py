@@ -22,7 +22,7 @@ from .metrics import score_image
 from .pipeline import load_pipeline
 from .rundir import open_run
 from .runner import run_pipeline, write_json
-from .stages import SCALE
+from .stages import SCALE, STAGES
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
 
@@ -86,19 +86,30 @@ def _stage_seconds(stage: dict) -> float:
     return stage.get("computed_seconds", stage["seconds"])
 
 
-def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
+def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
             crop: tuple[int, int, int, int] | None = None, device: str = "auto") -> dict:
-    """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content."""
+    """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content.
+
+    ``reference``: a frame index or ``"sharpest"`` (see :func:`multisr.runner.run_pipeline`);
+    ``None`` means ``"sharpest"``, or with ``truth_path`` the frame the truth is of: the
+    ``reference`` of the ``truth.json`` beside it (as ``multisr simulate`` writes), else 0.
+    """
     loaded = [load_pipeline(name) for name in pipelines]
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: expected a folder for the report, but it is a file")
     files = list_images(Path(frames_dir))
-    if not 0 <= reference < len(files):
+    if reference is None and truth_path is None:
+        reference = "sharpest"
+    elif reference is None:  # the frame the truth is of
+        truth_json = Path(truth_path).with_suffix(".json")
+        reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
+    STAGES["load"].params["reference"].check("--reference", reference)
+    if isinstance(reference, int) and not 0 <= reference < len(files):
         raise UserError(f"--reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
-    reference_frame, _ = read_image(files[reference])
-    hr_shape = (SCALE * reference_frame.shape[0], SCALE * reference_frame.shape[1])
+    frame, _ = read_image(files[0])  # every frame has its shape (the runs check)
+    hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
     truth = None
     if truth_path is not None:
         truth, _ = read_image(truth_path)
@@ -111,6 +122,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int = 0,
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, device)) for p in loaded}
+    reference_name = next(iter(runs.values())).record["reference_frame"]  # the same in every run
+    reference = [path.name for path in files].index(reference_name)
+    reference_frame, _ = read_image(files[reference])
     results = {name: run.result for name, run in runs.items()}
     if crop is None:
         size = (max(8, min(96, hr_shape[1] // 3)), max(8, min(64, hr_shape[0] // 3)))
@@ -155,16 +169,21 @@ def _run(pipeline, frames_dir, out_dir, n, reference, device) -> Path:
     return run_dir
 
 
-def _truth_matrices(path: Path) -> np.ndarray:
-    """The ``(N, 3, 3)`` matrices of a ``truth.json`` (``multisr simulate``'s), or :class:`UserError`."""
+def _read_truth_json(path: Path) -> tuple[int, np.ndarray]:
+    """The reference frame index and the ``(N, 3, 3)`` matrices of a ``truth.json`` (``multisr
+    simulate``'s), or :class:`UserError`."""
     try:
-        matrices = np.array(json.loads(path.read_text())["matrices"], dtype=np.float64)
+        truth = json.loads(path.read_text())
+        reference, matrices = truth["reference"], np.array(truth["matrices"], dtype=np.float64)
     except (ValueError, TypeError, KeyError) as error:
         raise UserError(f"{path}: expected the truth.json multisr simulate writes, but it is damaged "
                         f"({type(error).__name__})") from None
     if matrices.ndim != 3 or matrices.shape[1:] != (3, 3) or not np.isfinite(matrices).all():
         raise UserError(f"{path}: expected finite 3x3 matrices, found shape {matrices.shape}")
-    return matrices
+    if not isinstance(reference, int) or isinstance(reference, bool) or not 0 <= reference < len(matrices):
+        raise UserError(f"{path}: expected the index of one of its {len(matrices)} frames as its reference, "
+                        f"found {reference!r}")
+    return reference, matrices
 
 
 def _registration(runs: dict, truth_path: Path | None, reference: int, images: Path) -> tuple[list, list]:
@@ -179,7 +198,7 @@ def _registration(runs: dict, truth_path: Path | None, reference: int, images: P
             truth_json = Path(truth_path).with_suffix(".json") if truth_path else None
             truth_matrices = None
             if truth_json is not None and truth_json.is_file():
-                truth_matrices = _truth_matrices(truth_json)
+                _, truth_matrices = _read_truth_json(truth_json)
                 if len(truth_matrices) < len(registration):
                     truth_matrices = None
                 else:

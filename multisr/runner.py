@@ -194,7 +194,7 @@ def run_pipeline(
     *,
     out_dir: Path,
     n: int = 20,
-    reference: int = 0,
+    reference: int | str = "sharpest",
     use_cache: bool = True,
     device: str = "auto",
     max_disk_bytes: int | None = None,
@@ -206,8 +206,11 @@ def run_pipeline(
     seconds and its output shapes; ``excluded`` lists frames left out of the fusion; and
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
     write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
+    ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
+    (:func:`multisr.registration.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
     """
     started = time.perf_counter()
+    reference = STAGES["load"].params["reference"].check("--reference", reference)
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     stages_dir = out_dir / "stages"
@@ -376,6 +379,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     run = {
         "pipeline": pipeline.name,
         "description": pipeline.description,
+        "reference_frame": names[reference],
         "parameters": {"frames": load["params"]["folder"], "n": load["params"]["n"],
                        "reference": load["params"]["reference"],
                        "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},

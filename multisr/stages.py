@@ -5,7 +5,8 @@ A stage reads named artifacts (arrays or small JSON values) and writes new ones.
 that flow through a run:
 
 - ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames; ``names``: their file names;
-  ``bit_depth``: 8 or 16; ``reference``: index of the reference frame.
+  ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
+  or ``"sharpest"``: :func:`multisr.registration.sharpest_frame`).
 - ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
   contract); ``registration``: per-frame scores and the reasons frames were left out.
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
@@ -37,11 +38,11 @@ from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
 from .reconstruct import parse_psf, reconstruct
-from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
+from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst, sharpest_frame
 from .resize import KERNELS, upscale
 from .stacks import Stack, band_rows
 
-__all__ = ["Stage", "STAGES", "file_digest"]
+__all__ = ["Stage", "STAGES", "REFERENCE_RULES", "check_reference", "file_digest"]
 
 SCALE = 3
 WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
@@ -51,13 +52,13 @@ UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the wi
 
 @dataclass(frozen=True)
 class Param:
-    """One stage parameter: its default, its type (``int``, ``float`` or ``str``) and what it may
-    be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
+    """One stage parameter: its default, its type (``int``, ``float`` or ``str``, or a tuple of
+    them) and what it may be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
     a value it refuses) and inclusive bounds ``low``, ``high`` for numbers. Floats must be finite;
     an int is accepted where a float is expected, a bool never where a number is."""
 
     default: object
-    kind: type
+    kind: type | tuple[type, ...]
     choices: tuple | Callable | None = None
     low: float | None = None
     high: float | None = None
@@ -69,7 +70,7 @@ class Param:
             value = float(value)
         if not isinstance(value, self.kind) or isinstance(value, bool):
             raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
-        if self.kind is float and not np.isfinite(value):
+        if isinstance(value, float) and not np.isfinite(value):
             raise UserError(f"{where}: expected a finite number, got {value!r}")
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
@@ -83,7 +84,8 @@ class Param:
         return value
 
     def _expected(self) -> str:
-        noun = {int: "an integer", float: "a number", str: "a string"}[self.kind]
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        noun = " or ".join({int: "an integer", float: "a number", str: "a string"}[kind] for kind in kinds)
         if self.low is not None and self.high is not None:
             return f"{noun} from {self.low} to {self.high}"
         if self.low is not None:
@@ -132,9 +134,18 @@ def _selected_files(folder: str, n: int) -> list[Path]:
     return files[:n]
 
 
-def _load(*, folder: str, n: int, reference: int) -> dict:
+REFERENCE_RULES = ("sharpest",)  # what ``--reference`` takes besides a frame index
+
+
+def check_reference(value) -> None:
+    """``ValueError`` unless ``value`` is a frame index (an int >= 0) or one of :data:`REFERENCE_RULES`."""
+    if isinstance(value, str) and value not in REFERENCE_RULES or isinstance(value, int) and value < 0:
+        raise ValueError(f"expected a frame index (0, 1, ...) or {' or '.join(REFERENCE_RULES)}, got {value!r}")
+
+
+def _load(*, folder: str, n: int, reference: int | str) -> dict:
     files = _selected_files(folder, n)
-    if not 0 <= reference < n:
+    if isinstance(reference, int) and not 0 <= reference < n:
         raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
     decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
@@ -145,7 +156,10 @@ def _load(*, folder: str, n: int, reference: int) -> dict:
         if image.shape != first:
             raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
                             f"found {_describe(image.shape)}")
-    return {"frames": np.stack([image for image, _ in decoded]), "names": [p.name for p in files],
+    frames = np.stack([image for image, _ in decoded])
+    if reference == "sharpest":
+        reference = sharpest_frame(luma(frame) for frame in frames)  # one Y at a time in memory
+    return {"frames": frames, "names": [p.name for p in files],
             "bit_depth": max(depth for _, depth in decoded), "reference": reference}
 
 
@@ -277,8 +291,9 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "1", (), ("frames", "names", "bit_depth", "reference"), _load,
-              {"folder": Param("", str), "n": Param(20, int, low=2), "reference": Param(0, int, low=0)},
+        Stage("load", "2", (), ("frames", "names", "bit_depth", "reference"), _load,
+              {"folder": Param("", str), "n": Param(20, int, low=2),
+               "reference": Param("sharpest", (int, str), check_reference)},
               _load_fingerprint),
         Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,
               {"coarse": Param("fourier-mellin", str, COARSE_METHODS), "iterations": Param(3, int, low=1, high=100),

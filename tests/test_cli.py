@@ -52,6 +52,24 @@ def test_reference_option_and_16_bit_grey_input(tiny_burst, tmp_path, pipeline):
     assert transforms["reference"] == 2 and np.allclose(transforms["matrices"][2], np.eye(3))
 
 
+def test_the_reference_is_the_sharpest_frame_unless_named(tiny_burst, tmp_path):
+    """A burst whose first frame is blurred (Gaussian, 1.5 LR pixels: a shaken shutter press) is
+    super-resolved for another frame by default, and for frame 0 when the user names it."""
+    frames = copy_burst(tiny_burst, tmp_path / "frames")
+    image, _ = read_image(frames / "frame_000.png")
+    write_image(frames / "frame_000.png", cv2.GaussianBlur(image, (0, 0), 1.5))
+    chosen = {}
+    for reference in ("sharpest", "0"):
+        out = tmp_path / f"out-{reference}"
+        extra = [] if reference == "sharpest" else ["--reference", reference]
+        result = invoke("run", frames, "--n", 4, "--out", out, "--pipeline", "bicubic", *extra)
+        assert result.exit_code == 0, result.output
+        chosen[reference] = json.loads((out / "run.json").read_text())["reference_frame"]
+    assert chosen == {"sharpest": "frame_001.png", "0": "frame_000.png"}
+    assert_one_line_error(invoke("run", frames, "--out", tmp_path / "bad", "--reference", "blurriest"),
+                          "--reference: expected a frame index (0, 1, ...) or sharpest, got 'blurriest'")
+
+
 def test_no_cache_writes_only_the_results(tiny_burst, tmp_path):
     out = tmp_path / "out"
     assert invoke("run", tiny_burst, "--n", 3, "--out", out, "--no-cache").exit_code == 0

@@ -8,7 +8,7 @@ from multisr.alignment import align
 from multisr.color import luma
 from multisr.fusion import masked_mean, masked_median
 from multisr.geometry import rms_displacement, similarity_matrix, warp
-from multisr.registration import register_burst, register_pair
+from multisr.registration import register_burst, register_pair, sharpest_frame
 from multisr.resize import downscale
 from multisr.scenes import licence_plate
 from multisr.simulate import simulate_camera_burst
@@ -49,6 +49,18 @@ def test_an_unrelated_frame_is_left_out(plate_burst):
     results = register_burst(frames, reference=0)
     assert results[2].excluded is not None
     assert all(results[k].excluded is None for k in (0, 1, 3))
+
+
+def test_the_sharpest_frame_is_found_and_equally_sharp_frames_keep_the_first(plate_burst):
+    """A burst whose first two frames are blurred (Gaussian, 1 LR pixel: shutter shake) gets the
+    first sharp frame as its reference; a burst of equally sharp frames (the simulation's: the
+    same optics, noise and sampling in every frame, within the tie) keeps frame 0."""
+    ys = [luma(frame) for frame in plate_burst.frames]
+    assert sharpest_frame(ys) == 0
+    blurred = [cv2.GaussianBlur(y, (0, 0), 1.0) for y in ys[:2]] + ys[2:]
+    assert sharpest_frame(blurred) == 2  # frames 2-7 within 1.7 % of each other (measured)
+    assert sharpest_frame(iter(blurred)) == 2  # any iterable: the run passes a generator
+    assert sharpest_frame(blurred, tie=0.0) == 3  # the sharpest of all, by 0.06 %
 
 
 def test_median_ignores_invalid_samples():
