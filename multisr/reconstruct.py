@@ -224,11 +224,12 @@ def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) ->
 
 
 def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
-    """``(N, h, w)`` float32 data weights: 1 where frame k agrees with the reference frame aligned onto
-    it (:func:`_agreement`), 0 where it does not (a moving object), always 1 for the reference
+    """``(N, h, w)`` uint8 data weights (a byte a sample: a phone burst's weights are as many as
+    its pixels): 1 where frame k agrees with the reference frame aligned onto it
+    (:func:`_agreement`), 0 where it does not (a moving object), always 1 for the reference
     (``anchor``)."""
     count, height, width = frames_y.shape
-    weights = np.ones((count, height, width), dtype=np.float32)
+    weights = np.ones((count, height, width), dtype=np.uint8)
     for k in range(count):
         if k != anchor:
             weights[k] = _agreement(_aligned_reference(frames_y, matrices, anchor, k), frames_y[k], tolerance)
@@ -547,8 +548,7 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
     pad = _pad(scale)
-    widened = cv2.copyMakeBorder(estimate.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    blurred = _blur(widened, kernel)
+    blurred = _blur(cv2.copyMakeBorder(estimate.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE), kernel)
     c = _to_grid(scale, pad)
     blurred_gradients = gradients(blurred)  # once for every frame's fit
     refined = matrices.copy()
