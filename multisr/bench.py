@@ -190,23 +190,29 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     torch_device = str(resolve_device(device))
     flops_per_pixel = _network_flops_per_pixel(load_model())
     rows = []
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+    with (tempfile.TemporaryDirectory(dir=workdir) as tmp,
+          tqdm(total=len(sizes) * len(pipelines), desc="bench speed", unit="run", leave=False) as bar):
         for width, height in sizes:
             burst_dir = Path(tmp) / f"burst-{width}x{height}"
+            bar.set_postfix_str(f"{width}x{height}: simulating the burst")
             # simulated in a child: a run's peak (ru_maxrss) counts what its parent held when it
             # forked, and simulating a large burst leaves this process large
             subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from multisr.bench import "
                             "_speed_burst; _speed_burst(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
                             "Path(sys.argv[4]))", str(width), str(height), str(n), str(burst_dir)], check=True)
             for name in pipelines:
+                bar.set_postfix_str(f"{width}x{height}: {name}")
                 out = Path(tmp) / f"{width}x{height}-{name}"
                 command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(burst_dir), "--n",
                            str(n), "--out", str(out), "--pipeline", name, "--device", torch_device, "--no-cache"]
-                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                _, status, usage = os.wait4(process.pid, 0)
-                stderr = process.stderr.read().decode(errors="replace")
-                process.stderr.close()
+                # the run's messages go to a file: a pipe that nobody reads until the end would fill
+                with open(Path(tmp) / f"{width}x{height}-{name}.log", "w+") as log:
+                    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+                    _, status, usage = os.wait4(process.pid, 0)
+                    log.seek(0)
+                    stderr = log.read()
                 process.returncode = os.waitstatus_to_exitcode(status)
+                bar.update()
                 if process.returncode != 0:  # say so and go on: the other pipelines and sizes still count
                     last = stderr.strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
                     rows.append({"size": f"{width}x{height}", "pipeline": name, "error": last[0],

@@ -4,6 +4,7 @@ Every expected mistake surfaces as :class:`multisr.errors.UserError`; the comman
 it as one line (``Error: ...``) and exits with status 2, never with a traceback.
 """
 import json
+from importlib import resources
 from pathlib import Path
 
 import click
@@ -29,6 +30,16 @@ class _Group(click.Group):
         except OSError as error:
             where = error.filename if error.filename is not None else "a file"
             raise _UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
+
+
+def _shipped(folder, suffix: str) -> str:
+    """The names of the files ending in ``suffix`` that ship in ``folder`` (a package resource),
+    comma-separated: what ``--help`` lists, read without importing torch."""
+    return ", ".join(sorted(entry.name[: -len(suffix)] for entry in folder.iterdir() if entry.name.endswith(suffix)))
+
+
+PIPELINES_HELP = _shipped(resources.files("multisr.pipelines"), ".toml")
+MODELS_HELP = _shipped(resources.files("multisr") / "weights", ".pt")
 
 
 def _reference(ctx, param, value: str | None) -> int | str | None:
@@ -108,7 +119,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
               help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
                    "equally sharp; the earliest is taken).")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
-              help="A built-in pipeline (presenters, multiframe, single, bicubic) or a .toml file.")
+              help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
@@ -178,7 +189,7 @@ def scene(out_path, text, width, height):
 @cli.command(name="eval")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955, restore-mix or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -210,7 +221,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
               help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
-              help="Comma-separated built-in names or .toml files.")
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, device):
@@ -251,7 +262,8 @@ def bench():
 
 @bench.command()
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
-@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True, help="Comma-separated.")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
@@ -298,7 +310,8 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
 @bench.command()
 @click.option("--sizes", default="160x120,640x480", show_default=True,
               help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
-@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True, help="Comma-separated.")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -341,7 +354,7 @@ def speed(sizes, pipelines, n, device, as_json):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option("--model", default=None, help="srcnn-955, srcnn-915, restore-955, restore-mix or a weights file (default srcnn-955).")
+@click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""

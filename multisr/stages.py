@@ -37,7 +37,8 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
 from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
-from .reconstruct import parse_psf, reconstruct
+from .observation import parse_psf
+from .reconstruct import reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst, sharpest_frame
 from .resize import KERNELS, upscale
 from .stacks import Stack, band_rows

@@ -11,7 +11,9 @@ from multisr.geometry import similarity_matrix
 from multisr.metrics import score_image, score_luma
 from multisr.models import load_model, super_resolve_luma
 from multisr.pipeline import load_pipeline
-from multisr.reconstruct import _blur, choose_psf, frame_weights, psf_kernel, reconstruct, sampling_matrix, sampling_positions
+from multisr.agreement import frame_weights
+from multisr.observation import blur, psf_kernel, sampling_matrix, sampling_positions
+from multisr.reconstruct import choose_psf, reconstruct
 from multisr.registration import register_burst
 from multisr.resize import downscale, upscale
 from multisr.runner import run_pipeline
@@ -45,7 +47,7 @@ def test_another_scene_and_a_blurred_frame_are_left_out(plate_burst):
     assert left_out == planted, [(k, r.excluded) for k, r in enumerate(results)]
 
 
-def test_a_mildly_blurred_frame_is_left_out_for_its_blur(plate_burst):
+def test_a_mildly_blurred_frame_is_left_out_for_itsblur(plate_burst):
     frames = plate_burst.frames.copy()
     frames[3] = cv2.GaussianBlur(frames[3], (0, 0), 1.0)  # registers fine, but carries no detail
     results = register_burst(frames)
@@ -102,12 +104,12 @@ def test_the_sampling_model_matches_the_resize_and_the_box_average():
     x, y = sampling_positions(np.eye(3)[None], (12, 16), 3)
     matrix, inside = sampling_matrix(x, y, image.shape, margin=6)
     for psf, expected in (("matlab", downscale(image, 3)), ("box", image.reshape(12, 3, 16, 3).mean(axis=(1, 3)))):
-        sampled = (matrix @ _blur(image, psf_kernel(psf, 3)).ravel()).reshape(12, 16)
+        sampled = (matrix @ blur(image, psf_kernel(psf, 3)).ravel()).reshape(12, 16)
         inner = inside.reshape(12, 16)  # away from the border, where MATLAB replicates and the solve pads
         assert inner.sum() > 20 and np.allclose(sampled[inner], expected[inner], atol=1e-5), psf
 
 
-def test_the_burst_tells_its_own_blur():
+def test_the_burst_tells_its_ownblur():
     """Cross-validation on left-out frames finds the blur: a camera-style burst with a Gaussian blur
     of 0.4 LR pixels gets box+0.4 (measured: box+0.3 0.3 % and box+0.5 4.2 % worse); on a
     benchmark-style burst the MATLAB PSF (its truth) predicts within 1 % of the best (0.5 %), and
