@@ -1,12 +1,14 @@
 """Files: writing them atomically (a file appears whole, with the usual permissions, or not at
 all) and their digests."""
 import hashlib
+import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_output", "file_digest"]
+__all__ = ["atomic_output", "file_digest", "write_json", "remove"]
 
 
 def _umask() -> int:
@@ -41,3 +43,17 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON to ``path`` atomically (temporary file + rename)."""
+    with atomic_output(path) as tmp, open(tmp, "w") as out:
+        json.dump(data, out, indent=1)
+
+
+def remove(path: Path) -> None:
+    """Delete a file or a folder tree."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -16,12 +16,13 @@ from scipy.ndimage import sobel, uniform_filter
 
 from .color import luma
 from .errors import UserError
+from .files import write_json
 from .geometry import similarity_parameters
 from .io import list_images, read_image, write_image
 from .metrics import score_image
 from .pipeline import load_pipeline
 from .rundir import open_run
-from .runner import run_pipeline, write_json
+from .runner import run_pipeline
 from .stages import SCALE, STAGES
 
 __all__ = ["compare", "parse_crop", "detail_crop"]

@@ -1,4 +1,16 @@
-"""Reading a finished run directory from a notebook, without recomputing anything.
+"""The run directory: its layout, its life cycle during a run, and reading a finished one from a
+notebook without recomputing anything.
+
+Layout of ``OUT_DIR``::
+
+    result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
+    transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
+    run.json            parameters, versions, device, per-stage wall time and cache use
+    stages/<name>/      the stage cache (:mod:`multisr.cache`), when caching
+    .lock               held (``flock``) by the run writing the folder: a second run is refused
+
+``run.json`` is written last and records ``result_sha256``: a folder with a ``run.json``
+describes the ``result.png`` beside it.
 
 >>> run = multisr.open_run("runs/sample")
 >>> run.stages                      # ['load', 'register', 'upscale', 'srcnn', 'realign', 'fuse']
@@ -6,15 +18,62 @@
 >>> run["register"].values["registration"]   # per-frame scores, the frames left out
 >>> run.result, run.transforms
 """
+import fcntl
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .files import remove
 from .io import read_image
 
-__all__ = ["open_run", "Run", "StageOutput"]
+__all__ = ["open_run", "Run", "StageOutput", "RUN_FILES", "check_out_dir", "locked", "clean_leftovers"]
+
+RUN_FILES = ("result.png", "transforms.json", "run.json")
+
+
+def check_out_dir(out_dir: Path, frames_dir: Path) -> None:
+    """:class:`UserError` for an ``--out`` that cannot hold a run; creates it when missing."""
+    if out_dir.resolve() == frames_dir.resolve():
+        raise UserError(f"--out {out_dir}: expected a folder other than the frames folder (the result would "
+                        "join the frames)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--out {out_dir}: expected a folder for the run, but it or a folder above it is a file") from None
+    for name in RUN_FILES:
+        if (out_dir / name).is_dir():
+            raise UserError(f"{out_dir / name}: expected a file (or nothing), found a folder; move it away")
+
+
+@contextmanager
+def locked(out_dir: Path):
+    """Hold ``out_dir``'s lock (``.lock``, an advisory ``flock``) for a run; another run on the same
+    folder is refused with :class:`UserError` at once rather than mixing its files with this one's.
+    The operating system releases the lock when the process ends, however it ends."""
+    with open(out_dir / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"--out {out_dir}: another multisr run is writing to this folder; wait for it to "
+                            "finish or choose another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def clean_leftovers(out_dir: Path) -> None:
+    """Remove what a killed run left: temporary stage directories, scratch folders, and the
+    hidden temporary files of the run's own files (``.result.*.png``, ...)."""
+    partial = tuple(f".{Path(name).stem}." for name in RUN_FILES)
+    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-", *partial))):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name.startswith(prefixes):
+                    remove(entry)
 
 
 class StageOutput:

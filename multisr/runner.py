@@ -1,177 +1,26 @@
-"""Running a pipeline into a run directory, with a cache of every stage's output.
-
-Layout of ``OUT_DIR``::
-
-    result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
-    transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
-    run.json            parameters, versions, device, per-stage wall time and cache use
-    stages/<name>/      meta.json, <artifact>.npy, <artifact>.png previews (when caching; stacks
-                        as a contact sheet of frames at most 320 pixels wide)
-    .lock               held (``flock``) by the run writing the folder: a second run is refused
-
-``run.json`` is written last and records ``result_sha256``: a folder with a ``run.json``
-describes the ``result.png`` beside it.
-
-A stage's cache key hashes its name, version, canonical parameters, any outside data it
-depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
-directory holds that key, with every ``.npy`` matching its recorded SHA-256 and ``meta.json``
-matching its own (every field: the record, the small values, which arrays are stacks), is
-reused without running; anything else is recomputed. A stage directory is written under a
-temporary name and renamed into place when complete, so a killed run never leaves one that
-looks finished.
+"""Running a pipeline into a run directory (:mod:`multisr.rundir`), reusing the stage cache
+(:mod:`multisr.cache`): the stages in order, each from the cache or computed, then the run's files.
 """
-import fcntl
-import hashlib
-import json
-import os
 import platform
 import shutil
 import time
 import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from .cache import Artifact, cached_outputs, new_entry, save_stage, stage_key
 from .errors import UserError
-from .files import atomic_output, file_digest
+from .files import file_digest, remove, write_json
 from .io import write_image
 from .models import resolve_device, warm_up
 from .pipeline import Pipeline
+from .rundir import check_out_dir, clean_leftovers, locked
 from .stacks import Stack
 from .stages import SCALE, STAGES
 
-__all__ = ["run_pipeline", "write_json"]
-
-_PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON to ``path`` atomically (temporary file + rename)."""
-    with atomic_output(path) as tmp, open(tmp, "w") as out:
-        json.dump(data, out, indent=1)
-
-
-@dataclass
-class _Artifact:
-    key: str
-    value: object = None
-    path: Path | None = None  # .npy to read on first use
-
-    def get(self):
-        if self.value is None and self.path is not None:
-            self.value = np.load(self.path)
-        return self.value
-
-
-def _stage_key(name: str, version: str, params: dict, inputs: dict, fingerprint: str) -> str:
-    canonical = json.dumps({"stage": name, "version": version, "params": params, "inputs": inputs,
-                            "fingerprint": fingerprint}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _contact_sheet(stack, columns: int = 5, side: int = 320) -> np.ndarray:
-    """The frames of ``stack`` (an array or a :class:`Stack`) side by side, each shrunk to at most
-    ``side`` pixels (a preview)."""
-    count = len(stack)
-    rows = -(-count // columns)
-    columns = min(columns, count)
-    factor = min(1.0, side / max(stack.shape[1:3]))
-    height, width = max(1, round(stack.shape[1] * factor)), max(1, round(stack.shape[2] * factor))
-    sheet = np.ones((rows * (height + 2), columns * (width + 2), *stack.shape[3:]), dtype=np.float32)
-    stride = max(1, int(1 / (2 * factor)))  # read every stride-th row and column: twice the preview's size
-    for k in range(count):
-        frame = stack[k, ::stride, ::stride]
-        top, left = (k // columns) * (height + 2), (k % columns) * (width + 2)
-        sheet[top : top + height, left : left + width] = cv2.resize(frame.astype(np.float32), (width, height),
-                                                                    interpolation=cv2.INTER_AREA)
-    return sheet
-
-
-def _cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
-    """``(meta, artifacts)`` of a stage whose directory holds ``key`` intact, else ``None``.
-
-    Arrays are not loaded here: each artifact reads its ``.npy`` when a later stage needs it.
-    """
-    try:
-        meta = json.loads((stage_dir / "meta.json").read_text())
-        entry = {name: meta[name] for name in ("key", "record", "values", "digests", "stacks")}
-    except (OSError, ValueError, TypeError, KeyError):  # missing, damaged, or not an entry's meta.json
-        return None
-    if meta["key"] != key or meta.get("sha256") != _entry_digest(entry):  # every field, not only the arrays
-        return None
-    artifacts = {name: _Artifact(f"{key}:{name}", value) for name, value in meta.get("values", {}).items()}
-    for name, digest in meta.get("digests", {}).items():
-        path = stage_dir / f"{name}.npy"
-        if not path.is_file() or file_digest(path) != digest:
-            return None
-        stacked = name in meta.get("stacks", [])
-        artifacts[name] = _Artifact(f"{key}:{name}", Stack(path)) if stacked else _Artifact(f"{key}:{name}", path=path)
-    return meta, artifacts
-
-
-def _new_entry(stage_dir: Path) -> Path:
-    """A new, empty temporary sibling of ``stage_dir`` to write the stage's entry into."""
-    stage_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stage_dir.parent / f".tmp-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
-def _entry_digest(entry: dict) -> str:
-    """SHA-256 of a stage entry's meta fields (canonical JSON): the key, the record, the small
-    values, the arrays' digests and which arrays are stacks."""
-    return hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()
-
-
-def _save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
-    """Write a stage directory whole: into ``tmp`` (from :func:`_new_entry`, where the stage wrote
-    its stacks), then renamed into place. Returns ``outputs`` with each stack at its final path."""
-    values, digests, stacks = {}, {}, []
-    for name, value in outputs.items():
-        if isinstance(value, Stack):
-            if value.path != tmp / f"{name}.npy":
-                raise RuntimeError(f"stage wrote its stack {name!r} at {value.path}, not in its workspace")
-            stacks.append(name)
-        elif isinstance(value, np.ndarray):
-            np.save(tmp / f"{name}.npy", value)
-        else:
-            values[name] = value
-            continue
-        digests[name] = file_digest(tmp / f"{name}.npy")
-        kind = _PREVIEWED.get(name)
-        if kind:  # bool masks too
-            write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
-    entry = {**meta, "values": values, "digests": digests, "stacks": stacks}
-    write_json(tmp / "meta.json", {**entry, "sha256": _entry_digest(entry)})
-    if stage_dir.exists() or stage_dir.is_symlink():
-        trash = stage_dir.parent / f".old-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
-        os.replace(stage_dir, trash)
-        _remove(trash)
-    os.replace(tmp, stage_dir)
-    return {name: Stack(stage_dir / f"{name}.npy") if name in stacks else value for name, value in outputs.items()}
-
-
-def _clean_leftovers(out_dir: Path) -> None:
-    """Remove what a killed run left: temporary stage directories, scratch folders, and the
-    hidden temporary files of the run's own files (``.result.*.png``, ...)."""
-    partial = tuple(f".{Path(name).stem}." for name in _RUN_FILES)
-    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-", *partial))):
-        if folder.is_dir():
-            for entry in folder.iterdir():
-                if entry.name.startswith(prefixes):
-                    _remove(entry)
-
-
-def _remove(path: Path) -> None:
-    """Delete a file or a folder tree."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+__all__ = ["run_pipeline"]
 
 
 def _shape_of(value) -> list | str:
@@ -216,9 +65,9 @@ def run_pipeline(
     stages_dir = out_dir / "stages"
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
     steps += pipeline.steps
-    _check_out_dir(out_dir, Path(frames_dir))
-    with _locked(out_dir):
-        _clean_leftovers(out_dir)
+    check_out_dir(out_dir, Path(frames_dir))
+    with locked(out_dir):
+        clean_leftovers(out_dir)
         # without the cache, stacks go to a scratch folder that the run removes when it ends
         scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
         # the GPU's start-up overlaps the CPU stages before the first network stage
@@ -231,41 +80,7 @@ def run_pipeline(
             if warming is not None:
                 warming.join()
             if scratch is not None:
-                _remove(scratch)
-
-
-_RUN_FILES = ("result.png", "transforms.json", "run.json")
-
-
-def _check_out_dir(out_dir: Path, frames_dir: Path) -> None:
-    """:class:`UserError` for an ``--out`` that cannot hold a run; creates it when missing."""
-    if out_dir.resolve() == frames_dir.resolve():
-        raise UserError(f"--out {out_dir}: expected a folder other than the frames folder (the result would "
-                        "join the frames)")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"--out {out_dir}: expected a folder for the run, but it or a folder above it is a file") from None
-    for name in _RUN_FILES:
-        if (out_dir / name).is_dir():
-            raise UserError(f"{out_dir / name}: expected a file (or nothing), found a folder; move it away")
-
-
-@contextmanager
-def _locked(out_dir: Path):
-    """Hold ``out_dir``'s lock (``.lock``, an advisory ``flock``) for a run; another run on the same
-    folder is refused with :class:`UserError` at once rather than mixing its files with this one's.
-    The operating system releases the lock when the process ends, however it ends."""
-    with open(out_dir / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"--out {out_dir}: another multisr run is writing to this folder; wait for it to "
-                            "finish or choose another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+                remove(scratch)
 
 
 def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device,
@@ -274,18 +89,18 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
     ``None``), or write its stacks under ``scratch`` (no cache); returns the artifacts by name
     and the stages' records."""
     use_cache = scratch is None
-    store: dict[str, _Artifact] = {}
+    store: dict[str, Artifact] = {}
     records = []
     for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
             needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
             _check_disk(stages_dir.parent, needed, use_cache=use_cache, limit=max_disk_bytes)
-            store["disk_bytes"] = _Artifact("disk_bytes", needed)
+            store["disk_bytes"] = Artifact("disk_bytes", needed)
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
-        key = _stage_key(stage.name, stage.version, params, inputs, fingerprint)
+        key = stage_key(stage.name, stage.version, params, inputs, fingerprint)
         stage_dir = stages_dir / stage.name
-        cached = _cached_outputs(stage_dir, key) if use_cache else None
+        cached = cached_outputs(stage_dir, key) if use_cache else None
         if cached is not None:
             meta, artifacts = cached
             store.update(artifacts)
@@ -295,7 +110,7 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
         kwargs = {name: store[name].get() for name in stage.reads}
         if stage.uses_device:
             kwargs["device"] = torch_device
-        workspace = _new_entry(stage_dir) if use_cache else scratch / stage.name
+        workspace = new_entry(stage_dir) if use_cache else scratch / stage.name
         if stage.uses_workspace:
             workspace.mkdir(parents=True, exist_ok=True)
             kwargs["workspace"] = workspace
@@ -310,12 +125,12 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
                   "outputs": {name: _shape_of(value) for name, value in outputs.items()},
                   "device": str(torch_device) if stage.uses_device else "cpu", "seconds": round(seconds, 4)}
         if use_cache:
-            outputs = _save_stage(stage_dir, {"key": key, "record": record}, outputs, workspace)
+            outputs = save_stage(stage_dir, {"key": key, "record": record}, outputs, workspace)
         for name, value in outputs.items():
             replaced = store[name].value if name in store else None
             if not use_cache and isinstance(replaced, Stack):  # nothing reads a replaced artifact again
                 replaced.path.unlink()
-            store[name] = _Artifact(f"{key}:{name}", value)
+            store[name] = Artifact(f"{key}:{name}", value)
         records.append({**record, "cached": False})
     return store, records
 
@@ -396,7 +211,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)
     if not use_cache:
-        _remove(out_dir / "stages")
+        remove(out_dir / "stages")
     write_image(out_dir / "result.png", result, bit_depth=bit_depth)
     if transforms is None:
         (out_dir / "transforms.json").unlink(missing_ok=True)
