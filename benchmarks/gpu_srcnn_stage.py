@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from gpu_srcnn_variants import timed  # the sibling script (run from the repository root)
-from multisr.models import _network_on_luma, load_model, sharpen_frames
+from multisr.sr.inference import _network_on_luma, sharpen_frames
+from multisr.sr.weights import load_model
 
 
 def main():

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from multisr.models import load_model
+from multisr.sr.weights import load_model
 
 
 def timed(fn, repeats=10):

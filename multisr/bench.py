@@ -149,7 +149,8 @@ def network_flop_rate(device: str = "cpu", *, size: tuple[int, int] = (1440, 192
     efficiency without the stage's model loading, device start-up and colour conversion."""
     import torch
 
-    from .models import load_model, super_resolve_luma
+    from .sr.inference import super_resolve_luma
+    from .sr.weights import load_model
 
     model = load_model(device=device)
     y = np.random.default_rng(0).random(size).astype(np.float32)
@@ -185,7 +186,8 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     network's own rate (:func:`network_flop_rate`) on one HR frame of the largest size (at most
     1920x1440).
     """
-    from .models import load_model, resolve_device
+    from .sr.device import resolve_device
+    from .sr.weights import load_model
 
     torch_device = str(resolve_device(device))
     flops_per_pixel = _network_flops_per_pixel(load_model())

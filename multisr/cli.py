@@ -84,8 +84,9 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     import torch
 
     from .evaluate import evaluate_folder
-    from .models import load_model, resolve_device
-    from .srcnn import SRCNN
+    from .sr.arch import SRCNN
+    from .sr.device import resolve_device
+    from .sr.weights import load_model
     from .train import make_patches, restoration_patches_kept, train as run_training
 
     if task == "restore" and (scale != 3 or eval_data is not None):
@@ -196,7 +197,7 @@ def scene(out_path, text, width, height):
 def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
     """PSNR/SSIM of bicubic and a model on a folder of images (SRCNN paper's protocol)."""
     from .evaluate import evaluate_folder
-    from .models import DEFAULT_MODEL, load_model
+    from .sr.weights import DEFAULT_MODEL, load_model
 
     network = None if bicubic_only else load_model(model or DEFAULT_MODEL, scale=scale, device=device)
     result = evaluate_folder(data_dir, scale=scale, model=network)
@@ -359,7 +360,8 @@ def speed(sizes, pipelines, n, device, as_json):
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
     from .io import check_image_destination, read_image, write_image
-    from .models import DEFAULT_MODEL, load_model, super_resolve
+    from .sr.inference import super_resolve
+    from .sr.weights import DEFAULT_MODEL, load_model
 
     check_image_destination(out_path)
     picture, bit_depth = read_image(image)

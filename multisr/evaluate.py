@@ -14,7 +14,7 @@ from .color import luma
 from .errors import UserError
 from .io import list_images, read_image
 from .metrics import score_luma
-from .models import super_resolve_luma
+from .sr.inference import super_resolve_luma
 from .resize import downscale, upscale
 
 __all__ = ["crop_to_multiple", "true_luma", "evaluation_pair", "evaluate_folder"]

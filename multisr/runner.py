@@ -14,7 +14,7 @@ from .cache import Artifact, cached_outputs, new_entry, save_stage, stage_key
 from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
-from .models import resolve_device, warm_up
+from .sr.device import resolve_device, warm_up
 from .pipeline import Pipeline
 from .rundir import check_out_dir, clean_leftovers, locked
 from .stacks import Stack

@@ -36,7 +36,8 @@ from .files import file_digest
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
-from .models import DEFAULT_MODEL, load_model, sharpen_frames, weights_path
+from .sr.inference import sharpen_frames
+from .sr.weights import DEFAULT_MODEL, load_model, weights_path
 from .observation import parse_psf
 from .reconstruct import reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst, sharpest_frame

@@ -24,11 +24,11 @@ from .errors import UserError
 from .evaluate import evaluation_pair, true_luma
 from .files import atomic_output
 from .io import list_images, read_image
-from .models import save_weights
+from .sr.weights import save_weights
 from .reconstruct import reconstruct
 from .registration import register_burst
 from .simulate import PROTOCOLS, simulate
-from .srcnn import SRCNN
+from .sr.arch import SRCNN
 
 __all__ = ["make_patches", "make_restoration_patches", "restoration_patches_kept", "make_optimizer", "train"]
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import multisr
 from multisr.cli import cli
-from multisr.models import load_model, save_weights
+from multisr.sr.weights import load_model, save_weights
 
 
 def run(frames, out, *extra):

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 from conftest import shared_data
 from multisr.cli import cli
 from multisr.evaluate import evaluate_folder
-from multisr.models import load_model, super_resolve_luma
+from multisr.sr.inference import super_resolve_luma
+from multisr.sr.weights import load_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -44,7 +45,7 @@ def test_a_run_on_the_gpu_records_its_device(tiny_burst, tmp_path):
 
 
 def test_frames_in_flight_give_what_one_frame_at_a_time_gives():
-    from multisr.models import sharpen_frames
+    from multisr.sr.inference import sharpen_frames
 
     model = load_model("srcnn-955", device="cuda")
     frames = np.random.default_rng(4).random((7, 90, 120, 3)).astype(np.float32)

@@ -16,7 +16,7 @@ import torch
 
 from conftest import assert_one_line_error, copy_burst, invoke
 from multisr.io import read_image, write_image
-from multisr.models import MODEL_NAMES, WEIGHTS_DIR, load_model
+from multisr.sr.weights import MODEL_NAMES, WEIGHTS_DIR, load_model
 
 COMMAND = [sys.executable, "-c", "from multisr.cli import cli; cli()"]
 TIME_LIMIT_S = 120  # far above a tiny burst's run; a hang is what it catches
@@ -276,7 +276,7 @@ def test_a_changed_shipped_weights_file_is_refused(tmp_path, monkeypatch):
     middle = len(data) // 2
     data[middle : middle + 100] = bytes(255 - b for b in data[middle : middle + 100])
     (folder / "srcnn-955.pt").write_bytes(bytes(data))
-    monkeypatch.setattr("multisr.models.WEIGHTS_DIR", folder)
+    monkeypatch.setattr("multisr.sr.weights.WEIGHTS_DIR", folder)
     from multisr.errors import UserError
 
     with pytest.raises(UserError, match="expected the weights shipped with multisr, but the file has changed"):
@@ -502,7 +502,7 @@ def test_a_run_over_the_users_disk_limit_stops_before_writing(tiny_burst, tmp_pa
 def test_a_users_weights_file_with_flipped_bytes_is_refused(tiny_burst, tmp_path):
     """Weights saved by multisr carry the digest of their tensors: 100 bytes flipped among the
     tensors' bytes (found by their values, so the file's structure stays whole) are caught."""
-    from multisr.models import save_weights
+    from multisr.sr.weights import save_weights
 
     path = tmp_path / "mine.pt"
     save_weights(load_model("srcnn-955"), path, scale=3, meta={})

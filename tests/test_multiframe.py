@@ -9,7 +9,8 @@ from multisr.bench import plant_outliers, registration_errors
 from multisr.color import luma
 from multisr.geometry import similarity_matrix
 from multisr.metrics import score_image, score_luma
-from multisr.models import load_model, super_resolve_luma
+from multisr.sr.inference import super_resolve_luma
+from multisr.sr.weights import load_model
 from multisr.pipeline import load_pipeline
 from multisr.agreement import frame_weights
 from multisr.observation import blur, psf_kernel, sampling_matrix, sampling_positions

@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from conftest import shared_data
-from multisr import models
+from multisr.sr import inference
 from multisr.errors import UserError
 from multisr.evaluate import evaluate_folder
-from multisr.models import (MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights, sharpen_frames, super_resolve,
-                            super_resolve_luma)
-from multisr.srcnn import SRCNN
+from multisr.sr.arch import SRCNN
+from multisr.sr.inference import sharpen_frames, super_resolve, super_resolve_luma
+from multisr.sr.weights import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights
 from multisr.train import make_patches, make_restoration_patches, restoration_patches_kept, train
 
 # The paper's 9-1-5 result on 91 images (Set5 x3); the shipped 9-5-5 must reach it.
@@ -134,10 +134,10 @@ def test_a_frame_too_large_for_one_batch_goes_in_bands_with_the_same_result(monk
     model = load_model("srcnn-955")
     frames = np.random.default_rng(3).random((2, 40, 50, *channels)).astype(np.float32)
     whole = sharpen_frames(frames, model)
-    monkeypatch.setattr("multisr.models.BATCH_PIXELS", 7 * 50)
+    monkeypatch.setattr("multisr.sr.inference.BATCH_PIXELS", 7 * 50)
     heights = []
-    network = models._network_on_luma
-    monkeypatch.setattr("multisr.models._network_on_luma", lambda y, *a: heights.append(y.shape[1]) or network(y, *a))
+    network = inference._network_on_luma
+    monkeypatch.setattr("multisr.sr.inference._network_on_luma", lambda y, *a: heights.append(y.shape[1]) or network(y, *a))
     assert np.allclose(sharpen_frames(frames, model), whole, atol=1e-5)
     assert max(heights) <= 7 + 2 * model.shrink and len(heights) == 2 * 6  # six bands a frame
     in_place = frames.copy()

@@ -7,7 +7,8 @@ import pytest
 
 from multisr.fusion import masked_median
 from multisr.geometry import similarity_matrix, to_high_resolution, warp
-from multisr.models import load_model, sharpen_frames
+from multisr.sr.inference import sharpen_frames
+from multisr.sr.weights import load_model
 from multisr.resize import upscale
 from multisr.stacks import Stack
 from multisr.stages import SCALE, UPSCALE_MARGIN, _fuse, _realign, _srcnn, _upscale
@@ -55,7 +56,7 @@ def test_upscale_in_bands_equals_the_whole_frame(tmp_path, small_bands, kernel, 
 def test_srcnn_from_stack_to_stack_in_bands_equals_the_whole_frame(tmp_path, small_bands, monkeypatch):
     frames = np.random.default_rng(2).random((2, 45, 38, 3)).astype(np.float32)
     whole = sharpen_frames(frames, load_model("srcnn-955"))
-    monkeypatch.setattr("multisr.models.BATCH_PIXELS", BAND * 38)
+    monkeypatch.setattr("multisr.sr.inference.BATCH_PIXELS", BAND * 38)
     source = Stack.create(tmp_path / "in.npy", frames.shape)
     source[:] = frames
     (tmp_path / "out").mkdir()

@@ -4,7 +4,7 @@ Three convolutions on the Y channel of a bicubic-upscaled image: patch extractio
 (``f1 x f1``, 64 filters, ReLU), non-linear mapping (``f2 x f2``, 32 filters, ReLU) and
 reconstruction (``f3 x f3``, 1 filter). The layers use no padding, as in the paper's training:
 an input of side ``L`` gives an output of side ``L - (f1 + f2 + f3 - 3)``. Inference pads the
-input by replication first (:func:`multisr.models.super_resolve_luma`) so output and input match.
+input by replication first (:func:`multisr.sr.inference.super_resolve_luma`) so output and input match.
 """
 import torch
 from torch import nn
