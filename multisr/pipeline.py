@@ -40,7 +40,7 @@ def builtin_pipelines() -> list[str]:
 
 def load_pipeline(name_or_path: str) -> Pipeline:
     """A built-in pipeline by name, or a pipeline file by path; refuses unknown stages and keys,
-    and values that their stage's :class:`~multisr.stages.Param` does not allow."""
+    and values that their stage's :class:`~multisr.params.Param` does not allow."""
     builtin = resources.files("multisr.pipelines") / f"{name_or_path}.toml"
     if builtin.is_file():
         source, text, name = f"pipeline {name_or_path!r}", builtin.read_text(), name_or_path
@@ -95,7 +95,7 @@ def load_pipeline(name_or_path: str) -> Pipeline:
 
 def with_overrides(pipeline: Pipeline, overrides: list[str]) -> Pipeline:
     """``pipeline`` with ``STAGE.PARAM=VALUE`` overrides applied (VALUE as TOML, else a string),
-    each checked by its :class:`~multisr.stages.Param`."""
+    each checked by its :class:`~multisr.params.Param`."""
     steps = [(stage, dict(params)) for stage, params in pipeline.steps]
     for override in overrides:
         target, sep, text = override.partition("=")

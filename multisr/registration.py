@@ -33,19 +33,17 @@ from threadpoolctl import threadpool_limits
 from .alignment import MODELS, Alignment, align
 from .color import luma
 from .fourier_mellin import FourierMellin
+from .frame_selection import RESIDUAL_RATIO, median_residual, reason_to_leave_out, sharpness
 from .geometry import rms_displacement, similarity_matrix, similarity_parameters
 
 with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
     warnings.simplefilter("ignore", DeprecationWarning)
     import imreg_dft
 
-__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "sharpness",
-           "sharpest_frame", "register_burst"]
+__all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "register_burst"]
 
 COARSE_METHODS = ("fourier-mellin", "imreg-dft")
 REFINEMENTS = ("robust", "none")
-RESIDUAL_RATIO = 1.4  # a refined frame whose residual exceeds the burst's median this many times fits poorly
-SHARPNESS_TIE = 0.05  # frames this fraction less sharp than the sharpest count as equally sharp
 
 
 @dataclass
@@ -170,54 +168,6 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fo
     return _from_identity(ref_y, frame_y, registration, model) if refine == "robust" else registration
 
 
-def sharpness(y: np.ndarray) -> float:
-    """Mean squared Sobel gradient of a ``(H, W)`` Y image: lower for a blurred frame of the same scene."""
-    y = np.asarray(y, dtype=np.float32)
-    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1)
-    return float(np.mean(gx * gx + gy * gy))
-
-
-def sharpest_frame(frames_y, *, tie: float = SHARPNESS_TIE) -> int:
-    """Index of the sharpest of the ``(H, W)`` Y frames ``frames_y`` (any iterable;
-    :func:`sharpness`), the
-    reference a burst is best solved for: a handheld burst often starts with a frame blurred by
-    the press of the shutter, and every pipeline keeps the reference's content where the other
-    frames disagree with it. Frames within ``tie`` (a fraction) of the sharpest count as equally
-    sharp, and the earliest of them is taken: a burst of equally sharp frames keeps its first.
-    """
-    values = np.array([sharpness(y) for y in frames_y])
-    return int(np.flatnonzero(values >= (1 - tie) * values.max())[0])
-
-
-def _median_residual(results: list[Registration], reference: int) -> float | None:
-    """The median refinement residual of the frames but the reference, or ``None`` without any."""
-    residuals = [r.residual for k, r in enumerate(results) if k != reference and r.residual is not None]
-    return float(np.median(residuals)) if residuals else None
-
-
-def _reason_to_leave_out(reg: Registration, shape: tuple[int, int], median_success: float,
-                         median_residual: float | None, *, min_success: float, min_correlation: float,
-                         min_sharpness: float, max_scale_change: float, max_shift_fraction: float) -> str | None:
-    if reg.sharpness < min_sharpness:  # first: a blurred frame also fails to agree with the reference
-        return f"blurred: sharpness {reg.sharpness:.2f} of the burst's median, below {min_sharpness}"
-    if reg.excluded:
-        return reg.excluded
-    # A weak coarse peak alone does not condemn a refined frame (a moving object that drew the peak
-    # away weakens it, harmlessly): it must also fit the reference worse than the burst does
-    poor_fit = reg.residual is None or not median_residual or reg.residual > RESIDUAL_RATIO * median_residual
-    if reg.success < min_success * median_success and poor_fit:
-        return f"registration success {reg.success:.2f} below {min_success} of the burst's median {median_success:.2f}"
-    if reg.correlation is not None and reg.correlation < min_correlation:
-        return f"correlation {reg.correlation:.2f} below {min_correlation}: another scene or a changed one"
-    if not (1 / (1 + max_scale_change) <= reg.scale <= 1 + max_scale_change):
-        return f"implausible scale {reg.scale:.3f}"
-    height, width = shape
-    if abs(reg.tx) > max_shift_fraction * width or abs(reg.ty) > max_shift_fraction * height:
-        return f"implausible shift ({reg.tx:.1f}, {reg.ty:.1f}) px"
-    return None
-
-
 @threadpool_limits.wrap(limits=1, user_api="blas")
 def register_burst(
     frames: np.ndarray,
@@ -276,7 +226,7 @@ def register_burst(
                 results.append(reg)
                 if progress is not None:
                     progress(k)
-            typical = _median_residual(results, reference)
+            typical = median_residual(results, reference)
             if refine == "robust":
                 list(pool.map(again, [k for k, r in enumerate(results) if k != reference and (
                     r.residual is None or (typical and r.residual > RESIDUAL_RATIO * typical))]))
@@ -285,12 +235,12 @@ def register_burst(
     sharpness_values = np.array([sharpness(y) for y in ys])
     median_sharpness = float(np.median(sharpness_values))
     median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))
-    median_residual = _median_residual(results, reference)
+    residual_median = median_residual(results, reference)
     for k, reg in enumerate(results):
         reg.sharpness = float(sharpness_values[k] / median_sharpness) if median_sharpness > 0 else 1.0
         if k != reference:
-            reg.excluded = _reason_to_leave_out(
-                reg, frames.shape[1:3], median_success, median_residual, min_success=min_success,
+            reg.excluded = reason_to_leave_out(
+                reg, frames.shape[1:3], median_success, residual_median, min_success=min_success,
                 min_correlation=min_correlation, min_sharpness=min_sharpness, max_scale_change=max_scale_change,
                 max_shift_fraction=max_shift_fraction)
     return results

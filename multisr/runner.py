@@ -56,7 +56,7 @@ def run_pipeline(
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
     write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
     ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
-    (:func:`multisr.registration.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
+    (:func:`multisr.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("--reference", reference)

@@ -6,7 +6,7 @@ that flow through a run:
 
 - ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames; ``names``: their file names;
   ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
-  or ``"sharpest"``: :func:`multisr.registration.sharpest_frame`).
+  or ``"sharpest"``: :func:`multisr.frame_selection.sharpest_frame`).
 - ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
   contract); ``registration``: per-frame scores and the reasons frames were left out.
 - ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
@@ -33,18 +33,20 @@ from tqdm import tqdm
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
 from .files import file_digest
+from .frame_selection import sharpest_frame
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
+from .observation import parse_psf
+from .params import Param, check_reference
+from .reconstruct import reconstruct
+from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
+from .resize import KERNELS, upscale
 from .sr.inference import sharpen_frames
 from .sr.weights import DEFAULT_MODEL, load_model, weights_path
-from .observation import parse_psf
-from .reconstruct import reconstruct
-from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst, sharpest_frame
-from .resize import KERNELS, upscale
 from .stacks import Stack, band_rows
 
-__all__ = ["Stage", "STAGES", "REFERENCE_RULES", "check_reference", "file_digest"]
+__all__ = ["Stage", "STAGES"]
 
 SCALE = 3
 WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
@@ -53,54 +55,11 @@ UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the wi
 
 
 @dataclass(frozen=True)
-class Param:
-    """One stage parameter: its default, its type (``int``, ``float`` or ``str``, or a tuple of
-    them) and what it may be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
-    a value it refuses) and inclusive bounds ``low``, ``high`` for numbers. Floats must be finite;
-    an int is accepted where a float is expected, a bool never where a number is."""
-
-    default: object
-    kind: type | tuple[type, ...]
-    choices: tuple | Callable | None = None
-    low: float | None = None
-    high: float | None = None
-
-    def check(self, where: str, value):
-        """``value`` as the parameter takes it, or :class:`UserError` naming ``where`` (e.g.
-        ``"--set fuse.method"``), what was expected and what was found."""
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, self.kind) or isinstance(value, bool):
-            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
-        if isinstance(value, float) and not np.isfinite(value):
-            raise UserError(f"{where}: expected a finite number, got {value!r}")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
-        if isinstance(self.choices, tuple) and value not in self.choices:
-            raise UserError(f"{where}: expected one of {', '.join(map(str, self.choices))}, got {value!r}")
-        if callable(self.choices):
-            try:
-                self.choices(value)
-            except ValueError as error:
-                raise UserError(f"{where}: {error}") from None
-        return value
-
-    def _expected(self) -> str:
-        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
-        noun = " or ".join({int: "an integer", float: "a number", str: "a string"}[kind] for kind in kinds)
-        if self.low is not None and self.high is not None:
-            return f"{noun} from {self.low} to {self.high}"
-        if self.low is not None:
-            return f"{noun} >= {self.low}"
-        return noun
-
-
-@dataclass(frozen=True)
 class Stage:
     """A named, versioned step.
 
     ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
-    artifacts written; ``params`` declares each parameter (:class:`Param`), the one place its
+    artifacts written; ``params`` declares each parameter (:class:`~multisr.params.Param`), the one place its
     default and allowed values are written, checked before any stage runs.
     ``fingerprint(params)`` names outside data the output depends on (file contents), for the
     cache key. ``uses_device`` stages get the run's torch device (not part of
@@ -134,15 +93,6 @@ def _selected_files(folder: str, n: int) -> list[Path]:
     if len(files) < n:
         raise UserError(f"{folder}: expected at least {n} frames (--n {n}), found {len(files)}")
     return files[:n]
-
-
-REFERENCE_RULES = ("sharpest",)  # what ``--reference`` takes besides a frame index
-
-
-def check_reference(value) -> None:
-    """``ValueError`` unless ``value`` is a frame index (an int >= 0) or one of :data:`REFERENCE_RULES`."""
-    if isinstance(value, str) and value not in REFERENCE_RULES or isinstance(value, int) and value < 0:
-        raise ValueError(f"expected a frame index (0, 1, ...) or {' or '.join(REFERENCE_RULES)}, got {value!r}")
 
 
 def _load(*, folder: str, n: int, reference: int | str) -> dict:

@@ -8,7 +8,8 @@ from multisr.alignment import align
 from multisr.color import luma
 from multisr.fusion import masked_mean, masked_median
 from multisr.geometry import rms_displacement, similarity_matrix, warp
-from multisr.registration import register_burst, register_pair, sharpest_frame
+from multisr.frame_selection import sharpest_frame
+from multisr.registration import register_burst, register_pair
 from multisr.resize import downscale
 from multisr.scenes import licence_plate
 from multisr.simulate import simulate_camera_burst

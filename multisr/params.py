@@ -1,0 +1,62 @@
+"""Typed stage parameters: each parameter's default, type and allowed values, written once and
+checked before any stage runs (pipeline files, ``--set``, ``--reference``)."""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["Param", "REFERENCE_RULES", "check_reference"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One stage parameter: its default, its type (``int``, ``float`` or ``str``, or a tuple of
+    them) and what it may be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
+    a value it refuses) and inclusive bounds ``low``, ``high`` for numbers. Floats must be finite;
+    an int is accepted where a float is expected, a bool never where a number is."""
+
+    default: object
+    kind: type | tuple[type, ...]
+    choices: tuple | Callable | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, where: str, value):
+        """``value`` as the parameter takes it, or :class:`UserError` naming ``where`` (e.g.
+        ``"--set fuse.method"``), what was expected and what was found."""
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.kind) or isinstance(value, bool):
+            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
+        if isinstance(value, float) and not np.isfinite(value):
+            raise UserError(f"{where}: expected a finite number, got {value!r}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            raise UserError(f"{where}: expected {self._expected()}, got {value!r}")
+        if isinstance(self.choices, tuple) and value not in self.choices:
+            raise UserError(f"{where}: expected one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if callable(self.choices):
+            try:
+                self.choices(value)
+            except ValueError as error:
+                raise UserError(f"{where}: {error}") from None
+        return value
+
+    def _expected(self) -> str:
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        noun = " or ".join({int: "an integer", float: "a number", str: "a string"}[kind] for kind in kinds)
+        if self.low is not None and self.high is not None:
+            return f"{noun} from {self.low} to {self.high}"
+        if self.low is not None:
+            return f"{noun} >= {self.low}"
+        return noun
+
+
+REFERENCE_RULES = ("sharpest",)  # what ``--reference`` takes besides a frame index
+
+
+def check_reference(value) -> None:
+    """``ValueError`` unless ``value`` is a frame index (an int >= 0) or one of :data:`REFERENCE_RULES`."""
+    if isinstance(value, str) and value not in REFERENCE_RULES or isinstance(value, int) and value < 0:
+        raise ValueError(f"expected a frame index (0, 1, ...) or {' or '.join(REFERENCE_RULES)}, got {value!r}")
