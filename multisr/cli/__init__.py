@@ -1,0 +1,23 @@
+"""The ``multisr`` command line: a thin click layer over the library.
+
+Every expected mistake surfaces as :class:`multisr.errors.UserError`; the command group prints
+it as one line (``Error: ...``) and exits with status 2, never with a traceback. The commands
+import the library (and torch) only when they run, so ``--help`` and argument errors are quick.
+"""
+import click
+
+from .bursts import compare, run, stages, upscale
+from .common import Group
+from .research import bench, evaluate, scene, simulate, train
+
+__all__ = ["cli"]
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="multisr")
+def cli():
+    """Multi-frame super-resolution: a burst of low-resolution frames in, one 3x image out."""
+
+
+for command in (run, compare, stages, upscale, scene, simulate, evaluate, train, bench):
+    cli.add_command(command)

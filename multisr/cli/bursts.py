@@ -1,0 +1,108 @@
+"""The commands for bursts: ``run``, ``compare``, ``stages`` and single-image ``upscale``."""
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .common import MODELS_HELP, PIPELINES_HELP, reference_callback, warn_left_out
+
+__all__ = ["run", "compare", "stages", "upscale"]
+
+
+@click.command()
+@click.argument("frames_dir", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
+@click.option("--reference", default="sharpest", show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
+              help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
+                   "equally sharp; the earliest is taken).")
+@click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
+              help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
+              help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
+@click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
+@click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
+              help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
+def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache, max_disk):
+    """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out.
+
+    Each stage's output is kept under OUT/stages/ and reused by the next run whose inputs and
+    parameters for that stage are the same.
+    """
+    from ..pipeline import load_pipeline, with_overrides
+    from ..runner import run_pipeline
+
+    pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
+    record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
+                          use_cache=not no_cache, device=device,
+                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
+    warn_left_out(record["excluded"])
+    timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
+                        for s in record["stages"])
+    click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
+
+
+@click.command()
+@click.argument("frames_dir", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
+@click.option("--reference", default=None, callback=reference_callback, metavar="INDEX|sharpest",
+              help="The frame to super-resolve: its index, or the sharpest. Default: sharpest; with --truth, the "
+                   "frame the truth is of (the reference in the truth.json beside it, else 0).")
+@click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
+              help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
+@click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, device):
+    """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
+    from ..report import compare as write_report, parse_crop
+
+    names = tuple(name.strip() for name in pipelines.split(",") if name.strip())
+    if not names:
+        raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
+    metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names,
+                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
+    warn_left_out(metrics["excluded"])
+    scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
+    click.echo(f"{out_dir / 'index.html'}: {scores}")
+
+
+@click.command()
+@click.argument("out_dir", type=click.Path(path_type=Path))
+def stages(out_dir):
+    """Table of a run's stages: cached or computed, wall time, output shapes."""
+    from ..rundir import open_run
+
+    run = open_run(out_dir)
+    click.echo(f"{run.record['pipeline']} on {run.record['parameters']['frames']} ({run.record['device']})")
+    click.echo(f"{'stage':<18}{'status':<10}{'seconds':>9}  outputs")
+    for stage in run.record["stages"]:
+        status = "cached" if stage["cached"] else "computed"
+        shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) if isinstance(shape, list) else shape}"
+                           for name, shape in stage["outputs"].items())
+        click.echo(f"{stage['name']:<18}{status:<10}{stage['seconds']:>9.3f}  {shapes}")
+    click.echo(f"{'total':<28}{run.record['seconds']:>9.3f}")
+
+
+@click.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def upscale(image, out_path, scale, model, device):
+    """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
+    from ..io import check_image_destination, read_image, write_image
+    from ..sr.inference import super_resolve
+    from ..sr.weights import DEFAULT_MODEL, load_model
+
+    check_image_destination(out_path)
+    picture, bit_depth = read_image(image)
+    network = load_model(model or DEFAULT_MODEL, scale=scale, device=device)
+    if min(picture.shape[:2]) < 2:
+        raise UserError(f"{image}: expected at least 2x2 pixels, found {picture.shape[1]}x{picture.shape[0]}")
+    write_image(out_path, super_resolve(picture, network, scale=scale), bit_depth=bit_depth)
+    click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")

@@ -1,0 +1,46 @@
+"""What the commands share: one-line errors, the lists ``--help`` shows, small option helpers."""
+from importlib import resources
+
+import click
+
+from ..errors import UserError
+
+__all__ = ["Group", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped"]
+
+
+class UserFailure(click.ClickException):
+    exit_code = 2
+
+
+class Group(click.Group):
+    """A click group that turns :class:`UserError`, and the file system's refusals (a full disk, a
+    read-only folder, a path under a file), into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            raise UserFailure(str(error)) from None
+        except OSError as error:
+            where = error.filename if error.filename is not None else "a file"
+            raise UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
+
+
+def shipped(folder, suffix: str) -> str:
+    """The names of the files ending in ``suffix`` that ship in ``folder`` (a package resource),
+    comma-separated: what ``--help`` lists, read without importing torch."""
+    return ", ".join(sorted(entry.name[: -len(suffix)] for entry in folder.iterdir() if entry.name.endswith(suffix)))
+
+
+PIPELINES_HELP = shipped(resources.files("multisr.pipelines"), ".toml")
+MODELS_HELP = shipped(resources.files("multisr") / "weights", ".pt")
+
+
+def reference_callback(ctx, param, value: str | None) -> int | str | None:
+    """``--reference``'s text as a frame index when it is one, else as given (the run checks it)."""
+    return int(value) if value is not None and value.strip().isdigit() else value
+
+
+def warn_left_out(excluded: list[dict]) -> None:
+    for entry in excluded:
+        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)

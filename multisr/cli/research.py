@@ -1,0 +1,227 @@
+"""The commands for making and measuring: ``scene``, ``simulate``, ``eval``, ``train``, ``bench``."""
+import json
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .common import MODELS_HELP, PIPELINES_HELP
+
+__all__ = ["scene", "simulate", "evaluate", "train", "bench"]
+
+ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
+
+
+@click.command()
+@click.argument("out_path", type=click.Path(path_type=Path))
+@click.option("--text", default="MSR 3X14", show_default=True, help="The plate's characters.")
+@click.option("--width", type=click.IntRange(min=120), default=360, show_default=True)
+@click.option("--height", type=click.IntRange(min=90), default=210, show_default=True)
+def scene(out_path, text, width, height):
+    """Render the test scene, a licence plate on a car, to OUT_PATH (the sample burst's source)."""
+    from ..io import write_image
+    from ..scenes import licence_plate
+
+    write_image(out_path, licence_plate(text, width=width, height=height))
+    click.echo(f"{out_path}: {width}x{height}")
+
+
+@click.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
+@click.option("--n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
+@click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
+@click.option("--noise", type=float, default=2.0, show_default=True,
+              help="Gaussian sigma in 8-bit levels (sr protocol; the camera protocol models its own).")
+@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
+              help="sr: as SR benchmarks make bursts; camera: zoom drift, perspective, a moving object, blur, "
+                   "pixel-area sampling, signal-dependent noise, JPEG.")
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol):
+    """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
+    from ..io import read_image
+    from ..simulate import save_burst, simulate as simulate_protocol
+
+    picture, _ = read_image(image)
+    options = {"noise": noise / 255.0} if protocol == "sr" else {}  # the camera protocol models its own noise
+    burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
+                              max_angle=max_angle, **options)
+    names = save_burst(burst, out_dir)
+    click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
+               f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
+
+
+@click.command(name="eval")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
+@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
+@click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
+    """PSNR/SSIM of bicubic and a model on a folder of images (SRCNN paper's protocol)."""
+    from ..evaluate import evaluate_folder
+    from ..sr.weights import DEFAULT_MODEL, load_model
+
+    network = None if bicubic_only else load_model(model or DEFAULT_MODEL, scale=scale, device=device)
+    result = evaluate_folder(data_dir, scale=scale, model=network)
+    if network is not None:
+        result["model"] = network.name
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    methods = list(result["mean"])
+    click.echo(f"{'image':<14}" + "".join(f"{m + ' PSNR':>16}{m + ' SSIM':>16}" for m in methods))
+    for name, row in [*result["images"].items(), ("mean", result["mean"])]:
+        click.echo(f"{name:<14}" + "".join(f"{row[m]['psnr']:>16.2f}{row[m]['ssim']:>16.4f}" for m in methods))
+
+
+@click.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (T91).")
+@click.option("--out", "workdir", type=click.Path(path_type=Path), required=True, help="Training folder: checkpoint, log, last.pt.")
+@click.option("--arch", type=click.Choice(sorted(ARCHITECTURES)), default="955", show_default=True, help="SRCNN 9-5-5 or 9-1-5.")
+@click.option("--task", type=click.Choice(["srcnn", "restore"]), default="srcnn", show_default=True,
+              help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
+                   "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
+@click.option("--init", "init_model", default=None, help="Start from these weights (a model name or file); sets the architecture.")
+@click.option("--scale", type=int, default=3, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
+              help="adam (fast) or the paper's SGD with per-layer rates (--lr 1e-4).")
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option("--halve-lr-every", type=click.IntRange(min=0), default=0, show_default=True, help="Epochs; 0 keeps the rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Set5 folder for a PSNR after each eval.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
+          eval_data, eval_every, threads, device):
+    """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
+    import torch
+
+    from ..evaluate import evaluate_folder
+    from ..sr.arch import SRCNN
+    from ..sr.device import resolve_device
+    from ..sr.weights import load_model
+    from ..train import make_patches, restoration_patches_kept, train as run_training
+
+    if task == "restore" and (scale != 3 or eval_data is not None):
+        raise UserError("--task restore: expected --scale 3 and no --eval-data (it scores single-image SR); "
+                        "score the result with multisr bench quality")
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    torch_device = resolve_device(device)
+    if task == "restore":
+        inputs, labels = restoration_patches_kept(data_dir, Path(workdir))
+    else:
+        inputs, labels = make_patches(data_dir, scale=scale)
+    click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir} ({task}); training on {torch_device}", err=True)
+    evaluate = None
+    if eval_data is not None:
+        evaluate = lambda model: evaluate_folder(eval_data, scale=scale, model=model)["mean"]["model"]  # noqa: E731
+    network = load_model(init_model, scale=scale) if init_model else SRCNN(**ARCHITECTURES[arch])
+    recipe = {"task": task, "data": str(data_dir), "init": init_model}
+    log = run_training(network, inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
+                       batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,
+                       evaluate=evaluate, eval_every=eval_every, device=torch_device, recipe=recipe)
+    click.echo(json.dumps(log[-1]))
+
+
+@click.group()
+def bench():
+    """Benchmarks on simulated bursts."""
+
+
+@bench.command()
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
+@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
+@click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Frames per burst replaced by another scene or a blurred copy.")
+@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
+              help="How the bursts are simulated (see multisr simulate).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
+    """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
+    from ..bench import quality_benchmark
+
+    names = [name.strip() for name in pipelines.split(",") if name.strip()]
+    if outliers > n - 2:
+        raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
+    result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
+                               protocol=protocol, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    names = list(result["mean"])  # pipeline names (a file's stem for a .toml path)
+    click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration RMS (px, deg)")
+    for image, row in [*result["images"].items(), ("mean", result["mean"])]:
+        cells = "".join(f"{'failed':>22}" if "error" in row[name] else f"{row[name]['psnr']:>12.2f} / {row[name]['ssim']:.4f}"
+                        for name in names)
+        extra = "".join(f"   {name} {row[name]['registration']['rms_px']:.3f}, {row[name]['registration']['rms_deg']:.4f}"
+                        for name in names if "registration" in row[name])
+        if any("object_psnr" in row.get(name, {}) for name in names):
+            extra += "   object PSNR: " + ", ".join(f"{name} {row[name]['object_psnr']:.2f}" for name in names
+                                                    if "object_psnr" in row[name])
+        if "planted" in row:
+            left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
+            extra += f"   planted {row['planted']}, left out {left_out}"
+        click.echo(f"{image:<14}{cells}{extra}")
+    for image, row in result["images"].items():
+        for name in names:
+            if "error" in row[name]:
+                click.echo(f"Warning: {image}, {name}: {row[name]['error']}", err=True)
+    if result["images_in_mean"] < len(result["images"]):
+        click.echo(f"(mean over the {result['images_in_mean']} images every pipeline scored)")
+
+
+@bench.command()
+@click.option("--sizes", default="160x120,640x480", show_default=True,
+              help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+              help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
+@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def speed(sizes, pipelines, n, device, as_json):
+    """Per-stage wall time, peak memory and SRCNN FLOP rate of each pipeline on simulated bursts."""
+    from ..bench import speed_benchmark
+
+    try:
+        parsed = [tuple(int(v) for v in size.lower().split("x")) for size in sizes.split(",")]
+    except ValueError:
+        parsed = []
+    if not parsed or not all(len(size) == 2 and min(size) >= 16 for size in parsed):
+        raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}")
+    names = [name.strip() for name in pipelines.split(",") if name.strip()]
+    result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    stage_names = ["load", "register", "select_reference", "upscale", "srcnn", "realign", "fuse", "reconstruct",
+                   "restore"]
+    used = [s for s in stage_names if any(s in row["stages"] for row in result["rows"])]
+    click.echo(f"device {result['device']}, {result['n']} frames, dense matmul {result['matmul_gflops']:.1f} GFLOP/s, "
+               f"SRCNN alone {result['network_gflops']:.1f} GFLOP/s "
+               f"({result['network_gflops'] / result['matmul_gflops']:.2f} of matmul)")
+    widths = {s: max(10, len(s) + 2) for s in used}
+    click.echo(f"{'size':<9}{'pipeline':<12}" + "".join(f"{s:>{widths[s]}}" for s in used)
+               + f"{'total s':>10}{'peak MiB':>10}{'SR GFLOP/s':>12}{'SR/matmul':>10}")
+    for row in result["rows"]:
+        if "error" in row:
+            click.echo(f"{row['size']:<9}{row['pipeline']:<12}failed: {row['error']}")
+            continue
+        cells = "".join(f"{row['stages'][s]:>{widths[s]}.3f}" if s in row["stages"] else f"{'-':>{widths[s]}}"
+                        for s in used)
+        rate = row.get("srcnn_gflops")
+        extra = f"{rate:>12.1f}{rate / result['matmul_gflops']:>10.2f}" if rate else f"{'-':>12}{'-':>10}"
+        click.echo(f"{row['size']:<9}{row['pipeline']:<12}{cells}{row['seconds']:>10.2f}{row['peak_mib']:>10.0f}{extra}")
