@@ -33,9 +33,16 @@ class Stack:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        mapped = np.load(self.path, mmap_mode="r")
-        self.shape, self.dtype = mapped.shape, mapped.dtype
-        del mapped
+        # the header is read once: the bands map the data at its offset without parsing it again
+        # (numpy parses a header with ast.literal_eval, which CPython 3.11 before 3.11.8 cannot
+        # run in several threads at once: "AST constructor recursion depth mismatch")
+        with open(self.path, "rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            self.shape, fortran_order, self.dtype = read_header(handle)
+            self.offset = handle.tell()
+        if fortran_order:
+            raise ValueError(f"{self.path}: expected a C-ordered array, found a Fortran-ordered one")
 
     @classmethod
     def create(cls, path: Path, shape: tuple[int, ...], dtype=np.float32) -> "Stack":
@@ -51,15 +58,18 @@ class Stack:
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _mapped(self, mode: str) -> np.memmap:
+        return np.memmap(self.path, dtype=self.dtype, mode=mode, offset=self.offset, shape=self.shape)
+
     def __getitem__(self, key) -> np.ndarray:
-        mapped = np.load(self.path, mmap_mode="r")
+        mapped = self._mapped("r")
         try:
             return np.array(mapped[key])
         finally:
             del mapped
 
     def __setitem__(self, key, values) -> None:
-        mapped = np.lib.format.open_memmap(self.path, mode="r+")
+        mapped = self._mapped("r+")
         try:
             mapped[key] = values
             mapped.flush()
