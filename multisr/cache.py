@@ -1,5 +1,10 @@
-"""The stage cache: each stage's outputs kept in ``OUT/stages/<name>/`` and reused by the next run
-whose inputs and parameters for that stage are the same.
+"""The stage cache: each stage's outputs kept once, by their key, and reused by any later run (of
+any pipeline, into any run folder) whose inputs and parameters for that stage are the same.
+
+Entries live in one folder shared by all runs: ``$MULTISR_CACHE``, else ``$XDG_CACHE_HOME/multisr``,
+else ``~/.cache/multisr`` (``--cache DIR`` for one run), as ``<root>/<stage>/<key>/``; a run
+folder links to the entries it used (``OUT/stages/<stage>``, a symbolic link). Runs hold a shared
+lock on ``<root>/.lock`` while they use the cache; :func:`clear` takes it exclusively.
 
 A stage's cache key hashes its name, version, canonical parameters, any outside data it
 depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
@@ -7,24 +12,103 @@ directory holds that key, with every ``.npy`` matching its recorded SHA-256 and 
 matching its own (every field: the record, the small values, which arrays are stacks), is
 reused without running; anything else is recomputed. A stage directory is written under a
 temporary name and renamed into place when complete, so a killed run never leaves one that
-looks finished. Beside the arrays: ``<artifact>.png`` previews (stacks as a contact sheet of
+looks finished; an entry is never replaced while it is intact (another run may be reading it),
+and a temporary one is removed only once the run that made it has ended. Beside the arrays: ``<artifact>.png`` previews (stacks as a contact sheet of
 frames at most 320 pixels wide).
 """
+import fcntl
 import hashlib
 import json
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
 from .stacks import Stack
 
-__all__ = ["Artifact", "stage_key", "cached_outputs", "new_entry", "save_stage"]
+__all__ = ["Artifact", "cache_root", "using", "clear", "stage_key", "cached_outputs", "new_entry", "save_stage",
+           "link_stage"]
+
+CACHE_ENV = "MULTISR_CACHE"
+
+
+def cache_root(explicit: Path | None = None) -> Path:
+    """The cache folder: ``explicit``, else ``$MULTISR_CACHE``, else ``$XDG_CACHE_HOME/multisr``,
+    else ``~/.cache/multisr``."""
+    if explicit is not None:
+        return Path(explicit)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "multisr"
+
+
+def _lock(root: Path, mode: int, refusal: str):
+    """Open ``root/.lock`` and take ``mode`` (``flock``) without waiting, or :class:`UserError`."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--cache {root}: expected a folder for the stage cache, but it or a folder above it is a "
+                        "file") from None
+    handle = open(root / ".lock", "a")
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(refusal) from None
+    return handle
+
+
+@contextmanager
+def using(root: Path):
+    """Hold a shared lock on the cache ``root`` for a run, and remove what runs that have ended
+    left there (temporary and set-aside entries)."""
+    handle = _lock(root, fcntl.LOCK_SH, f"--cache {root}: the cache is being cleared; try again when that is done")
+    try:
+        _clean_stale(root)
+        yield root
+    finally:
+        handle.close()
+
+
+def clear(root: Path) -> int:
+    """Remove every entry of the cache ``root`` and return the bytes freed; :class:`UserError` while
+    a run uses it."""
+    handle = _lock(root, fcntl.LOCK_EX, f"{root}: a multisr run is using the cache; clear it when no run is going")
+    try:
+        freed = 0
+        for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
+            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+            remove(folder)
+        return freed
+    finally:
+        handle.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(root: Path) -> None:
+    """Remove the temporary (``.tmp-PID-*``) and set-aside (``.old-PID-*``) entries of runs that have ended."""
+    for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
+        for entry in folder.iterdir():
+            parts = entry.name.split("-")
+            if entry.name.startswith((".tmp-", ".old-")) and (len(parts) < 3 or not parts[1].isdigit()
+                                                            or not _alive(int(parts[1]))):
+                remove(entry)
 
 _PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
 
@@ -88,9 +172,10 @@ def cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
 
 
 def new_entry(stage_dir: Path) -> Path:
-    """A new, empty temporary sibling of ``stage_dir`` to write the stage's entry into."""
+    """A new, empty temporary sibling of ``stage_dir`` to write the stage's entry into, named
+    after this process (:func:`using` removes it once the process has ended)."""
     stage_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stage_dir.parent / f".tmp-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
+    tmp = stage_dir.parent / f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     return tmp
 
@@ -103,7 +188,9 @@ def _entry_digest(entry: dict) -> str:
 
 def save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
     """Write a stage directory whole: into ``tmp`` (from :func:`new_entry`, where the stage wrote
-    its stacks), then renamed into place. Returns ``outputs`` with each stack at its final path."""
+    its stacks), then renamed into place, unless another run has meanwhile put an intact entry
+    there (it is kept: a run may be reading it). Returns ``outputs`` with each stack at its final
+    path."""
     values, digests, stacks = {}, {}, []
     for name, value in outputs.items():
         if isinstance(value, Stack):
@@ -121,9 +208,23 @@ def save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
             write_image(tmp / f"{name}.png", _contact_sheet(value) if kind == "sheet" else value.astype(np.float32))
     entry = {**meta, "values": values, "digests": digests, "stacks": stacks}
     write_json(tmp / "meta.json", {**entry, "sha256": _entry_digest(entry)})
-    if stage_dir.exists() or stage_dir.is_symlink():
-        trash = stage_dir.parent / f".old-{stage_dir.name}-{uuid.uuid4().hex[:8]}"
-        os.replace(stage_dir, trash)
-        remove(trash)
-    os.replace(tmp, stage_dir)
+    if cached_outputs(stage_dir, meta["key"]) is not None:
+        remove(tmp)
+    else:
+        if stage_dir.exists() or stage_dir.is_symlink():  # a damaged entry: set aside, then removed
+            trash = stage_dir.parent / f".old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(stage_dir, trash)
+            remove(trash)
+        os.replace(tmp, stage_dir)
     return {name: Stack(stage_dir / f"{name}.npy") if name in stacks else value for name, value in outputs.items()}
+
+
+def link_stage(link: Path, entry: Path) -> None:
+    """Point ``link`` (a run folder's ``stages/<stage>``) at the cache ``entry``, replacing whatever
+    was there (an older link, a file, or a stage folder of a run made before the shared cache)."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.parent / f".link-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.symlink(entry.resolve(), tmp)
+    if link.is_dir() and not link.is_symlink():
+        remove(link)
+    os.replace(tmp, link)

@@ -1,8 +1,11 @@
 """``multisr compare``: several pipelines on one burst, written up as a self-contained HTML report.
 
 The report folder holds ``index.html``, the pictures it shows (``images/``), ``metrics.json`` and
-the runs themselves (``runs/<pipeline>/``, cached, so a second report of the same burst reuses
-them). Nothing on the page is fetched from the network: the folder can be zipped and mailed.
+the runs' folders (``runs/<pipeline>/``: result, record, and links into the stage cache). The
+runs take every stage that an earlier run of any pipeline on the same burst computed from the
+stage cache (:mod:`multisr.cache`), so a report after ``multisr run`` recomputes nothing of that
+pipeline, and the pipelines of one report share their load and register stages. Nothing on the
+page is fetched from the network: the folder can be zipped and mailed.
 """
 import json
 import shutil
@@ -89,7 +92,8 @@ def _stage_seconds(stage: dict) -> float:
 
 def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
-            crop: tuple[int, int, int, int] | None = None, device: str = "auto") -> dict:
+            crop: tuple[int, int, int, int] | None = None, cache_dir: Path | None = None,
+            device: str = "auto") -> dict:
     """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content.
 
     ``reference``: a frame index or ``"sharpest"`` (see :func:`multisr.runner.run_pipeline`);
@@ -122,7 +126,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | st
                         f"{','.join(map(str, crop))}")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, device)) for p in loaded}
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, cache_dir, device)) for p in loaded}
     reference_name = next(iter(runs.values())).record["reference_frame"]  # the same in every run
     reference = [path.name for path in files].index(reference_name)
     reference_frame, _ = read_image(files[reference])
@@ -164,9 +168,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | st
     return metrics
 
 
-def _run(pipeline, frames_dir, out_dir, n, reference, device) -> Path:
+def _run(pipeline, frames_dir, out_dir, n, reference, cache_dir, device) -> Path:
     run_dir = out_dir / "runs" / pipeline.name
-    run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, reference=reference, device=device)
+    run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, reference=reference, cache_dir=cache_dir, device=device)
     return run_dir
 
 

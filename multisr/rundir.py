@@ -6,7 +6,7 @@ Layout of ``OUT_DIR``::
     result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
     transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
     run.json            parameters, versions, device, per-stage wall time and cache use
-    stages/<name>/      the stage cache (:mod:`multisr.cache`), when caching
+    stages/<name>       a link to the stage's entry in the stage cache (:mod:`multisr.cache`)
     .lock               held (``flock``) by the run writing the folder: a second run is refused
 
 ``run.json`` is written last and records ``result_sha256``: a folder with a ``run.json``
@@ -66,10 +66,10 @@ def locked(out_dir: Path):
 
 
 def clean_leftovers(out_dir: Path) -> None:
-    """Remove what a killed run left: temporary stage directories, scratch folders, and the
-    hidden temporary files of the run's own files (``.result.*.png``, ...)."""
+    """Remove what a killed run left: temporary links and stage directories, scratch folders, and
+    the hidden temporary files of the run's own files (``.result.*.png``, ...)."""
     partial = tuple(f".{Path(name).stem}." for name in RUN_FILES)
-    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-")), (out_dir, (".scratch-", *partial))):
+    for folder, prefixes in ((out_dir / "stages", (".tmp-", ".old-", ".link-")), (out_dir, (".scratch-", *partial))):
         if folder.is_dir():
             for entry in folder.iterdir():
                 if entry.name.startswith(prefixes):
@@ -123,6 +123,9 @@ class Run:
         if name not in self.stages:
             raise KeyError(f"no stage {name!r} in this run; its stages are {self.stages}")
         folder = self.out_dir / "stages" / name
+        if folder.is_symlink() and not folder.exists():
+            raise UserError(f"{folder}: its entry in the stage cache ({folder.readlink()}) is gone (the cache was "
+                            "cleared); run the pipeline again to see its stages")
         if not (folder / "meta.json").is_file():
             raise UserError(f"{folder}: no stored output; was the run made with --no-cache?")
         return StageOutput(folder)

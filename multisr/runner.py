@@ -5,12 +5,13 @@ import platform
 import shutil
 import time
 import uuid
+from contextlib import nullcontext
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from .cache import Artifact, cached_outputs, new_entry, save_stage, stage_key
+from .cache import Artifact, cache_root, cached_outputs, link_stage, new_entry, save_stage, stage_key, using
 from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
@@ -45,6 +46,7 @@ def run_pipeline(
     n: int = 20,
     reference: int | str = "sharpest",
     use_cache: bool = True,
+    cache_dir: Path | None = None,
     device: str = "auto",
     max_disk_bytes: int | None = None,
 ) -> dict:
@@ -55,6 +57,9 @@ def run_pipeline(
     seconds and its output shapes; ``excluded`` lists frames left out of the fusion; and
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
     write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
+    With ``use_cache``, each stage is taken from the stage cache (:mod:`multisr.cache`; its
+    folder ``cache_dir``, by default :func:`multisr.cache.cache_root`'s) when an earlier run of
+    any pipeline computed it, else computed and kept there; ``OUT/stages/<stage>`` links to it.
     ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
     (:func:`multisr.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
     """
@@ -62,18 +67,17 @@ def run_pipeline(
     reference = STAGES["load"].params["reference"].check("--reference", reference)
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
-    stages_dir = out_dir / "stages"
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
     steps += pipeline.steps
     check_out_dir(out_dir, Path(frames_dir))
-    with locked(out_dir):
+    with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         clean_leftovers(out_dir)
         # without the cache, stacks go to a scratch folder that the run removes when it ends
         scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
         # the GPU's start-up overlaps the CPU stages before the first network stage
         warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
         try:
-            store, records = _run_steps(steps, stages_dir, scratch=scratch, torch_device=torch_device,
+            store, records = _run_steps(steps, out_dir, cache=cache, scratch=scratch, torch_device=torch_device,
                                         max_disk_bytes=max_disk_bytes)
             return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache)
         finally:
@@ -83,26 +87,27 @@ def run_pipeline(
                 remove(scratch)
 
 
-def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_device,
+def _run_steps(steps: list, out_dir: Path, *, cache: Path | None, scratch: Path | None, torch_device,
                max_disk_bytes: int | None = None) -> tuple[dict, list]:
-    """Run each ``(stage, params)``, or take it from the cache in ``stages_dir`` (``scratch``
-    ``None``), or write its stacks under ``scratch`` (no cache); returns the artifacts by name
-    and the stages' records."""
-    use_cache = scratch is None
+    """Run each ``(stage, params)``, or take it from the ``cache`` folder and link it into
+    ``out_dir/stages``, or (``cache`` ``None``) write its stacks under ``scratch``; returns the
+    artifacts by name and the stages' records."""
+    use_cache = cache is not None
     store: dict[str, Artifact] = {}
     records = []
     for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
             needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
-            _check_disk(stages_dir.parent, needed, use_cache=use_cache, limit=max_disk_bytes)
+            _check_disk(cache if use_cache else out_dir, needed, use_cache=use_cache, limit=max_disk_bytes)
             store["disk_bytes"] = Artifact("disk_bytes", needed)
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
         key = stage_key(stage.name, stage.version, params, inputs, fingerprint)
-        stage_dir = stages_dir / stage.name
+        stage_dir = cache / stage.name / key if use_cache else None
         cached = cached_outputs(stage_dir, key) if use_cache else None
         if cached is not None:
             meta, artifacts = cached
+            link_stage(out_dir / "stages" / stage.name, stage_dir)
             store.update(artifacts)
             record = meta["record"]
             records.append({**record, "cached": True, "computed_seconds": record["seconds"], "seconds": 0.0})
@@ -126,6 +131,7 @@ def _run_steps(steps: list, stages_dir: Path, *, scratch: Path | None, torch_dev
                   "device": str(torch_device) if stage.uses_device else "cpu", "seconds": round(seconds, 4)}
         if use_cache:
             outputs = save_stage(stage_dir, {"key": key, "record": record}, outputs, workspace)
+            link_stage(out_dir / "stages" / stage.name, stage_dir)
         for name, value in outputs.items():
             replaced = store[name].value if name in store else None
             if not use_cache and isinstance(replaced, Stack):  # nothing reads a replaced artifact again
@@ -156,17 +162,18 @@ def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int
     return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
 
 
-def _check_disk(out_dir: Path, needed: int, *, use_cache: bool, limit: int | None) -> None:
-    """:class:`UserError` before a run would write ``needed`` bytes under ``out_dir`` when the disk
-    has less free, or when that is over ``limit``."""
-    free = shutil.disk_usage(out_dir).free
+def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None) -> None:
+    """:class:`UserError` before a run would write ``needed`` bytes under ``folder`` (the stage
+    cache, or without it the run folder) when the disk has less free, or when that is over ``limit``."""
+    free = shutil.disk_usage(folder).free
+    where = f"--cache {folder}" if use_cache else f"--out {folder}"
     hint = "; --no-cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
     if needed > free:
-        raise UserError(f"--out {out_dir}: the run would write about {needed / 1e9:.1f} GB there, but "
+        raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
                         f"{free / 1e9:.1f} GB are free{hint}")
     if limit is not None and needed > limit:
         raise UserError(f"--max-disk: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
-                        f"write about {needed / 1e9:.1f} GB under {out_dir}{hint}")
+                        f"write about {needed / 1e9:.1f} GB under {folder}{hint}")
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,

@@ -25,6 +25,15 @@ def shared_data(*parts: str) -> Path:
     pytest.skip(f"{DATA.joinpath(*parts)} is not here (set MULTISR_DATA to the shared data folder)")
 
 
+@pytest.fixture(autouse=True)
+def own_stage_cache(tmp_path, monkeypatch) -> Path:
+    """Each test its own stage cache (``MULTISR_CACHE``, which child processes inherit), so that no
+    test finds stages another test computed."""
+    folder = tmp_path / "stage-cache"
+    monkeypatch.setenv("MULTISR_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def plate() -> np.ndarray:
     """A rendered licence plate, ``(150, 240, 3)`` float32."""

@@ -104,3 +104,64 @@ def test_a_killed_run_resumes_to_the_same_result(tiny_burst, tmp_path):
     record = run(tiny_burst, out)
     assert "srcnn" in computed(record) and "load" not in computed(record)
     assert (out / "result.png").read_bytes() == (reference / "result.png").read_bytes()
+
+
+def _folder_bytes(folder) -> int:
+    """Bytes of the files under ``folder``, not following links (a run folder links into the cache)."""
+    return sum(os.path.getsize(os.path.join(top, name)) for top, _, names in os.walk(folder)
+               for name in names if not os.path.islink(os.path.join(top, name)))
+
+
+def test_the_cache_is_shared_by_run_folders_and_by_compare(tiny_burst, tmp_path, own_stage_cache):
+    """A run into another folder takes every stage from the cache; compare after run recomputes
+    nothing of that pipeline, and its other pipeline takes load and register from it; the report
+    holds links to the stage entries, not copies of them."""
+    run(tiny_burst, tmp_path / "a")
+    assert computed(run(tiny_burst, tmp_path / "b")) == []
+    assert (tmp_path / "b" / "result.png").read_bytes() == (tmp_path / "a" / "result.png").read_bytes()
+    assert (tmp_path / "b" / "stages" / "srcnn").resolve() == (tmp_path / "a" / "stages" / "srcnn").resolve()
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["compare", str(tiny_burst), "--n", "5", "--out", str(report),
+                                      "--pipelines", "presenters,multiframe"])
+    assert result.exit_code == 0, result.output
+    records = {name: json.loads((report / "runs" / name / "run.json").read_text()) for name in ("presenters", "multiframe")}
+    assert computed(records["presenters"]) == []
+    assert computed(records["multiframe"]) == ["reconstruct", "restore"]
+    stacks = sum(path.stat().st_size for path in own_stage_cache.rglob("hr.npy"))
+    assert _folder_bytes(report) < stacks / 4, (_folder_bytes(report), stacks)  # measured: a 16th (0.26 MB)
+
+
+def test_clearing_the_cache_waits_for_no_run_and_leaves_runs_readable_with_one_line(tiny_burst, tmp_path,
+                                                                                    own_stage_cache):
+    import fcntl
+
+    from multisr.errors import UserError
+
+    out = tmp_path / "run"
+    run(tiny_burst, out)
+    with open(own_stage_cache / ".lock", "a") as handle:  # a run using the cache holds this
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        refused = CliRunner().invoke(cli, ["cache", "--clear"])
+        assert refused.exit_code == 2 and "a multisr run is using the cache" in refused.output
+    cleared = CliRunner().invoke(cli, ["cache", "--clear"])
+    assert cleared.exit_code == 0 and "cleared" in cleared.output
+    assert not list(own_stage_cache.glob("*/*"))
+    with pytest.raises(UserError, match="is gone"):
+        multisr.open_run(out)["srcnn"]
+    assert computed(run(tiny_burst, out)) == ALL  # and a rerun fills it again
+
+
+def test_an_intact_entry_is_kept_when_another_run_saves_the_same_key(tmp_path):
+    """Two runs that compute one stage at once: the second to finish keeps the first's entry (a
+    run may be reading it) and gets its arrays from there."""
+    from multisr.cache import new_entry, save_stage
+    from multisr.stacks import Stack
+
+    entry = tmp_path / "cache" / "upscale" / "k"
+    for value in (1.0, 2.0):
+        workspace = new_entry(entry)
+        stack = Stack.create(workspace / "hr.npy", (2, 4, 4))
+        stack[:] = value
+        outputs = save_stage(entry, {"key": "k", "record": {}}, {"hr": stack}, workspace)
+        assert outputs["hr"].path == entry / "hr.npy" and not workspace.exists()
+    assert np.all(Stack(entry / "hr.npy")[:] == 1.0)

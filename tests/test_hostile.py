@@ -5,6 +5,7 @@ with a time limit, so that a regression fails instead of hanging the suite."""
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -319,10 +320,11 @@ def test_a_damaged_stage_entry_is_recomputed(tiny_burst, tmp_path, damage):
         meta = json.loads((entry / "meta.json").read_text())
         del meta["digests"]
         (entry / "meta.json").write_text(json.dumps(meta))
-    else:
-        for path in entry.iterdir():
-            path.unlink()
-        entry.rmdir()
+    else:  # the entry in the stage cache and the run folder's link to it, each replaced by a file
+        target = entry.resolve()
+        shutil.rmtree(target)
+        target.write_text("not a folder")
+        entry.unlink()
         entry.write_text("not a folder")
     again = invoke("run", tiny_burst, "--n", 6, "--out", out)
     assert again.exit_code == 0, again.output

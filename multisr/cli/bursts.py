@@ -6,7 +6,7 @@ import click
 from ..errors import UserError
 from .common import MODELS_HELP, PIPELINES_HELP, reference_callback, warn_left_out
 
-__all__ = ["run", "compare", "stages", "upscale"]
+__all__ = ["run", "compare", "stages", "upscale", "cache"]
 
 
 @click.command()
@@ -22,20 +22,23 @@ __all__ = ["run", "compare", "stages", "upscale"]
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
 @click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
-def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache, max_disk):
+def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache, cache_dir, max_disk):
     """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out.
 
-    Each stage's output is kept under OUT/stages/ and reused by the next run whose inputs and
-    parameters for that stage are the same.
+    Each stage's output is kept in the stage cache and reused by any later run (of any pipeline,
+    into any folder) whose inputs and parameters for that stage are the same; OUT/stages/ links
+    to the entries this run used.
     """
     from ..pipeline import load_pipeline, with_overrides
     from ..runner import run_pipeline
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
-                          use_cache=not no_cache, device=device,
+                          use_cache=not no_cache, cache_dir=cache_dir, device=device,
                           max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
     warn_left_out(record["excluded"])
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
@@ -55,15 +58,17 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, device):
+def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
     from ..report import compare as write_report, parse_crop
 
     names = tuple(name.strip() for name in pipelines.split(",") if name.strip())
     if not names:
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
-    metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names,
+    metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names, cache_dir=cache_dir,
                            truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
     warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
@@ -106,3 +111,21 @@ def upscale(image, out_path, scale, model, device):
         raise UserError(f"{image}: expected at least 2x2 pixels, found {picture.shape[1]}x{picture.shape[0]}")
     write_image(out_path, super_resolve(picture, network, scale=scale), bit_depth=bit_depth)
     click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")
+
+
+@click.command()
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+@click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
+def cache(cache_dir, clear):
+    """Where the stage cache is and how much it holds; --clear empties it."""
+    from ..cache import cache_root, clear as clear_cache
+
+    root = cache_root(cache_dir)
+    if clear:
+        freed = clear_cache(root) if root.is_dir() else 0
+        click.echo(f"{root}: cleared, {freed / 1e9:.2f} GB freed")
+        return
+    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()] if root.is_dir() else []
+    entries = [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    click.echo(f"{root}: {len(entries)} stage entries, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB")
