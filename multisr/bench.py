@@ -16,6 +16,7 @@ from .color import luma
 from .geometry import rms_displacement, similarity_parameters
 from .io import list_images, read_image
 from .metrics import score_image, score_luma
+from .params import DEFAULT_FRAMES
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
@@ -56,7 +57,7 @@ def _region_psnr(result: np.ndarray, truth: np.ndarray, region) -> float:
     return score_luma(luma(result)[inside], luma(truth)[inside], shave=0)["psnr"]
 
 
-def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = 20, seed: int = 0, noise: float = 2 / 255,
+def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
                       outliers: int = 0, protocol: str = "sr", device: str = "auto", workdir: Path | None = None) -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
     Gaussian ``noise`` or ``"camera"``) and score every pipeline.
@@ -173,7 +174,7 @@ def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
     save_burst(burst, folder)
 
 
-def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: int = 20, device: str = "auto",
+def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: int = DEFAULT_FRAMES, device: str = "auto",
                     workdir: Path | None = None) -> dict:
     """Time every pipeline on simulated ``n``-frame bursts of each LR ``(width, height)``.
 

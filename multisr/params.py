@@ -1,27 +1,33 @@
-"""Typed stage parameters: each parameter's default, type and allowed values, written once and
-checked before any stage runs (pipeline files, ``--set``, ``--reference``)."""
-from dataclasses import dataclass
+"""Typed stage parameters: each parameter's type and allowed values, and its default, each written
+once and checked before any stage runs (pipeline files, ``--set``, ``--reference``)."""
+import inspect
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
 from .errors import UserError
 
-__all__ = ["Param", "REFERENCE_RULES", "check_reference"]
+__all__ = ["Param", "defaults_from", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference"]
+
+DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses
+DEFAULT_REFERENCE = "sharpest"  # --reference
 
 
 @dataclass(frozen=True)
 class Param:
-    """One stage parameter: its default, its type (``int``, ``float`` or ``str``, or a tuple of
-    them) and what it may be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError`` for
-    a value it refuses) and inclusive bounds ``low``, ``high`` for numbers. Floats must be finite;
-    an int is accepted where a float is expected, a bool never where a number is."""
+    """One stage parameter: its type (``int``, ``float`` or ``str``, or a tuple of them), what it
+    may be: ``choices`` (a tuple of the allowed values, or a function that raises ``ValueError``
+    for a value it refuses) and inclusive bounds ``low``, ``high`` for numbers; and its
+    ``default``, given here only when no library function's signature holds it
+    (:func:`defaults_from`). Floats must be finite; an int is accepted where a float is expected,
+    a bool never where a number is."""
 
-    default: object
     kind: type | tuple[type, ...]
     choices: tuple | Callable | None = None
     low: float | None = None
     high: float | None = None
+    default: object = None
 
     def check(self, where: str, value):
         """``value`` as the parameter takes it, or :class:`UserError` naming ``where`` (e.g.
@@ -51,6 +57,13 @@ class Param:
         if self.low is not None:
             return f"{noun} >= {self.low}"
         return noun
+
+
+def defaults_from(function: Callable, params: dict[str, Param]) -> dict[str, Param]:
+    """``params`` with each default taken from the signature of ``function``, the library function
+    the stage calls with them: the one place those defaults are written."""
+    signature = inspect.signature(function).parameters
+    return {name: replace(param, default=signature[name].default) for name, param in params.items()}
 
 
 REFERENCE_RULES = ("sharpest",)  # what ``--reference`` takes besides a frame index

@@ -23,6 +23,7 @@ from .files import write_json
 from .geometry import similarity_parameters
 from .io import list_images, read_image, write_image
 from .metrics import score_image
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE
 from .pipeline import load_pipeline
 from .rundir import open_run
 from .runner import run_pipeline
@@ -90,7 +91,7 @@ def _stage_seconds(stage: dict) -> float:
     return stage.get("computed_seconds", stage["seconds"])
 
 
-def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | str | None = None,
+def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
             crop: tuple[int, int, int, int] | None = None, cache_dir: Path | None = None,
             device: str = "auto") -> dict:
@@ -106,7 +107,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = 20, reference: int | st
         raise UserError(f"--out {out_dir}: expected a folder for the report, but it is a file")
     files = list_images(Path(frames_dir))
     if reference is None and truth_path is None:
-        reference = "sharpest"
+        reference = DEFAULT_REFERENCE
     elif reference is None:  # the frame the truth is of
         truth_json = Path(truth_path).with_suffix(".json")
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0

@@ -16,6 +16,7 @@ from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
 from .sr.device import resolve_device, warm_up
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE
 from .pipeline import Pipeline
 from .rundir import check_out_dir, clean_leftovers, locked
 from .stacks import Stack
@@ -43,8 +44,8 @@ def run_pipeline(
     frames_dir: Path,
     *,
     out_dir: Path,
-    n: int = 20,
-    reference: int | str = "sharpest",
+    n: int = DEFAULT_FRAMES,
+    reference: int | str = DEFAULT_REFERENCE,
     use_cache: bool = True,
     cache_dir: Path | None = None,
     device: str = "auto",

@@ -38,7 +38,7 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .io import list_images, read_image
 from .observation import parse_psf
-from .params import Param, check_reference
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, Param, check_reference, defaults_from
 from .reconstruct import reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
@@ -244,28 +244,31 @@ STAGES = {
     stage.name: stage
     for stage in [
         Stage("load", "2", (), ("frames", "names", "bit_depth", "reference"), _load,
-              {"folder": Param("", str), "n": Param(20, int, low=2),
-               "reference": Param("sharpest", (int, str), check_reference)},
+              {"folder": Param(str, default=""), "n": Param(int, low=2, default=DEFAULT_FRAMES),
+               "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
               _load_fingerprint),
         Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,
-              {"coarse": Param("fourier-mellin", str, COARSE_METHODS), "iterations": Param(3, int, low=1, high=100),
-               "refine": Param("robust", str, REFINEMENTS), "model": Param("homography", str, MODELS),
-               "min_success": Param(0.5, float, low=0, high=1), "min_correlation": Param(0.7, float, low=-1, high=1),
-               "min_sharpness": Param(0.5, float, low=0, high=1), "max_scale_change": Param(0.3, float, low=0, high=10),
-               "max_shift_fraction": Param(0.5, float, low=0, high=1)}),
+              defaults_from(register_burst, {
+                  "coarse": Param(str, COARSE_METHODS), "iterations": Param(int, low=1, high=100),
+                  "refine": Param(str, REFINEMENTS), "model": Param(str, MODELS),
+                  "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
+                  "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
+                  "max_shift_fraction": Param(float, low=0, high=1)})),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
-        Stage("upscale", "3", ("frames",), ("hr",), _upscale, {"kernel": Param("matlab", str, KERNELS)},
+        Stage("upscale", "3", ("frames",), ("hr",), _upscale, defaults_from(upscale, {"kernel": Param(str, KERNELS)}),
               uses_workspace=True),
         Stage("srcnn", "4", ("hr",), ("hr",), _srcnn,
-              {"model": Param(DEFAULT_MODEL, str), "batch_size": Param(4, int, low=1, high=1024)},
+              {"model": Param(str, default=DEFAULT_MODEL), "batch_size": Param(int, low=1, high=1024, default=4)},
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
         Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
-        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse, {"method": Param("median", str, tuple(FUSIONS))}),
+        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
+              {"method": Param(str, tuple(FUSIONS), default="median")}),
         Stage("reconstruct", "7", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
-              _reconstruct, {"psf": Param("auto", str, parse_psf), "tv_weight": Param(0.0005, float, low=0),
-                             "model": Param("homography", str, MODELS), "refine_rounds": Param(1, int, low=0, high=10)}),
-        Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param("restore-mix", str)},
+              _reconstruct, defaults_from(reconstruct, {
+                  "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
+                  "refine_rounds": Param(int, low=0, high=10)})),
+        Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),
     ]
 }

@@ -4,6 +4,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE
 from .common import MODELS_HELP, PIPELINES_HELP, reference_callback, warn_left_out
 
 __all__ = ["run", "compare", "stages", "upscale", "cache"]
@@ -11,9 +12,9 @@ __all__ = ["run", "compare", "stages", "upscale", "cache"]
 
 @click.command()
 @click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
-@click.option("--reference", default="sharpest", show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
+@click.option("--reference", default=DEFAULT_REFERENCE, show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
                    "equally sharp; the earliest is taken).")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
@@ -48,7 +49,7 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 
 @click.command()
 @click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=20, show_default=True, help="Use the first N frames (natural order).")
+@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
 @click.option("--reference", default=None, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest. Default: sharpest; with --truth, the "

@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..params import DEFAULT_FRAMES
 from .common import MODELS_HELP, PIPELINES_HELP
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
@@ -29,7 +30,7 @@ def scene(out_path, text, width, height):
 @click.command()
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
-@click.option("--n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--n", type=click.IntRange(min=1), default=DEFAULT_FRAMES, show_default=True)
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
@@ -141,7 +142,7 @@ def bench():
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
-@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--n", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
 @click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
@@ -189,7 +190,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
               help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
-@click.option("--n", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--n", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def speed(sizes, pipelines, n, device, as_json):
