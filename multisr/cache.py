@@ -54,7 +54,7 @@ def _lock(root: Path, mode: int, refusal: str):
     try:
         root.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UserError(f"--cache {root}: expected a folder for the stage cache, but it or a folder above it is a "
+        raise UserError(f"cache_dir {root}: expected a folder for the stage cache, but it or a folder above it is a "
                         "file") from None
     handle = open(root / ".lock", "a")
     try:
@@ -69,7 +69,7 @@ def _lock(root: Path, mode: int, refusal: str):
 def using(root: Path):
     """Hold a shared lock on the cache ``root`` for a run, and remove what runs that have ended
     left there (temporary and set-aside entries)."""
-    handle = _lock(root, fcntl.LOCK_SH, f"--cache {root}: the cache is being cleared; try again when that is done")
+    handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done")
     try:
         _clean_stale(root)
         yield root

@@ -48,7 +48,7 @@ def load_pipeline(name_or_path: str) -> Pipeline:
         path = Path(name_or_path)
         if not path.is_file():
             raise UserError(
-                f"--pipeline: expected one of {', '.join(builtin_pipelines())} or a .toml file, "
+                f"pipeline: expected one of {', '.join(builtin_pipelines())} or a .toml file, "
                 f"got {name_or_path!r} (no such file)"
             )
         try:
@@ -101,18 +101,18 @@ def with_overrides(pipeline: Pipeline, overrides: list[str]) -> Pipeline:
         target, sep, text = override.partition("=")
         stage_name, dot, key = target.partition(".")
         if not sep or not dot:
-            raise UserError(f"--set: expected STAGE.PARAM=VALUE, got {override!r}")
+            raise UserError(f"overrides: expected STAGE.PARAM=VALUE, got {override!r}")
         matches = [(stage, params) for stage, params in steps if stage.name == stage_name]
         if not matches:
             names = ", ".join(stage.name for stage, _ in steps)
-            raise UserError(f"--set {override}: pipeline {pipeline.name!r} has no stage {stage_name!r}; it has {names}")
+            raise UserError(f"overrides {override}: pipeline {pipeline.name!r} has no stage {stage_name!r}; it has {names}")
         stage, params = matches[0]
         if key not in stage.params:
             allowed = ", ".join(stage.params) or "none"
-            raise UserError(f"--set {override}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
+            raise UserError(f"overrides {override}: stage {stage_name!r} has no parameter {key!r}; allowed: {allowed}")
         try:
             value = tomllib.loads(f"value = {text}")["value"]
         except tomllib.TOMLDecodeError:
             value = text
-        params[key] = stage.params[key].check(f"--set {stage_name}.{key}", value)
+        params[key] = stage.params[key].check(f"overrides {stage_name}.{key}", value)
     return Pipeline(pipeline.name, pipeline.description, steps)

@@ -40,9 +40,9 @@ def parse_crop(text: str) -> tuple[int, int, int, int]:
     try:
         x, y, w, h = (int(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"--crop: expected X,Y,W,H as four integers, got {text!r}") from None
+        raise UserError(f"crop: expected X,Y,W,H as four integers, got {text!r}") from None
     if w <= 0 or h <= 0 or x < 0 or y < 0:
-        raise UserError(f"--crop: expected a non-negative corner and a positive size, got {text!r}")
+        raise UserError(f"crop: expected a non-negative corner and a positive size, got {text!r}")
     return x, y, w, h
 
 
@@ -104,16 +104,16 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
     loaded = [load_pipeline(name) for name in pipelines]
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir}: expected a folder for the report, but it is a file")
+        raise UserError(f"out_dir {out_dir}: expected a folder for the report, but it is a file")
     files = list_images(Path(frames_dir))
     if reference is None and truth_path is None:
         reference = DEFAULT_REFERENCE
     elif reference is None:  # the frame the truth is of
         truth_json = Path(truth_path).with_suffix(".json")
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
-    STAGES["load"].params["reference"].check("--reference", reference)
+    STAGES["load"].params["reference"].check("reference", reference)
     if isinstance(reference, int) and not 0 <= reference < len(files):
-        raise UserError(f"--reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
+        raise UserError(f"reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
     frame, _ = read_image(files[0])  # every frame has its shape (the runs check)
     hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
     truth = None
@@ -123,7 +123,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
             raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} (3x the reference "
                             f"frame), found {truth.shape[1]}x{truth.shape[0]}")
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
-        raise UserError(f"--crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
+        raise UserError(f"crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
                         f"{','.join(map(str, crop))}")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)

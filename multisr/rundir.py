@@ -37,12 +37,12 @@ RUN_FILES = ("result.png", "transforms.json", "run.json")
 def check_out_dir(out_dir: Path, frames_dir: Path) -> None:
     """:class:`UserError` for an ``--out`` that cannot hold a run; creates it when missing."""
     if out_dir.resolve() == frames_dir.resolve():
-        raise UserError(f"--out {out_dir}: expected a folder other than the frames folder (the result would "
+        raise UserError(f"out_dir {out_dir}: expected a folder other than the frames folder (the result would "
                         "join the frames)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise UserError(f"--out {out_dir}: expected a folder for the run, but it or a folder above it is a file") from None
+        raise UserError(f"out_dir {out_dir}: expected a folder for the run, but it or a folder above it is a file") from None
     for name in RUN_FILES:
         if (out_dir / name).is_dir():
             raise UserError(f"{out_dir / name}: expected a file (or nothing), found a folder; move it away")
@@ -57,8 +57,8 @@ def locked(out_dir: Path):
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"--out {out_dir}: another multisr run is writing to this folder; wait for it to "
-                            "finish or choose another --out") from None
+            raise UserError(f"out_dir {out_dir}: another multisr run is writing to this folder; wait for it to "
+                            "finish or write elsewhere") from None
         try:
             yield
         finally:
@@ -127,7 +127,7 @@ class Run:
             raise UserError(f"{folder}: its entry in the stage cache ({folder.readlink()}) is gone (the cache was "
                             "cleared); run the pipeline again to see its stages")
         if not (folder / "meta.json").is_file():
-            raise UserError(f"{folder}: no stored output; was the run made with --no-cache?")
+            raise UserError(f"{folder}: no stored output; was the run made without the stage cache?")
         return StageOutput(folder)
 
     @property

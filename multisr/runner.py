@@ -65,7 +65,7 @@ def run_pipeline(
     (:func:`multisr.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
     """
     started = time.perf_counter()
-    reference = STAGES["load"].params["reference"].check("--reference", reference)
+    reference = STAGES["load"].params["reference"].check("reference", reference)
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
@@ -167,13 +167,13 @@ def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None
     """:class:`UserError` before a run would write ``needed`` bytes under ``folder`` (the stage
     cache, or without it the run folder) when the disk has less free, or when that is over ``limit``."""
     free = shutil.disk_usage(folder).free
-    where = f"--cache {folder}" if use_cache else f"--out {folder}"
-    hint = "; --no-cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
+    where = f"cache_dir {folder}" if use_cache else f"out_dir {folder}"
+    hint = "; a run without the stage cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
     if needed > free:
         raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
                         f"{free / 1e9:.1f} GB are free{hint}")
     if limit is not None and needed > limit:
-        raise UserError(f"--max-disk: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
+        raise UserError(f"max_disk_bytes: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
                         f"write about {needed / 1e9:.1f} GB under {folder}{hint}")
 
 

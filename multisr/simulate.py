@@ -84,7 +84,7 @@ def simulate_burst(
     standard deviation in [0, 1] units. The same ``seed`` gives the same burst.
     """
     if n < 1:
-        raise UserError(f"--n: expected at least 1 frame, got {n}")
+        raise UserError(f"n: expected at least 1 frame, got {n}")
     rng = np.random.default_rng(seed)
     height, width = image.shape[:2]
     half_diagonal = np.hypot(height, width) / 2
@@ -195,7 +195,7 @@ def simulate_camera_burst(
     The same ``seed`` gives the same burst. ``settings`` records every value drawn.
     """
     if n < 1:
-        raise UserError(f"--n: expected at least 1 frame, got {n}")
+        raise UserError(f"n: expected at least 1 frame, got {n}")
     rng = np.random.default_rng(seed)
     image = np.asarray(image, dtype=np.float32)
     height, width = image.shape[:2]
@@ -252,7 +252,7 @@ def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
         return simulate_burst(image, **options)
     if protocol == "camera":
         return simulate_camera_burst(image, **options)
-    raise UserError(f"--protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    raise UserError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
 def save_burst(burst: Burst, out_dir: Path) -> list[str]:

@@ -89,16 +89,16 @@ class Stage:
 def _selected_files(folder: str, n: int) -> list[Path]:
     files = list_images(Path(folder))
     if n < 2:
-        raise UserError(f"--n: expected at least 2 frames, got {n}")
+        raise UserError(f"n: expected at least 2 frames, got {n}")
     if len(files) < n:
-        raise UserError(f"{folder}: expected at least {n} frames (--n {n}), found {len(files)}")
+        raise UserError(f"{folder}: expected at least {n} frames (n={n}), found {len(files)}")
     return files[:n]
 
 
 def _load(*, folder: str, n: int, reference: int | str) -> dict:
     files = _selected_files(folder, n)
     if isinstance(reference, int) and not 0 <= reference < n:
-        raise UserError(f"--reference: expected a frame index from 0 to {n - 1}, got {reference}")
+        raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
     decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
     if min(first[:2]) < MIN_SIDE:

@@ -125,7 +125,7 @@ def make_optimizer(model: SRCNN, name: str, lr: float) -> torch.optim.Optimizer:
             {"params": model.reconstruct.parameters(), "lr": lr / 10},
         ]
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
-    raise UserError(f"--optimizer: expected adam or sgd, got {name!r}")
+    raise UserError(f"optimizer: expected adam or sgd, got {name!r}")
 
 
 def _dihedral(batch: torch.Tensor, k: int) -> torch.Tensor:
@@ -180,7 +180,7 @@ def train(
             opt.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError):
             raise UserError(f"{checkpoint_path}: expected a checkpoint of SRCNN {model.config} with the {optimizer} "
-                            "optimizer, found another; train into another --out folder") from None
+                            "optimizer, found another; train into another folder") from None
         start_epoch, elapsed, log = state["epoch"], state["elapsed"], state["log"]
     settings = {"optimizer": optimizer, "lr": lr, "halve_lr_every": halve_lr_every, "batch_size": batch_size,
                 "seed": seed, "scale": scale,

@@ -93,7 +93,7 @@ def test_a_frame_that_does_not_register_is_left_out_with_a_warning(tiny_burst, t
     [
         ("missing", ["does not exist"]),
         ("empty", ["expected image files", "found none"]),
-        ("too_few", ["expected at least 6 frames (--n 6), found 3"]),
+        ("too_few", ["expected at least 6 frames (n=6), found 3"]),
         ("n_below_2", ["--n: expected at least 2 frames, got 1"]),
         ("sizes", ["frame_002.png", "expected every frame to be", "found"]),
         ("corrupt", ["frame_001.png", "corrupt or not an image"]),
@@ -212,3 +212,20 @@ def test_a_burst_where_nothing_registers_fails_with_one_line(tmp_path):
                           "and 1 more")
     assert "srcnn" not in result.stderr  # it stopped after registration
     assert not (tmp_path / "out" / "result.png").exists()
+
+
+@pytest.mark.parametrize("command, library, shown", [
+    ("run", "n: expected at least 2 frames, got 1", "--n: expected at least 2 frames, got 1"),
+    ("run", "out_dir runs/x: expected a folder", "--out runs/x: expected a folder"),
+    ("run", "max_disk_bytes: expected at most 1.0 GB", "--max-disk: expected at most 1.0 GB"),
+    ("run", "overrides fuse.method: expected a string", "--set fuse.method: expected a string"),
+    ("run", "pipeline: expected one of", "--pipeline: expected one of"),
+    ("compare", "pipeline: expected one of", "--pipelines: expected one of"),
+    ("run", "frames: expected at least 2 frames that register", "frames: expected at least 2 frames that register"),
+    ("run", "frames_dir: not an option", "frames_dir: not an option"),  # an argument has no flag
+])
+def test_library_errors_name_arguments_and_the_command_line_shows_its_flags(command, library, shown):
+    """The library names its own arguments; each command shows the flag of the option that sets one."""
+    from multisr.cli import cli
+
+    assert cli.commands[command].flagged(library) == shown

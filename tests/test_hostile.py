@@ -474,7 +474,7 @@ def test_a_run_that_would_fill_the_disk_stops_before_writing(tiny_burst, tmp_pat
     monkeypatch.setattr("multisr.runner.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
     out = tmp_path / "out"
     assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out), "the run would write about",
-                          "GB are free", "--no-cache writes less")
+                          "GB are free", "without the stage cache writes less")
     assert not (out / "stages" / "upscale").exists() and not (out / "result.png").exists()
 
 

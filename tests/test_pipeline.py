@@ -51,17 +51,17 @@ def test_overrides_parse_toml_values_and_refuse_unknown_keys():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("fuse.method=[1,2]", "--set fuse.method: expected a string, got [1, 2]"),
-        ("fuse.method=avg", "--set fuse.method: expected one of median, mean, got 'avg'"),
-        ("srcnn.batch_size=2.5", "--set srcnn.batch_size: expected an integer from 1 to 1024, got 2.5"),
-        ("srcnn.batch_size=0", "--set srcnn.batch_size: expected an integer from 1 to 1024, got 0"),
-        ("srcnn.batch_size=true", "--set srcnn.batch_size: expected an integer from 1 to 1024, got True"),
-        ("register.max_scale_change=-1", "--set register.max_scale_change: expected a number from 0 to 10, got -1.0"),
-        ("register.min_success=nan", "--set register.min_success: expected a finite number, got nan"),
-        ("register.min_success=fast", "--set register.min_success: expected a number from 0 to 1, got 'fast'"),
-        ("register.iterations=-3", "--set register.iterations: expected an integer from 1 to 100, got -3"),
-        ("register.refine=ECC", "--set register.refine: expected one of robust, none, got 'ECC'"),
-        ("upscale.kernel=Bicubic", "--set upscale.kernel: expected one of matlab, opencv, got 'Bicubic'"),
+        ("fuse.method=[1,2]", "overrides fuse.method: expected a string, got [1, 2]"),
+        ("fuse.method=avg", "overrides fuse.method: expected one of median, mean, got 'avg'"),
+        ("srcnn.batch_size=2.5", "overrides srcnn.batch_size: expected an integer from 1 to 1024, got 2.5"),
+        ("srcnn.batch_size=0", "overrides srcnn.batch_size: expected an integer from 1 to 1024, got 0"),
+        ("srcnn.batch_size=true", "overrides srcnn.batch_size: expected an integer from 1 to 1024, got True"),
+        ("register.max_scale_change=-1", "overrides register.max_scale_change: expected a number from 0 to 10, got -1.0"),
+        ("register.min_success=nan", "overrides register.min_success: expected a finite number, got nan"),
+        ("register.min_success=fast", "overrides register.min_success: expected a number from 0 to 1, got 'fast'"),
+        ("register.iterations=-3", "overrides register.iterations: expected an integer from 1 to 100, got -3"),
+        ("register.refine=ECC", "overrides register.refine: expected one of robust, none, got 'ECC'"),
+        ("upscale.kernel=Bicubic", "overrides upscale.kernel: expected one of matlab, opencv, got 'Bicubic'"),
     ],
 )
 def test_overrides_of_the_wrong_type_or_value_are_refused(override, message):
@@ -73,10 +73,10 @@ def test_overrides_of_the_wrong_type_or_value_are_refused(override, message):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("reconstruct.tv_weight=nan", "--set reconstruct.tv_weight: expected a finite number, got nan"),
-        ("reconstruct.tv_weight=-1", "--set reconstruct.tv_weight: expected a number >= 0, got -1.0"),
-        ("reconstruct.psf=Box", "--set reconstruct.psf: psf: expected auto, matlab, box or box+SIGMA"),
-        ("reconstruct.refine_rounds=11", "--set reconstruct.refine_rounds: expected an integer from 0 to 10, got 11"),
+        ("reconstruct.tv_weight=nan", "overrides reconstruct.tv_weight: expected a finite number, got nan"),
+        ("reconstruct.tv_weight=-1", "overrides reconstruct.tv_weight: expected a number >= 0, got -1.0"),
+        ("reconstruct.psf=Box", "overrides reconstruct.psf: psf: expected auto, matlab, box or box+SIGMA"),
+        ("reconstruct.refine_rounds=11", "overrides reconstruct.refine_rounds: expected an integer from 0 to 10, got 11"),
         ("reconstruct.iterations=abc", "stage 'reconstruct' has no parameter 'iterations'"),
     ],
 )

@@ -102,7 +102,7 @@ def test_bad_weights_files_are_refused(tmp_path):
     torch.save(bad, tmp_path / "mismatch.pt")
     with pytest.raises(UserError, match="weights do not fit SRCNN"):
         load_model(str(tmp_path / "mismatch.pt"))
-    with pytest.raises(UserError, match="--model: expected srcnn-915, srcnn-955, restore-955, restore-mix or a weights file"):
+    with pytest.raises(UserError, match="model: expected srcnn-915, srcnn-955, restore-955, restore-mix or a weights file"):
         load_model("srcnn-999")
 
 
@@ -164,5 +164,5 @@ def test_paper_sgd_uses_a_tenth_of_the_rate_for_the_last_layer():
     assert first["lr"] == 1e-4 and last["lr"] == pytest.approx(1e-5) and first["momentum"] == 0.9
     assert {id(p) for p in last["params"]} == {id(p) for p in model.reconstruct.parameters()}
     assert len(first["params"]) == 4  # weights and biases of the first two layers
-    with pytest.raises(UserError, match="--optimizer: expected adam or sgd, got 'rmsprop'"):
+    with pytest.raises(UserError, match="optimizer: expected adam or sgd, got 'rmsprop'"):
         make_optimizer(model, "rmsprop", 1e-4)

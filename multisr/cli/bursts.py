@@ -5,12 +5,12 @@ import click
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE
-from .common import MODELS_HELP, PIPELINES_HELP, reference_callback, warn_left_out
+from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, warn_left_out
 
 __all__ = ["run", "compare", "stages", "upscale", "cache"]
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("frames_dir", type=click.Path(path_type=Path))
 @click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
@@ -47,7 +47,7 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("frames_dir", type=click.Path(path_type=Path))
 @click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
@@ -76,7 +76,7 @@ def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, cach
     click.echo(f"{out_dir / 'index.html'}: {scores}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("out_dir", type=click.Path(path_type=Path))
 def stages(out_dir):
     """Table of a run's stages: cached or computed, wall time, output shapes."""
@@ -93,7 +93,7 @@ def stages(out_dir):
     click.echo(f"{'total':<28}{run.record['seconds']:>9.3f}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
@@ -114,7 +114,7 @@ def upscale(image, out_path, scale, model, device):
     click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")

@@ -1,11 +1,15 @@
 """What the commands share: one-line errors, the lists ``--help`` shows, small option helpers."""
+import re
 from importlib import resources
 
 import click
 
 from ..errors import UserError
 
-__all__ = ["Group", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped"]
+__all__ = ["Group", "Command", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped"]
+
+# library argument names that a command's options call otherwise
+ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}
 
 
 class UserFailure(click.ClickException):
@@ -24,6 +28,30 @@ class Group(click.Group):
         except OSError as error:
             where = error.filename if error.filename is not None else "a file"
             raise UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
+
+
+class Command(click.Command):
+    """A click command whose :class:`UserError` messages name its options as the user typed them:
+    the library names its arguments (``n: expected ...``, ``out_dir runs/x: ...``), and a message
+    that starts with the name of one of this command's options starts with its flag instead
+    (``--n: expected ...``, ``--out runs/x: ...``)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            raise UserFailure(self.flagged(str(error))) from None
+
+    def flagged(self, message: str) -> str:
+        """``message`` with a leading argument name replaced by the flag of the option it names."""
+        match = re.match(r"([a-z_]+)(?=[: ])", message)
+        if match is None:
+            return message
+        names = (match.group(1), *ALIASES.get(match.group(1), ()))
+        for param in self.params:
+            if isinstance(param, click.Option) and param.name in names:
+                return max(param.opts, key=len) + message[match.end():]
+        return message
 
 
 def shipped(folder, suffix: str) -> str:

@@ -6,14 +6,14 @@ import click
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES
-from .common import MODELS_HELP, PIPELINES_HELP
+from .common import MODELS_HELP, PIPELINES_HELP, Command
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
 
 ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("out_path", type=click.Path(path_type=Path))
 @click.option("--text", default="MSR 3X14", show_default=True, help="The plate's characters.")
 @click.option("--width", type=click.IntRange(min=120), default=360, show_default=True)
@@ -27,7 +27,7 @@ def scene(out_path, text, width, height):
     click.echo(f"{out_path}: {width}x{height}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
 @click.option("--n", type=click.IntRange(min=1), default=DEFAULT_FRAMES, show_default=True)
@@ -54,7 +54,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
 
 
-@click.command(name="eval")
+@click.command(name="eval", cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
 @click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
@@ -79,7 +79,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
         click.echo(f"{name:<14}" + "".join(f"{row[m]['psnr']:>16.2f}{row[m]['ssim']:>16.4f}" for m in methods))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of training images (T91).")
 @click.option("--out", "workdir", type=click.Path(path_type=Path), required=True, help="Training folder: checkpoint, log, last.pt.")
 @click.option("--arch", type=click.Choice(sorted(ARCHITECTURES)), default="955", show_default=True, help="SRCNN 9-5-5 or 9-1-5.")
@@ -138,7 +138,7 @@ def bench():
     """Benchmarks on simulated bursts."""
 
 
-@bench.command()
+@bench.command(cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
@@ -185,7 +185,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
         click.echo(f"(mean over the {result['images_in_mean']} images every pipeline scored)")
 
 
-@bench.command()
+@bench.command(cls=Command)
 @click.option("--sizes", default="160x120,640x480", show_default=True,
               help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,

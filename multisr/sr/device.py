@@ -14,9 +14,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: expected a CUDA GPU for 'cuda', but torch sees none; use auto or cpu")
+        raise UserError("device: expected a CUDA GPU for 'cuda', but torch sees none; use auto or cpu")
     if device not in ("cpu", "cuda"):
-        raise UserError(f"--device: expected auto, cpu or cuda, got {device!r}")
+        raise UserError(f"device: expected auto, cpu or cuda, got {device!r}")
     return torch.device(device)
 
 

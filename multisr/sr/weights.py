@@ -49,7 +49,7 @@ def weights_path(model: str) -> Path:
     path = Path(model)
     if not path.is_file():
         raise UserError(
-            f"--model: expected {', '.join(MODEL_NAMES)} or a weights file, got {model!r} (no such file)"
+            f"model: expected {', '.join(MODEL_NAMES)} or a weights file, got {model!r} (no such file)"
         )
     return path
 
