@@ -14,13 +14,13 @@ from tqdm import tqdm
 from .errors import UserError
 from .color import luma
 from .geometry import rms_displacement, similarity_parameters
-from .io import list_images, read_image
+from .io import list_images, read_image, to_uint
 from .metrics import score_image, score_luma
 from .params import DEFAULT_FRAMES
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
-from .runner import run_pipeline
+from .runner import run_frames
 from .simulate import save_burst, simulate, simulate_burst
 
 __all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "network_flop_rate",
@@ -57,8 +57,13 @@ def _region_psnr(result: np.ndarray, truth: np.ndarray, region) -> float:
     return score_luma(luma(result)[inside], luma(truth)[inside], shave=0)["psnr"]
 
 
+def _as_8_bit(images: np.ndarray) -> np.ndarray:
+    """``images`` rounded to 8 bits (float32 in [0, 1]), as writing and reading a PNG leaves them."""
+    return to_uint(images, 8).astype(np.float32) / 255.0
+
+
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
-                      outliers: int = 0, protocol: str = "sr", device: str = "auto", workdir: Path | None = None) -> dict:
+                      outliers: int = 0, protocol: str = "sr", device: str = "auto") -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
     Gaussian ``noise`` or ``"camera"``) and score every pipeline.
 
@@ -74,39 +79,34 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     """
     loaded = [load_pipeline(name) for name in pipelines]
     rows = {}
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        files = list_images(Path(data_dir))
-        for index, path in enumerate(tqdm(files, desc="bench quality", unit="image", leave=False)):
-            image, _ = read_image(path)
-            options = {"noise": noise} if protocol == "sr" else {}
-            burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
-            row = {}
-            if outliers:
-                unrelated, _ = read_image(files[(index + 1) % len(files)])
-                row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
-            burst_dir = Path(tmp) / path.stem
-            names = save_burst(burst, burst_dir)
-            for pipeline in loaded:
-                out = Path(tmp) / f"{path.stem}-{pipeline.name}"
-                try:
-                    run_pipeline(pipeline, burst_dir, out_dir=out, n=n, reference=0,  # the truth is of frame 0
-                                 use_cache=False, device=device)
-                except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
-                    row[pipeline.name] = {"error": str(error)}
-                    continue
-                result, _ = read_image(out / "result.png")
-                row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
-                if burst.object_region is not None:
-                    row[pipeline.name]["object_psnr"] = _region_psnr(result, burst.truth, burst.object_region)
-                if (out / "transforms.json").exists():
-                    record = json.loads((out / "run.json").read_text())
-                    left_out = [names.index(e["frame"]) for e in record["excluded"]]
-                    kept = [k for k in range(1, n) if k not in left_out]
-                    estimated = np.array(json.loads((out / "transforms.json").read_text())["matrices"])
-                    row[pipeline.name]["registration"] = registration_errors(estimated[kept], burst.matrices[kept],
-                                                                             burst.frames.shape[1:3])
-                    row[pipeline.name]["left_out"] = left_out
-            rows[path.stem] = row
+    files = list_images(Path(data_dir))
+    for index, path in enumerate(tqdm(files, desc="bench quality", unit="image", leave=False)):
+        image, _ = read_image(path)
+        options = {"noise": noise} if protocol == "sr" else {}
+        burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
+        row = {}
+        if outliers:
+            unrelated, _ = read_image(files[(index + 1) % len(files)])
+            row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
+        frames = _as_8_bit(burst.frames)  # as a camera (and multisr simulate) writes them
+        names = [f"frame_{k:03d}" for k in range(n)]
+        for pipeline in loaded:
+            try:  # the truth is of frame 0
+                run = run_frames(pipeline, frames, names=names, reference=0, device=device)
+            except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
+                row[pipeline.name] = {"error": str(error)}
+                continue
+            result = _as_8_bit(run.image)  # as result.png holds it
+            row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
+            if burst.object_region is not None:
+                row[pipeline.name]["object_psnr"] = _region_psnr(result, burst.truth, burst.object_region)
+            if run.matrices is not None:
+                left_out = [names.index(e["frame"]) for e in run.record["excluded"]]
+                kept = [k for k in range(1, n) if k not in left_out]
+                row[pipeline.name]["registration"] = registration_errors(run.matrices[kept], burst.matrices[kept],
+                                                                         burst.frames.shape[1:3])
+                row[pipeline.name]["left_out"] = left_out
+        rows[path.stem] = row
     scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
     if not scored:
         raise UserError(f"{data_dir}: no image gave a result with every pipeline; see the errors with --json")

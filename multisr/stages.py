@@ -46,7 +46,7 @@ from .sr.inference import sharpen_frames
 from .sr.weights import DEFAULT_MODEL, load_model, weights_path
 from .stacks import Stack, band_rows
 
-__all__ = ["Stage", "STAGES"]
+__all__ = ["Stage", "STAGES", "burst_artifacts"]
 
 SCALE = 3
 WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
@@ -97,22 +97,27 @@ def _selected_files(folder: str, n: int) -> list[Path]:
 
 def _load(*, folder: str, n: int, reference: int | str) -> dict:
     files = _selected_files(folder, n)
-    if isinstance(reference, int) and not 0 <= reference < n:
-        raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
     decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
-    if min(first[:2]) < MIN_SIDE:
-        raise UserError(f"{files[0]}: expected frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, found "
-                        f"{first[1]}x{first[0]}")
     for path, (image, _) in zip(files, decoded):
         if image.shape != first:
             raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
                             f"found {_describe(image.shape)}")
-    frames = np.stack([image for image, _ in decoded])
+    return burst_artifacts(np.stack([image for image, _ in decoded]), [p.name for p in files],
+                           bit_depth=max(depth for _, depth in decoded), reference=reference)
+
+
+def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:
+    """What a burst's source stage writes (``frames``, ``names``, ``bit_depth``, ``reference``), the
+    frames ``(N, h, w[, 3])`` checked and the reference chosen (an index, or ``"sharpest"``)."""
+    if isinstance(reference, int) and not 0 <= reference < len(frames):
+        raise UserError(f"reference: expected a frame index from 0 to {len(frames) - 1}, got {reference}")
+    if min(frames.shape[1:3]) < MIN_SIDE:
+        raise UserError(f"{names[0]}: expected frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, found "
+                        f"{frames.shape[2]}x{frames.shape[1]}")
     if reference == "sharpest":
         reference = sharpest_frame(luma(frame) for frame in frames)  # one Y at a time in memory
-    return {"frames": frames, "names": [p.name for p in files],
-            "bit_depth": max(depth for _, depth in decoded), "reference": reference}
+    return {"frames": frames, "names": list(names), "bit_depth": bit_depth, "reference": reference}
 
 
 def _describe(shape: tuple) -> str:

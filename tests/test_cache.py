@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -165,3 +166,26 @@ def test_an_intact_entry_is_kept_when_another_run_saves_the_same_key(tmp_path):
         outputs = save_stage(entry, {"key": "k", "record": {}}, {"hr": stack}, workspace)
         assert outputs["hr"].path == entry / "hr.npy" and not workspace.exists()
     assert np.all(Stack(entry / "hr.npy")[:] == 1.0)
+
+
+@pytest.mark.parametrize("pipeline", ["presenters", "multiframe"])
+def test_a_burst_in_memory_gives_what_its_files_give(tiny_burst, tmp_path, pipeline):
+    """run_frames on the frames as arrays equals run_pipeline on their files: the same result.png
+    pixels, registration and frames left out; with the cache, a second call computes nothing."""
+    from multisr.io import read_image, to_uint
+    from multisr.pipeline import load_pipeline
+    from multisr.runner import run_frames, run_pipeline
+
+    loaded = load_pipeline(pipeline)
+    files = sorted(tiny_burst.glob("frame_*.png"))[:5]
+    frames = np.stack([read_image(path)[0] for path in files])
+    record = run_pipeline(loaded, tiny_burst, out_dir=tmp_path / "run", n=5, use_cache=False)
+    in_memory = run_frames(loaded, frames, names=[path.name for path in files])
+    written = cv2.imread(str(tmp_path / "run" / "result.png"))[..., ::-1]
+    assert np.array_equal(to_uint(in_memory.image), written)
+    transforms = json.loads((tmp_path / "run" / "transforms.json").read_text())
+    assert np.array_equal(in_memory.matrices, np.array(transforms["matrices"]))
+    assert in_memory.record["excluded"] == record["excluded"]
+    assert in_memory.record["reference_frame"] == record["reference_frame"]
+    cached = [run_frames(loaded, frames, use_cache=True) for _ in range(2)][1]
+    assert computed(cached.record) == [] and np.array_equal(cached.image, in_memory.image)
