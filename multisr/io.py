@@ -16,10 +16,11 @@ import numpy as np
 from .errors import UserError
 from .files import atomic_output
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image", "check_image_destination", "list_images", "natural_key",
-           "to_uint"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "read_image", "write_image", "check_image_destination", "check_regular_file", "list_images",
+           "natural_key", "to_uint"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read by multisr.video
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every PNG, with its CRC
 
@@ -39,7 +40,7 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         found = "it is a file" if folder.is_file() else "it does not exist"
-        raise UserError(f"{folder}: expected a folder of frames, but {found}")
+        raise UserError(f"{folder}: expected a folder of frames or a video ({', '.join(VIDEO_SUFFIXES)}), but {found}")
     files = []
     for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
         if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json" or path.stem == "truth":
@@ -49,14 +50,14 @@ def list_images(folder: Path) -> list[Path]:
                 f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in the frames folder, "
                 f"found a {path.suffix or 'suffix-less'} file; move it out"
             )
-        _check_regular_file(path)
+        check_regular_file(path)
         files.append(path)
     if not files:
         raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none")
     return files
 
 
-def _check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path) -> None:
     """:class:`UserError` unless ``path`` is (or links to) a regular file this process may read:
     a FIFO or a device would be read forever, a broken link not at all."""
     try:
@@ -79,7 +80,7 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: expected an image file, but it does not exist")
-    _check_regular_file(path)
+    check_regular_file(path)
     data = path.read_bytes()
     if path.suffix.lower() == ".png" and data.startswith(PNG_SIGNATURE) and not data.rstrip(b"\0").endswith(PNG_END):
         # caught here, before the decoder prints its own complaint beside ours

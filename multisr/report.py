@@ -28,6 +28,7 @@ from .pipeline import load_pipeline
 from .rundir import open_run
 from .runner import run_pipeline
 from .stages import SCALE, STAGES
+from .video import is_video, read_video
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
 
@@ -91,11 +92,12 @@ def _stage_seconds(stage: dict) -> float:
     return stage.get("computed_seconds", stage["seconds"])
 
 
-def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, reference: int | str | None = None,
+def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: int = 0, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
             crop: tuple[int, int, int, int] | None = None, cache_dir: Path | None = None,
             device: str = "auto") -> dict:
-    """Run ``pipelines`` on the burst and write the report into ``out_dir``; returns ``metrics.json``'s content.
+    """Run ``pipelines`` on the burst (``n`` frames of a folder of images or a video, from frame
+    ``start`` on) and write the report into ``out_dir``; returns ``metrics.json``'s content.
 
     ``reference``: a frame index or ``"sharpest"`` (see :func:`multisr.runner.run_pipeline`);
     ``None`` means ``"sharpest"``, or with ``truth_path`` the frame the truth is of: the
@@ -105,16 +107,15 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"out_dir {out_dir}: expected a folder for the report, but it is a file")
-    files = list_images(Path(frames_dir))
     if reference is None and truth_path is None:
         reference = DEFAULT_REFERENCE
     elif reference is None:  # the frame the truth is of
         truth_json = Path(truth_path).with_suffix(".json")
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
     STAGES["load"].params["reference"].check("reference", reference)
-    if isinstance(reference, int) and not 0 <= reference < len(files):
-        raise UserError(f"reference: expected a frame index from 0 to {len(files) - 1}, got {reference}")
-    frame, _ = read_image(files[0])  # every frame has its shape (the runs check)
+    if isinstance(reference, int) and not 0 <= reference < n:
+        raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
+    frame = _frame(Path(frames_dir), start)  # every frame has its shape (the runs check)
     hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
     truth = None
     if truth_path is not None:
@@ -127,10 +128,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
                         f"{','.join(map(str, crop))}")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, reference, cache_dir, device)) for p in loaded}
-    reference_name = next(iter(runs.values())).record["reference_frame"]  # the same in every run
-    reference = [path.name for path in files].index(reference_name)
-    reference_frame, _ = read_image(files[reference])
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device)) for p in loaded}
+    reference = next(iter(runs.values())).record["reference_index"]  # the same in every run
+    reference_frame = _frame(Path(frames_dir), start + reference)
     results = {name: run.result for name, run in runs.items()}
     if crop is None:
         size = (max(8, min(96, hr_shape[1] // 3)), max(8, min(64, hr_shape[0] // 3)))
@@ -155,7 +155,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
         write_image(images / "truth.png", truth)
         write_image(images / "crop_truth.png", _magnify(truth[y : y + h, x : x + w], factor))
     registration, excluded = _registration(runs, truth_path, reference, images)
-    metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "reference": reference, "scale": SCALE,
+    metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": SCALE,
                "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
                "registration": registration, "excluded": excluded}
     write_json(out_dir / "metrics.json", metrics)
@@ -169,9 +169,20 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, referen
     return metrics
 
 
-def _run(pipeline, frames_dir, out_dir, n, reference, cache_dir, device) -> Path:
+def _frame(frames_dir: Path, index: int) -> np.ndarray:
+    """Frame ``index`` (0-based, in the burst's order) of a folder of images or of a video."""
+    if is_video(frames_dir):
+        return read_video(frames_dir, start=index, count=1)[0][0]
+    files = list_images(frames_dir)
+    if index >= len(files):
+        raise UserError(f"{frames_dir}: expected at least {index + 1} frames, found {len(files)}")
+    return read_image(files[index])[0]
+
+
+def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device) -> Path:
     run_dir = out_dir / "runs" / pipeline.name
-    run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, reference=reference, cache_dir=cache_dir, device=device)
+    run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, start=start, reference=reference, cache_dir=cache_dir,
+                 device=device)
     return run_dir
 
 

@@ -48,13 +48,15 @@ def run_pipeline(
     *,
     out_dir: Path,
     n: int = DEFAULT_FRAMES,
+    start: int = 0,
     reference: int | str = DEFAULT_REFERENCE,
     use_cache: bool = True,
     cache_dir: Path | None = None,
     device: str = "auto",
     max_disk_bytes: int | None = None,
 ) -> dict:
-    """Run ``pipeline`` on the first ``n`` frames of ``frames_dir``; write the run into ``out_dir``.
+    """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
+    video file) from frame ``start`` on; write the run into ``out_dir``.
 
     Returns the run record that is also written to ``out_dir/run.json``: parameters,
     versions, device, and per stage its key, whether it came from the cache, its wall time in
@@ -71,7 +73,8 @@ def run_pipeline(
     reference = STAGES["load"].params["reference"].check("reference", reference)
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
-    steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "reference": reference})]
+    steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
+                               "reference": reference})]
     steps += pipeline.steps
     check_out_dir(out_dir, Path(frames_dir))
     with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
@@ -127,7 +130,8 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                         f"{len(names)} names")
     digest = hashlib.sha256(frames.tobytes() + repr((frames.shape, names, bit_depth)).encode()).hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
-                   lambda *, reference: burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
+                   lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
+                                         "source": {"in_memory": True, "sha256": digest}},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
@@ -250,6 +254,8 @@ def _record(pipeline: Pipeline, store: dict, records: list, torch_device, starte
         "pipeline": pipeline.name,
         "description": pipeline.description,
         "reference_frame": names[reference],
+        "reference_index": reference,
+        "source": store["source"].get(),
         "parameters": {"frames": source.get("folder", "in memory"), "n": len(names), "reference": source["reference"],
                        "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},
         "device": str(torch_device),

@@ -4,7 +4,9 @@ a version and its parameters' defaults.
 A stage reads named artifacts (arrays or small JSON values) and writes new ones. The artifacts
 that flow through a run:
 
-- ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames; ``names``: their file names;
+- ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames (from a folder of images or a
+  video file); ``names``: their file names (``clip.mp4#K`` for frame K of a video); ``source``:
+  where they came from (the folder or file, the first frame, the count; a video's decoded digest);
   ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
   or ``"sharpest"``: :func:`multisr.frame_selection.sharpest_frame`).
 - ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -45,6 +48,7 @@ from .resize import KERNELS, upscale
 from .sr.inference import sharpen_frames
 from .sr.weights import DEFAULT_MODEL, load_model, weights_path
 from .stacks import Stack, band_rows
+from .video import is_video, read_video
 
 __all__ = ["Stage", "STAGES", "burst_artifacts"]
 
@@ -86,25 +90,33 @@ class Stage:
         return {name: param.default for name, param in self.params.items()}
 
 
-def _selected_files(folder: str, n: int) -> list[Path]:
+def _selected_files(folder: str, n: int, start: int) -> list[Path]:
     files = list_images(Path(folder))
     if n < 2:
         raise UserError(f"n: expected at least 2 frames, got {n}")
-    if len(files) < n:
-        raise UserError(f"{folder}: expected at least {n} frames (n={n}), found {len(files)}")
-    return files[:n]
+    if len(files) < start + n:
+        asked = f"start={start}, n={n}" if start else f"n={n}"
+        raise UserError(f"{folder}: expected at least {start + n} frames ({asked}), found {len(files)}")
+    return files[start : start + n]
 
 
-def _load(*, folder: str, n: int, reference: int | str) -> dict:
-    files = _selected_files(folder, n)
+def _load(*, folder: str, n: int, start: int, reference: int | str) -> dict:
+    if is_video(Path(folder)):
+        if n < 2:
+            raise UserError(f"n: expected at least 2 frames, got {n}")
+        frames, source = read_video(Path(folder), start=start, count=n)
+        names = [f"{Path(folder).name}#{start + k}" for k in range(n)]
+        return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source}
+    files = _selected_files(folder, n, start)
     decoded = _in_threads(read_image, files)
     first = decoded[0][0].shape
     for path, (image, _) in zip(files, decoded):
         if image.shape != first:
             raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
                             f"found {_describe(image.shape)}")
-    return burst_artifacts(np.stack([image for image, _ in decoded]), [p.name for p in files],
-                           bit_depth=max(depth for _, depth in decoded), reference=reference)
+    source = {"folder": str(Path(folder).resolve()), "first": start, "count": n}
+    return {**burst_artifacts(np.stack([image for image, _ in decoded]), [p.name for p in files],
+                              bit_depth=max(depth for _, depth in decoded), reference=reference), "source": source}
 
 
 def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:
@@ -126,11 +138,13 @@ def _describe(shape: tuple) -> str:
 
 
 def _load_fingerprint(params: dict) -> str:
-    files = _selected_files(params["folder"], params["n"])
+    folder, n, start = params["folder"], params["n"], params["start"]
     try:
-        return ",".join(file_digest(p) for p in files)
+        if is_video(Path(folder)):  # the decoded frames depend on the file and the decoder
+            return f"{file_digest(Path(folder))}:{start}:{n}:{cv2.__version__}"
+        return ",".join(file_digest(p) for p in _selected_files(folder, n, start))
     except OSError as error:
-        raise UserError(f"{error.filename}: expected a readable image file, but it cannot be read "
+        raise UserError(f"{error.filename}: expected a readable file, but it cannot be read "
                         f"({error.strerror})") from None
 
 
@@ -248,8 +262,9 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "2", (), ("frames", "names", "bit_depth", "reference"), _load,
+        Stage("load", "3", (), ("frames", "names", "bit_depth", "reference", "source"), _load,
               {"folder": Param(str, default=""), "n": Param(int, low=2, default=DEFAULT_FRAMES),
+               "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
               _load_fingerprint),
         Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,

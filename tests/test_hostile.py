@@ -88,7 +88,7 @@ def test_a_link_to_dev_zero_named_like_a_frame_is_refused(tiny_burst, tmp_path):
         ("link_loop", ["frame_009.png", "cannot be reached"]),
         ("one_pixel", ["expected frames of at least 8x8 pixels, found 1x1"]),
         ("one_row", ["expected frames of at least 8x8 pixels, found 50x1"]),
-        ("frames_is_a_file", ["expected a folder of frames, but it is a file"]),
+        ("frames_is_a_file", ["expected a folder of frames or a video (.mp4", "but it is a file"]),
         ("sixteen_bit_and_eight_bit_sizes", ["expected every frame to be"]),
     ],
 )

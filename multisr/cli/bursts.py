@@ -11,8 +11,10 @@ __all__ = ["run", "compare", "stages", "upscale", "cache"]
 
 
 @click.command(cls=Command)
-@click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
+@click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use N frames, from --start on.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The burst's first frame: 0-based, in natural order (or the video's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
 @click.option("--reference", default=DEFAULT_REFERENCE, show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
@@ -27,8 +29,8 @@ __all__ = ["run", "compare", "stages", "upscale", "cache"]
               help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
 @click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
-def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_cache, cache_dir, max_disk):
-    """Super-resolve a burst: FRAMES_DIR in, OUT/result.png (3x) out.
+def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrides, no_cache, cache_dir, max_disk):
+    """Super-resolve a burst: FRAMES (a folder of images, or a video file) in, OUT/result.png (3x) out.
 
     Each stage's output is kept in the stage cache and reused by any later run (of any pipeline,
     into any folder) whose inputs and parameters for that stage are the same; OUT/stages/ links
@@ -38,7 +40,7 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
     from ..runner import run_pipeline
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
-    record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, reference=reference,
+    record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, start=start, reference=reference,
                           use_cache=not no_cache, cache_dir=cache_dir, device=device,
                           max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
     warn_left_out(record["excluded"])
@@ -48,8 +50,10 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 
 
 @click.command(cls=Command)
-@click.argument("frames_dir", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use the first N frames (natural order).")
+@click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))
+@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use N frames, from --start on.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The burst's first frame: 0-based, in natural order (or the video's).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
 @click.option("--reference", default=None, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest. Default: sharpest; with --truth, the "
@@ -62,14 +66,14 @@ def run(frames_dir, n, out_dir, reference, pipeline_name, device, overrides, no_
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def compare(frames_dir, n, out_dir, reference, truth_path, pipelines, crop, cache_dir, device):
+def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
     from ..report import compare as write_report, parse_crop
 
     names = tuple(name.strip() for name in pipelines.split(",") if name.strip())
     if not names:
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
-    metrics = write_report(frames_dir, out_dir=out_dir, n=n, reference=reference, pipelines=names, cache_dir=cache_dir,
+    metrics = write_report(frames_dir, out_dir=out_dir, n=n, start=start, reference=reference, pipelines=names, cache_dir=cache_dir,
                            truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
     warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])

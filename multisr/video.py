@@ -1,0 +1,64 @@
+"""Reading a burst's frames from a video file (MP4, MOV, MKV, AVI, ...) through OpenCV's FFmpeg
+backend: the decoder that ships with ``opencv-python-headless``, so a video needs nothing more
+than an image does. Frames come out under the data contract (``float32`` in [0, 1], RGB, or grey
+when every decoded frame has three equal channels, as grey sequences stored in colour codecs do).
+"""
+import hashlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+from .io import VIDEO_SUFFIXES, check_regular_file
+
+__all__ = ["VIDEO_SUFFIXES", "is_video", "read_video"]
+
+# FFmpeg's own messages ("File ended prematurely") would precede the one-line error of a damaged
+# video; OpenCV reads this when it first opens one (set it to 32 to see them again)
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
+def is_video(path: Path) -> bool:
+    """Whether ``path`` names a video file (by its suffix); a folder never is."""
+    path = Path(path)
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir()
+
+
+def read_video(path: Path, *, start: int = 0, count: int) -> tuple[np.ndarray, dict]:
+    """Frames ``start`` to ``start + count - 1`` (0-based, in decoding order) of the video ``path``.
+
+    Frames are decoded from the first (a seek can land on the wrong frame in codecs with sparse
+    key frames), so a late ``start`` costs the decoding of the frames before it. Returns
+    ``(frames, source)``: ``(count, h, w[, 3])`` float32, and what was read: ``file``, ``stream``
+    (0, the first video stream), ``first``, ``count``, ``sha256`` of the decoded 8-bit frames and
+    the ``decoder``. A file that does not open, decode or hold enough frames is :class:`UserError`.
+    """
+    path = Path(path)
+    check_regular_file(path)
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise UserError(f"{path}: expected a video FFmpeg can decode ({', '.join(VIDEO_SUFFIXES)}), but it "
+                            "cannot be opened: damaged, truncated, or a codec this build lacks")
+        decoded = []
+        for index in range(start + count):
+            if index < start:
+                ok = capture.grab()
+            else:
+                ok, frame = capture.read()
+                if ok:
+                    decoded.append(frame)
+            if not ok:
+                asked = f"start={start}, n={count}" if start else f"n={count}"
+                raise UserError(f"{path}: expected at least {start + count} frames ({asked}), found {index}")
+    finally:
+        capture.release()
+    pixels = np.stack([frame[..., ::-1] for frame in decoded])  # BGR -> RGB
+    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all():
+        pixels = pixels[..., 0]
+    source = {"file": str(path.resolve()), "stream": 0, "first": start, "count": count,
+              "sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+              "decoder": f"opencv-ffmpeg {cv2.__version__}"}
+    return pixels.astype(np.float32) / 255.0, source

@@ -1,0 +1,74 @@
+"""Bursts from video files: decoding to the known frames, runs equal to runs on the same frames as
+images, and the one-line errors of a video that cannot be read."""
+import cv2
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, invoke
+from multisr.io import read_image, to_uint, write_image
+from multisr.video import read_video
+
+
+def write_lossless_video(path, frames, fourcc="FFV1"):
+    """``(N, h, w[, 3])`` float frames, 8-bit, into ``path`` with a lossless codec (OpenCV's FFmpeg)."""
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (width, height))
+    assert writer.isOpened()
+    for frame in to_uint(frames):
+        writer.write(frame[..., ::-1] if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+
+
+@pytest.fixture()
+def burst_frames(tiny_burst):
+    """The tiny burst's frames cut to an even size (what video encoders take)."""
+    frames = np.stack([read_image(path)[0] for path in sorted(tiny_burst.glob("frame_*.png"))])
+    return frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]
+
+
+@pytest.mark.parametrize("suffix, fourcc", [(".mkv", "FFV1"), (".avi", "FFV1"), (".avi", "HFYU"), (".avi", "png ")])
+def test_a_lossless_video_decodes_to_its_frames(burst_frames, tmp_path, suffix, fourcc):
+    path = tmp_path / f"clip{suffix}"
+    write_lossless_video(path, burst_frames, fourcc)
+    frames, source = read_video(path, start=1, count=4)
+    assert np.array_equal(frames, burst_frames[1:5])
+    assert source["first"] == 1 and source["count"] == 4 and len(source["sha256"]) == 64
+
+
+def test_a_grey_video_decodes_to_grey_frames(burst_frames, tmp_path):
+    grey = burst_frames.mean(axis=3)
+    write_lossless_video(tmp_path / "grey.mkv", grey)
+    frames, _ = read_video(tmp_path / "grey.mkv", count=len(grey))
+    assert frames.ndim == 3 and np.array_equal(frames, to_uint(grey).astype(np.float32) / 255)
+
+
+def test_a_run_on_a_video_equals_the_run_on_its_frames(burst_frames, tmp_path):
+    video = tmp_path / "clip.mkv"
+    write_lossless_video(video, burst_frames)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for k, frame in enumerate(burst_frames):
+        write_image(folder / f"frame_{k:03d}.png", frame)
+    for source, out in ((video, tmp_path / "from-video"), (folder, tmp_path / "from-images")):
+        result = invoke("run", source, "--n", 4, "--start", 1, "--out", out, "--pipeline", "multiframe")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-video" / "result.png").read_bytes() == (tmp_path / "from-images" / "result.png").read_bytes()
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("garbage", "expected a video FFmpeg can decode"),
+    ("truncated", "expected at least 6 frames (n=6)"),
+    ("too_short", "expected at least 9 frames (start=3, n=6), found 6"),
+])
+def test_a_video_that_cannot_be_read_is_one_line(burst_frames, tmp_path, case, fragment):
+    video = tmp_path / "clip.mkv"
+    if case == "garbage":
+        video.write_bytes(b"\x1aE\xdf\xa3 not a video" * 50)
+    else:
+        write_lossless_video(video, burst_frames)
+    if case == "truncated":
+        video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
+    start = 3 if case == "too_short" else 0
+    result = invoke("run", video, "--n", 6, "--start", start, "--out", tmp_path / "out")
+    assert_one_line_error(result, str(video), fragment)
+    assert not (tmp_path / "out" / "result.png").exists()
