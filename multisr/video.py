@@ -13,7 +13,7 @@ import numpy as np
 from .errors import UserError
 from .io import VIDEO_SUFFIXES, check_regular_file
 
-__all__ = ["VIDEO_SUFFIXES", "is_video", "read_video"]
+__all__ = ["VIDEO_SUFFIXES", "is_video", "read_video", "video_info", "iter_video"]
 
 # FFmpeg's own messages ("File ended prematurely") would precede the one-line error of a damaged
 # video; OpenCV reads this when it first opens one (set it to 32 to see them again)
@@ -62,3 +62,43 @@ def read_video(path: Path, *, start: int = 0, count: int) -> tuple[np.ndarray, d
               "sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
               "decoder": f"opencv-ffmpeg {cv2.__version__}"}
     return pixels.astype(np.float32) / 255.0, source
+
+
+def video_info(path: Path) -> tuple[int, float, bool]:
+    """``(frames, frames per second, grey)`` of the video ``path``: the frames counted by decoding
+    them all (a container's own count can be missing or wrong), ``grey`` when every frame has three
+    equal channels."""
+    count, grey, rate = 0, True, 25.0
+    for index, frame, capture in _decoded(path):
+        if index == 0:
+            rate = float(capture.get(cv2.CAP_PROP_FPS)) or rate
+        grey = grey and bool((frame[..., 0] == frame[..., 1]).all() and (frame[..., 1] == frame[..., 2]).all())
+        count += 1
+    return count, rate, grey
+
+
+def iter_video(path: Path, *, grey: bool):
+    """The frames of the video ``path`` in order, float32 in [0, 1]: ``(h, w)`` with ``grey``, else
+    ``(h, w, 3)`` RGB."""
+    for _, frame, _ in _decoded(path):
+        yield (frame[..., 0] if grey else frame[..., ::-1]).astype(np.float32) / 255.0
+
+
+def _decoded(path: Path):
+    """``(index, BGR uint8 frame, capture)`` for every frame of the video ``path``."""
+    path = Path(path)
+    check_regular_file(path)
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not capture.isOpened():
+            raise UserError(f"{path}: expected a video FFmpeg can decode ({', '.join(VIDEO_SUFFIXES)}), but it "
+                            "cannot be opened: damaged, truncated, or a codec this build lacks")
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield index, frame, capture
+            index += 1
+    finally:
+        capture.release()

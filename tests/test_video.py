@@ -72,3 +72,25 @@ def test_a_video_that_cannot_be_read_is_one_line(burst_frames, tmp_path, case, f
     result = invoke("run", video, "--n", 6, "--start", start, "--out", tmp_path / "out")
     assert_one_line_error(result, str(video), fragment)
     assert not (tmp_path / "out" / "result.png").exists()
+
+
+def test_video_writes_a_frame_per_window_and_resumes_from_the_cache(burst_frames, tmp_path):
+    """A 6-frame clip, windows of 4 every 2nd frame: output frames 0, 2 and 4 (windows 0-3, 0-3 and
+    2-5), as PNGs and as a lossless video of the same frames; run again, every window is cached."""
+    import json
+
+    clip = tmp_path / "clip.mkv"
+    write_lossless_video(clip, burst_frames)
+    out = tmp_path / "video"
+    for attempt in range(2):
+        result = invoke("video", clip, "--window", 4, "--step", 2, "--out", out)
+        assert result.exit_code == 0, result.output
+    record = json.loads((out / "video.json").read_text())
+    assert [o["frame"] for o in record["outputs"]] == [0, 2, 4]
+    assert [o["window"] for o in record["outputs"]] == [[0, 3], [0, 3], [2, 5]]
+    assert all(o["cached"] for o in record["outputs"])  # the second attempt
+    pngs = sorted((out / "frames").glob("frame_*.png"))
+    assert [p.name for p in pngs] == ["frame_000000.png", "frame_000002.png", "frame_000004.png"]
+    decoded, _ = read_video(out / "video.mkv", count=3)
+    assert np.array_equal(decoded, np.stack([read_image(p)[0] for p in pngs]))
+    assert decoded.shape[1:3] == (3 * burst_frames.shape[1], 3 * burst_frames.shape[2])

@@ -2,12 +2,13 @@
 from pathlib import Path
 
 import click
+import numpy as np
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE
 from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, warn_left_out
 
-__all__ = ["run", "compare", "stages", "upscale", "cache"]
+__all__ = ["run", "compare", "video", "stages", "upscale", "cache"]
 
 
 @click.command(cls=Command)
@@ -134,3 +135,31 @@ def cache(cache_dir, clear):
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()] if root.is_dir() else []
     entries = [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
     click.echo(f"{root}: {len(entries)} stage entries, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB")
+
+
+@click.command(cls=Command)
+@click.argument("clip", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder to write: video.mkv, frames/, video.json.")
+@click.option("--window", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True,
+              help="Frames around each output frame that make it.")
+@click.option("--step", type=click.IntRange(min=1), default=1, show_default=True, help="Make every STEP-th frame.")
+@click.option("--pipeline", "pipeline_name", default="multiframe", show_default=True,
+              help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def video(clip, out_dir, window, step, pipeline_name, overrides, cache_dir, device):
+    """A super-resolved video of CLIP: each output frame made from the window of frames around it,
+    that frame the reference. A killed run, started again, takes the finished windows from the
+    stage cache."""
+    from ..pipeline import load_pipeline, with_overrides
+    from ..videosr import super_resolve_video
+
+    pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
+    record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step, cache_dir=cache_dir,
+                                 device=device)
+    seconds = [o["seconds"] for o in record["outputs"] if not o["cached"]]
+    per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every window from the cache"
+    click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")

@@ -1,0 +1,95 @@
+"""A super-resolved video: every output frame made from the window of frames around it, with that
+frame as the reference (``multisr video``).
+
+Output frame ``t`` (every ``step``-th frame of the clip) is the pipeline's result on frames
+``t - window // 2`` to ``t + (window - 1) // 2``, shifted to stay inside the clip, with frame
+``t`` the reference, so the video keeps its own timing. Each window runs in memory through the
+stage cache (:func:`multisr.runner.run_frames`), so a killed run, started again, recomputes only
+the windows it had not finished. The frames are decoded once, in order, and only a window's worth
+is held at a time. (Each window registers its frames afresh: the registration of overlapping
+windows is not shared.)
+"""
+import time
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .errors import UserError
+from .files import write_json
+from .io import to_uint, write_image
+from .pipeline import Pipeline
+from .runner import run_frames
+from .rundir import check_out_dir, locked
+from .video import VIDEO_SUFFIXES, is_video, iter_video, video_info
+
+__all__ = ["window_of", "super_resolve_video"]
+
+
+def window_of(t: int, *, window: int, frames: int) -> range:
+    """The frames of the window around frame ``t`` of a clip of ``frames`` frames: ``window``
+    frames (fewer in a shorter clip), centred on ``t`` where the clip allows."""
+    window = min(window, frames)
+    first = min(max(0, t - window // 2), frames - window)
+    return range(first, first + window)
+
+
+def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window: int = 20, step: int = 1,
+                        cache_dir: Path | None = None, device: str = "auto") -> dict:
+    """Write ``out_dir/frames/frame_NNNNNN.png`` (NNNNNN the clip's frame number), ``out_dir/video.mkv``
+    (lossless FFV1, at the clip's frame rate divided by ``step``) and ``out_dir/video.json`` (the
+    parameters, the source and each output frame's seconds and whether it came from the cache).
+    Returns what ``video.json`` holds."""
+    clip, out_dir = Path(clip), Path(out_dir)
+    if not is_video(clip):
+        raise UserError(f"clip {clip}: expected a video file ({', '.join(VIDEO_SUFFIXES)})")
+    if window < 2 or step < 1:
+        raise UserError(f"window: expected at least 2 frames and a step of at least 1, got {window} and {step}")
+    check_out_dir(out_dir, clip)
+    with locked(out_dir):
+        return _write_video(pipeline, clip, out_dir, window=window, step=step, cache_dir=cache_dir, device=device)
+
+
+def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, cache_dir: Path | None,
+                 device: str) -> dict:
+    count, rate, grey = video_info(clip)
+    if count < 2:
+        raise UserError(f"{clip}: expected a video of at least 2 frames, found {count}")
+    (out_dir / "frames").mkdir(parents=True, exist_ok=True)
+    outputs = list(range(0, count, step))
+    held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
+    decoded = enumerate(iter_video(clip, grey=grey))
+    records, writer = [], None
+    started = time.perf_counter()
+    try:
+        with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar:
+            for t in outputs:
+                frames_used = window_of(t, window=window, frames=count)
+                while not held or held[-1][0] < frames_used.stop - 1:
+                    held.append(next(decoded))
+                while held[0][0] < frames_used.start:
+                    held.popleft()
+                tick = time.perf_counter()
+                result = run_frames(pipeline, np.stack([frame for _, frame in held]),
+                                    names=[f"{clip.name}#{k}" for k, _ in held], reference=t - frames_used.start,
+                                    use_cache=True, cache_dir=cache_dir, device=device)
+                image = to_uint(result.image)
+                write_image(out_dir / "frames" / f"frame_{t:06d}.png", image.astype(np.float32) / 255)
+                if writer is None:
+                    writer = cv2.VideoWriter(str(out_dir / ".video.mkv"), cv2.VideoWriter_fourcc(*"FFV1"),
+                                             max(rate / step, 1.0), (image.shape[1], image.shape[0]))
+                writer.write(image[..., ::-1] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+                records.append({"frame": t, "window": [frames_used.start, frames_used.stop - 1],
+                                "seconds": round(time.perf_counter() - tick, 4),
+                                "cached": all(stage["cached"] for stage in result.record["stages"])})
+                bar.update()
+    finally:
+        if writer is not None:
+            writer.release()
+    (out_dir / ".video.mkv").replace(out_dir / "video.mkv")
+    record = {"pipeline": pipeline.name, "clip": str(clip.resolve()), "frames_in_clip": count, "frame_rate": rate,
+              "window": window, "step": step, "outputs": records, "seconds": round(time.perf_counter() - started, 4)}
+    write_json(out_dir / "video.json", record)
+    return record
