@@ -6,7 +6,7 @@ import the library (and torch) only when they run, so ``--help`` and argument er
 """
 import click
 
-from .bursts import cache, compare, run, stages, upscale, video
+from .bursts import batch, cache, compare, run, stages, upscale, video
 from .common import Group
 from .research import bench, evaluate, scene, simulate, train
 
@@ -19,5 +19,5 @@ def cli():
     """Multi-frame super-resolution: a burst of low-resolution frames in, one 3x image out."""
 
 
-for command in (run, compare, video, stages, upscale, cache, scene, simulate, evaluate, train, bench):
+for command in (run, compare, video, batch, stages, upscale, cache, scene, simulate, evaluate, train, bench):
     cli.add_command(command)

@@ -8,7 +8,7 @@ from ..errors import UserError
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE
 from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, warn_left_out
 
-__all__ = ["run", "compare", "video", "stages", "upscale", "cache"]
+__all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
 
 @click.command(cls=Command)
@@ -163,3 +163,46 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, cache_dir, devi
     seconds = [o["seconds"] for o in record["outputs"] if not o["cached"]]
     per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every window from the cache"
     click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")
+
+
+@click.command(cls=Command)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder to write: a run folder per burst and batch.json.")
+@click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
+              help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
+@click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
+@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Frames of each burst.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (default: a LocalCluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: half the cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads of each task (default: the cores divided among the workers).")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+@click.pass_context
+def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers, threads, cache_dir):
+    """Many bursts (folders of frames, videos, or folders of them) as tasks on Dask: a run folder
+    each, OUT/batch.json and a table; one bad burst fails alone; a rerun computes only what is left."""
+    from tqdm import tqdm
+
+    from ..batch import find_bursts, run_batch
+    from ..pipeline import load_pipeline, with_overrides
+
+    with_overrides(load_pipeline(pipeline_name), list(overrides))  # checked before any task starts
+    failures = []
+
+    def progress(row: dict) -> None:  # tasks done, and how many failed
+        failures.append("error" in row)
+        bar.set_postfix(failed=sum(failures))
+        bar.update()
+
+    with tqdm(total=len(find_bursts(list(inputs))), desc="batch", unit="burst", leave=False) as bar:
+        summary = run_batch(list(inputs), out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
+                            scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress)
+    for row in summary["bursts"]:
+        status = f"failed: {row['error']}" if "error" in row else f"{row['result']} (computed: {', '.join(row['computed']) or 'nothing'})"
+        click.echo(f"{Path(row['burst']).name:<24}{row['seconds']:>9.2f} s  {status}")
+    click.echo(f"{len(summary['bursts'])} bursts, {summary['failed']} failed, {summary['seconds']:.1f} s "
+               f"({summary['scheduler']}); {out_dir / 'batch.json'}")
+    if summary["failed"]:
+        ctx.exit(1)
