@@ -174,7 +174,7 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, cache_dir, devi
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
 @click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Frames of each burst.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (default: a LocalCluster).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: half the cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: one per core).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads of each task (default: the cores divided among the workers).")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
