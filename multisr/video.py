@@ -36,25 +36,16 @@ def read_video(path: Path, *, start: int = 0, count: int) -> tuple[np.ndarray, d
     the ``decoder``. A file that does not open, decode or hold enough frames is :class:`UserError`.
     """
     path = Path(path)
-    check_regular_file(path)
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    try:
-        if not capture.isOpened():
-            raise UserError(f"{path}: expected a video FFmpeg can decode ({', '.join(VIDEO_SUFFIXES)}), but it "
-                            "cannot be opened: damaged, truncated, or a codec this build lacks")
-        decoded = []
-        for index in range(start + count):
-            if index < start:
-                ok = capture.grab()
-            else:
-                ok, frame = capture.read()
-                if ok:
-                    decoded.append(frame)
-            if not ok:
-                asked = f"start={start}, n={count}" if start else f"n={count}"
-                raise UserError(f"{path}: expected at least {start + count} frames ({asked}), found {index}")
-    finally:
-        capture.release()
+    decoded, found = [], 0
+    for index, frame, _ in _decoded(path):
+        found = index + 1
+        if index >= start:
+            decoded.append(frame)
+        if len(decoded) == count:
+            break
+    if len(decoded) < count:
+        asked = f"start={start}, n={count}" if start else f"n={count}"
+        raise UserError(f"{path}: expected at least {start + count} frames ({asked}), found {found}")
     pixels = np.stack([frame[..., ::-1] for frame in decoded])  # BGR -> RGB
     if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all():
         pixels = pixels[..., 0]

@@ -1,4 +1,5 @@
-"""The commands for bursts: ``run``, ``compare``, ``stages`` and single-image ``upscale``."""
+"""The commands for bursts: ``run``, ``compare``, ``video``, ``batch``, ``stages``, ``cache`` and
+single-image ``upscale``."""
 from pathlib import Path
 
 import click
@@ -11,11 +12,17 @@ from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, wa
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
 
+def burst_selection(command):
+    """FRAMES (a folder of images or a video), ``--n`` and ``--start``: which frames make the burst."""
+    command = click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+                           help="The burst's first frame: 0-based, in natural order (or the video's).")(command)
+    command = click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True,
+                           help="Use N frames, from --start on.")(command)
+    return click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))(command)
+
+
 @click.command(cls=Command)
-@click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use N frames, from --start on.")
-@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The burst's first frame: 0-based, in natural order (or the video's).")
+@burst_selection
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
 @click.option("--reference", default=DEFAULT_REFERENCE, show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
@@ -51,10 +58,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrid
 
 
 @click.command(cls=Command)
-@click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))
-@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Use N frames, from --start on.")
-@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
-              help="The burst's first frame: 0-based, in natural order (or the video's).")
+@burst_selection
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Report folder to write.")
 @click.option("--reference", default=None, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest. Default: sharpest; with --truth, the "
