@@ -53,13 +53,13 @@ def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, 
     import torch
     from threadpoolctl import threadpool_limits
 
-    from . import stages
     from .pipeline import load_pipeline, with_overrides
     from .runner import run_pipeline
+    from .threads import set_workers
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    stages.WORKERS = threads
+    set_workers(threads)
     started = time.perf_counter()
     row = {"burst": burst, "out": out_dir}
     try:

@@ -20,7 +20,7 @@ from .params import DEFAULT_FRAMES
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
-from .runner import run_frames
+from .engine import run_frames
 from .simulate import save_burst, simulate, simulate_burst
 
 __all__ = ["quality_benchmark", "registration_errors", "plant_outliers", "matmul_flop_rate", "network_flop_rate",

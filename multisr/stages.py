@@ -23,23 +23,18 @@ that flow through a run:
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
 """
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
 from .files import file_digest
-from .frame_selection import sharpest_frame
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
-from .io import list_images, read_image
+from .loading import burst_fingerprint, load_burst
 from .observation import parse_psf
 from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, Param, check_reference, defaults_from
 from .reconstruct import reconstruct
@@ -48,13 +43,11 @@ from .resize import KERNELS, upscale
 from .sr.inference import sharpen_frames
 from .sr.weights import DEFAULT_MODEL, load_model, weights_path
 from .stacks import Stack, band_rows
-from .video import is_video, read_video
+from .threads import in_threads, workers
 
-__all__ = ["Stage", "STAGES", "burst_artifacts"]
+__all__ = ["Stage", "STAGES"]
 
 SCALE = 3
-WORKERS = os.cpu_count() or 1  # threads of the stages that work frame by frame or band by band
-MIN_SIDE = 8  # pixels: a frame's shorter side, at least (registration's windows need a few)
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 
 
@@ -90,71 +83,13 @@ class Stage:
         return {name: param.default for name, param in self.params.items()}
 
 
-def _selected_files(folder: str, n: int, start: int) -> list[Path]:
-    files = list_images(Path(folder))
-    if n < 2:
-        raise UserError(f"n: expected at least 2 frames, got {n}")
-    if len(files) < start + n:
-        asked = f"start={start}, n={n}" if start else f"n={n}"
-        raise UserError(f"{folder}: expected at least {start + n} frames ({asked}), found {len(files)}")
-    return files[start : start + n]
-
-
-def _load(*, folder: str, n: int, start: int, reference: int | str) -> dict:
-    if is_video(Path(folder)):
-        if n < 2:
-            raise UserError(f"n: expected at least 2 frames, got {n}")
-        frames, source = read_video(Path(folder), start=start, count=n)
-        names = [f"{Path(folder).name}#{start + k}" for k in range(n)]
-        return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source}
-    files = _selected_files(folder, n, start)
-    decoded = _in_threads(read_image, files)
-    first = decoded[0][0].shape
-    for path, (image, _) in zip(files, decoded):
-        if image.shape != first:
-            raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
-                            f"found {_describe(image.shape)}")
-    source = {"folder": str(Path(folder).resolve()), "first": start, "count": n}
-    return {**burst_artifacts(np.stack([image for image, _ in decoded]), [p.name for p in files],
-                              bit_depth=max(depth for _, depth in decoded), reference=reference), "source": source}
-
-
-def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:
-    """What a burst's source stage writes (``frames``, ``names``, ``bit_depth``, ``reference``), the
-    frames ``(N, h, w[, 3])`` checked and the reference chosen (an index, or ``"sharpest"``)."""
-    if isinstance(reference, int) and not 0 <= reference < len(frames):
-        raise UserError(f"reference: expected a frame index from 0 to {len(frames) - 1}, got {reference}")
-    if min(frames.shape[1:3]) < MIN_SIDE:
-        raise UserError(f"{names[0]}: expected frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, found "
-                        f"{frames.shape[2]}x{frames.shape[1]}")
-    if reference == "sharpest":
-        reference = sharpest_frame(luma(frame) for frame in frames)  # one Y at a time in memory
-    return {"frames": frames, "names": list(names), "bit_depth": bit_depth, "reference": reference}
-
-
-def _describe(shape: tuple) -> str:
-    kind = "colour" if len(shape) == 3 else "grey"
-    return f"{shape[1]}x{shape[0]} {kind}"
-
-
-def _load_fingerprint(params: dict) -> str:
-    folder, n, start = params["folder"], params["n"], params["start"]
-    try:
-        if is_video(Path(folder)):  # the decoded frames depend on the file and the decoder
-            return f"{file_digest(Path(folder))}:{start}:{n}:{cv2.__version__}"
-        return ",".join(file_digest(p) for p in _selected_files(folder, n, start))
-    except OSError as error:
-        raise UserError(f"{error.filename}: expected a readable file, but it cannot be read "
-                        f"({error.strerror})") from None
-
-
 def _register(*, frames, reference, names, coarse, iterations, refine, model, min_success, min_correlation,
               min_sharpness, max_scale_change, max_shift_fraction) -> dict:
     with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
-                                 workers=WORKERS, progress=lambda k: bar.update())
+                                 workers=workers(), progress=lambda k: bar.update())
     registration = []
     for name, reg in zip(names, results):
         entry = reg.to_json()
@@ -176,7 +111,7 @@ def _select_reference(*, frames, reference, names) -> dict:
 def _upscale(*, frames, kernel, workspace) -> dict:
     count, height, width = frames.shape[:3]
     hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
-    rows = max(1, band_rows(SCALE * width, workers=WORKERS) // SCALE)  # LR rows a band
+    rows = max(1, band_rows(SCALE * width, workers=workers()) // SCALE)  # LR rows a band
 
     def one(item: tuple[int, int]) -> None:  # a band, with the kernel's reach of its neighbours' rows
         k, top = item
@@ -185,15 +120,8 @@ def _upscale(*, frames, kernel, workspace) -> dict:
         band = upscale(frames[k, above:below], SCALE, kernel=kernel)
         hr[k, SCALE * top : SCALE * bottom] = band[SCALE * (top - above) : SCALE * (bottom - above)]
 
-    _in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
+    in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": hr}
-
-
-def _in_threads(work: Callable, items) -> list:
-    """``[work(item) for item in items]``, in threads (OpenCV's decoding, resizing and warping
-    release the GIL); the first exception, in the items' order, is raised."""
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return list(pool.map(work, items))
 
 
 def _srcnn(*, hr, model, batch_size, device, workspace) -> dict:
@@ -219,7 +147,7 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
     aligned = Stack.create(workspace / "hr.npy", hr.shape)
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, SCALE)
-    rows = band_rows(width, workers=WORKERS)
+    rows = band_rows(width, workers=workers())
 
     def one(item: tuple[int, int]) -> None:
         k, top = item
@@ -229,7 +157,7 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
         aligned[k, top:bottom] = band
         valid[k, top:bottom] = inside & (not registration[k]["excluded"])
 
-    _in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
+    in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": aligned, "valid": valid}
 
 
@@ -243,7 +171,7 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
-                                            workers=WORKERS, progress=bar.update)
+                                            workers=workers(), progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if frames.ndim == 3:
@@ -262,11 +190,11 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "3", (), ("frames", "names", "bit_depth", "reference", "source"), _load,
+        Stage("load", "3", (), ("frames", "names", "bit_depth", "reference", "source"), load_burst,
               {"folder": Param(str, default=""), "n": Param(int, low=2, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
-              _load_fingerprint),
+              burst_fingerprint),
         Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,
               defaults_from(register_burst, {
                   "coarse": Param(str, COARSE_METHODS), "iterations": Param(int, low=1, high=100),

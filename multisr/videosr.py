@@ -4,7 +4,7 @@ frame as the reference (``multisr video``).
 Output frame ``t`` (every ``step``-th frame of the clip) is the pipeline's result on frames
 ``t - window // 2`` to ``t + (window - 1) // 2``, shifted to stay inside the clip, with frame
 ``t`` the reference, so the video keeps its own timing. Each window runs in memory through the
-stage cache (:func:`multisr.runner.run_frames`), so a killed run, started again, recomputes only
+stage cache (:func:`multisr.engine.run_frames`), so a killed run, started again, recomputes only
 the windows it had not finished. The frames are decoded once, in order, and only a window's worth
 is held at a time. (Each window registers its frames afresh: the registration of overlapping
 windows is not shared.)
@@ -21,7 +21,7 @@ from .errors import UserError
 from .files import write_json
 from .io import to_uint, write_image
 from .pipeline import Pipeline
-from .runner import run_frames
+from .engine import run_frames
 from .rundir import check_out_dir, locked
 from .video import VIDEO_SUFFIXES, is_video, iter_video, video_info
 

@@ -174,7 +174,8 @@ def test_a_burst_in_memory_gives_what_its_files_give(tiny_burst, tmp_path, pipel
     pixels, registration and frames left out; with the cache, a second call computes nothing."""
     from multisr.io import read_image, to_uint
     from multisr.pipeline import load_pipeline
-    from multisr.runner import run_frames, run_pipeline
+    from multisr.engine import run_frames
+    from multisr.runner import run_pipeline
 
     loaded = load_pipeline(pipeline)
     files = sorted(tiny_burst.glob("frame_*.png"))[:5]

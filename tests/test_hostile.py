@@ -471,7 +471,7 @@ def test_a_run_that_would_fill_the_disk_stops_before_writing(tiny_burst, tmp_pat
     import shutil as shell
 
     usage = shell.disk_usage(tmp_path)
-    monkeypatch.setattr("multisr.runner.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
+    monkeypatch.setattr("multisr.engine.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
     out = tmp_path / "out"
     assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out), "the run would write about",
                           "GB are free", "without the stage cache writes less")

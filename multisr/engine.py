@@ -1,0 +1,216 @@
+"""The run engine: a pipeline's stages in order over a store of artifacts, each stage taken from the
+stage cache (:mod:`multisr.cache`) or computed, in memory first. :func:`run_frames` runs a burst
+held in memory; :func:`multisr.runner.run_pipeline` runs one read from files into a run folder.
+"""
+import hashlib
+import platform
+import shutil
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .cache import Artifact, cache_root, cached_outputs, link_stage, new_entry, save_stage, stage_key, using
+from .errors import UserError
+from .loading import burst_artifacts
+from .params import DEFAULT_REFERENCE
+from .pipeline import Pipeline
+from .sr.device import resolve_device
+from .stacks import Stack
+from .stages import SCALE, STAGES, Stage
+
+__all__ = ["Result", "run_frames", "run_steps", "result_of", "record_of"]
+
+
+@dataclass
+class Result:
+    """What a pipeline made of a burst in memory (:func:`run_frames`).
+
+    Attributes:
+        image: ``(3h, 3w[, 3])`` float32, the pipeline's output as its last stage made it (not
+            clipped; ``multisr.io.to_uint`` gives what ``result.png`` would hold).
+        record: the run record, as ``run.json`` holds it (without the result's digest).
+        matrices: ``(N, 3, 3)`` registration of the frames (as ``transforms.json``), or ``None``
+            for pipelines that do not register.
+    """
+
+    image: np.ndarray
+    record: dict
+    matrices: np.ndarray | None
+
+
+def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | None = None, bit_depth: int = 8,
+               reference: int | str = DEFAULT_REFERENCE, use_cache: bool = False, cache_dir: Path | None = None,
+               device: str = "auto") -> Result:
+    """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
+    ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
+    order, as :func:`multisr.runner.run_pipeline` on those frames read from files. With ``use_cache``, stages
+    are taken from and kept in the stage cache (keyed by the frames' contents); without it, the
+    stacks of high-resolution frames go to a temporary folder that is removed before returning.
+    """
+    started = time.perf_counter()
+    reference = STAGES["load"].params["reference"].check("reference", reference)
+    torch_device = resolve_device(device)
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    names = list(names) if names is not None else [f"frame_{k:03d}" for k in range(len(frames))]
+    if len(names) != len(frames) or len(frames) < 2:
+        raise UserError(f"frames: expected at least 2 frames and a name for each, got {len(frames)} frames and "
+                        f"{len(names)} names")
+    digest = hashlib.sha256(frames.tobytes() + repr((frames.shape, names, bit_depth)).encode()).hexdigest()
+    source = Stage("memory", "1", (), STAGES["load"].writes,
+                   lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
+                                         "source": {"in_memory": True, "sha256": digest}},
+                   {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
+    steps = [(source, {"reference": reference}), *pipeline.steps]
+    with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
+            (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
+        store, records = run_steps(steps, None, cache=cache, scratch=None if use_cache else Path(scratch) / "stacks",
+                                    torch_device=torch_device)
+        image = np.array(result_of(pipeline, store))  # a copy: the stacks go with the scratch folder
+        matrices = store["matrices"].get().copy() if "matrices" in store else None
+        return Result(image, record_of(pipeline, store, records, torch_device, started), matrices)
+
+
+def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch: Path | None, torch_device,
+               max_disk_bytes: int | None = None) -> tuple[dict, list]:
+    """Run each ``(stage, params)``, or take it from the ``cache`` folder (and link it into
+    ``out_dir/stages`` when there is a run folder), or (``cache`` ``None``) write its stacks under
+    ``scratch``; returns the artifacts by name and the stages' records."""
+    use_cache = cache is not None
+    store: dict[str, Artifact] = {}
+    records = []
+    for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
+        if index == 1:  # the frames are loaded: check the disk has room for what the run will write
+            needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
+            _check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes)
+            store["disk_bytes"] = Artifact("disk_bytes", needed)
+        inputs = {name: store[name].key for name in stage.reads}
+        fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
+        key = stage_key(stage.name, stage.version, params, inputs, fingerprint)
+        stage_dir = cache / stage.name / key if use_cache else None
+        cached = cached_outputs(stage_dir, key) if use_cache else None
+        if cached is not None:
+            meta, artifacts = cached
+            if out_dir is not None:
+                link_stage(out_dir / "stages" / stage.name, stage_dir)
+            store.update(artifacts)
+            record = meta["record"]
+            records.append({**record, "cached": True, "computed_seconds": record["seconds"], "seconds": 0.0})
+            continue
+        kwargs = {name: store[name].get() for name in stage.reads}
+        if stage.uses_device:
+            kwargs["device"] = torch_device
+        workspace = new_entry(stage_dir) if use_cache else scratch / stage.name
+        if stage.uses_workspace:
+            workspace.mkdir(parents=True, exist_ok=True)
+            kwargs["workspace"] = workspace
+        tick = time.perf_counter()
+        try:
+            outputs = stage.run(**kwargs, **params)
+        except BaseException:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
+        seconds = time.perf_counter() - tick
+        record = {"name": stage.name, "version": stage.version, "key": key, "params": params, "inputs": inputs,
+                  "outputs": {name: _shape_of(value) for name, value in outputs.items()},
+                  "device": str(torch_device) if stage.uses_device else "cpu", "seconds": round(seconds, 4)}
+        if use_cache:
+            outputs = save_stage(stage_dir, {"key": key, "record": record}, outputs, workspace)
+            if out_dir is not None:
+                link_stage(out_dir / "stages" / stage.name, stage_dir)
+        for name, value in outputs.items():
+            replaced = store[name].value if name in store else None
+            if not use_cache and isinstance(replaced, Stack):  # nothing reads a replaced artifact again
+                replaced.path.unlink()
+            store[name] = Artifact(f"{key}:{name}", value)
+        records.append({**record, "cached": False})
+    return store, records
+
+
+def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int:
+    """About how many bytes a run on frames of ``frames_shape`` writes under its folder at most:
+    with the cache, every stage entry (the frames, each stack of high-resolution frames, the
+    result); without it, the two stacks and the mask that the scratch folder holds at once."""
+    count, height, width = frames_shape[:3]
+    channels = frames_shape[3] if len(frames_shape) == 4 else 1
+    frame_bytes = height * width * channels * 4
+    total, stacks, masks = (count * frame_bytes if use_cache else 0), [], 0
+    for stage, _ in steps[1:]:
+        if stage.name == "select_reference":
+            count = 1
+        if stage.uses_workspace:
+            stacks.append(count * SCALE**2 * frame_bytes)
+            masks += count * SCALE**2 * height * width if "valid" in stage.writes else 0
+        elif "result" in stage.writes and use_cache:
+            total += SCALE**2 * frame_bytes
+    if use_cache:
+        return total + sum(stacks) + masks
+    return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
+
+
+def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None) -> None:
+    """:class:`UserError` before a run would write ``needed`` bytes under ``folder`` (the stage
+    cache, or without it the run folder) when the disk has less free, or when that is over ``limit``."""
+    free = shutil.disk_usage(folder).free
+    where = f"cache_dir {folder}" if use_cache else f"out_dir {folder}"
+    hint = "; a run without the stage cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
+    if needed > free:
+        raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
+                        f"{free / 1e9:.1f} GB are free{hint}")
+    if limit is not None and needed > limit:
+        raise UserError(f"max_disk_bytes: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
+                        f"write about {needed / 1e9:.1f} GB under {folder}{hint}")
+
+
+def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
+    """The pipeline's output: the ``result`` artifact, or the one high-resolution frame left."""
+    if "result" in store:
+        return store["result"].get()
+    if "hr" in store and len(store["hr"].get()) == 1:
+        return store["hr"].get()[0]  # read from its stack
+    raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
+                    "(fuse, or a single high-resolution frame)")
+
+
+def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, started: float) -> dict:
+    """The run record (``run.json`` but the result's digest): parameters, the reference frame,
+    versions, device, the stages' records, the frames left out, and what the solve chose."""
+    names, reference = store["names"].get(), store["reference"].get()
+    registration = store["registration"].get() if "registration" in store else []
+    source = records[0]["params"]
+    run = {
+        "pipeline": pipeline.name,
+        "description": pipeline.description,
+        "reference_frame": names[reference],
+        "reference_index": reference,
+        "source": store["source"].get(),
+        "parameters": {"frames": source.get("folder", "in memory"), "n": len(names), "reference": source["reference"],
+                       "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},
+        "device": str(torch_device),
+        "versions": _versions(),
+        "stages": records,
+        "excluded": [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]],
+        "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+    if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)
+        run["solve"] = store["solve"].get()
+    return run
+
+
+def _shape_of(value) -> list | str:
+    return list(value.shape) if isinstance(value, (np.ndarray, Stack)) else type(value).__name__
+
+
+def _versions() -> dict:
+    versions = {"python": platform.python_version()}
+    for package in ("multisr", "torch", "numpy", "scipy", "opencv-python-headless", "imreg-dft", "scikit-image"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
