@@ -48,9 +48,10 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                device: str = "auto") -> Result:
     """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
     ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
-    order, as :func:`multisr.runner.run_pipeline` on those frames read from files. With ``use_cache``, stages
-    are taken from and kept in the stage cache (keyed by the frames' contents); without it, the
-    stacks of high-resolution frames go to a temporary folder that is removed before returning.
+    order, as :func:`multisr.runner.run_pipeline` on those frames read from files. With
+    ``use_cache``, stages are taken from and kept in the stage cache (keyed by the frames'
+    contents); without it, the stacks of high-resolution frames go to a temporary folder that is
+    removed before returning.
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
