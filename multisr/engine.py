@@ -44,14 +44,15 @@ class Result:
 
 
 def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | None = None, bit_depth: int = 8,
-               reference: int | str = DEFAULT_REFERENCE, use_cache: bool = False, cache_dir: Path | None = None,
-               device: str = "auto") -> Result:
+               reference: int | str = DEFAULT_REFERENCE, known: np.ndarray | None = None, use_cache: bool = False,
+               cache_dir: Path | None = None, device: str = "auto") -> Result:
     """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
     ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
     order, as :func:`multisr.runner.run_pipeline` on those frames read from files. With
     ``use_cache``, stages are taken from and kept in the stage cache (keyed by the frames'
     contents); without it, the stacks of high-resolution frames go to a temporary folder that is
-    removed before returning.
+    removed before returning. ``known``: registration matrices already known for some frames
+    (:func:`multisr.registration.register_burst`).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
@@ -61,10 +62,12 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     if len(names) != len(frames) or len(frames) < 2:
         raise UserError(f"frames: expected at least 2 frames and a name for each, got {len(frames)} frames and "
                         f"{len(names)} names")
-    digest = hashlib.sha256(frames.tobytes() + repr((frames.shape, names, bit_depth)).encode()).hexdigest()
+    known = None if known is None else np.asarray(known, dtype=np.float64)
+    digest = hashlib.sha256(frames.tobytes() + repr((frames.shape, names, bit_depth)).encode()
+                            + (b"" if known is None else known.tobytes())).hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
-                                         "source": {"in_memory": True, "sha256": digest}},
+                                         "source": {"in_memory": True, "sha256": digest}, "known": known},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \

@@ -37,7 +37,7 @@ def load_burst(*, folder: str, n: int, start: int, reference: int | str) -> dict
             raise UserError(f"n: expected at least 2 frames, got {n}")
         frames, source = read_video(Path(folder), start=start, count=n)
         names = [f"{Path(folder).name}#{start + k}" for k in range(n)]
-        return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source}
+        return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source, "known": None}
     files = _selected_files(folder, n, start)
     decoded = in_threads(read_image, files)
     first = decoded[0][0].shape
@@ -47,7 +47,8 @@ def load_burst(*, folder: str, n: int, start: int, reference: int | str) -> dict
                             f"found {_describe(image.shape)}")
     source = {"folder": str(Path(folder).resolve()), "first": start, "count": n}
     return {**burst_artifacts(np.stack([image for image, _ in decoded]), [p.name for p in files],
-                              bit_depth=max(depth for _, depth in decoded), reference=reference), "source": source}
+                              bit_depth=max(depth for _, depth in decoded), reference=reference), "source": source,
+            "known": None}
 
 
 def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:

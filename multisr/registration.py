@@ -182,6 +182,7 @@ def register_burst(
     min_sharpness: float = 0.5,
     max_scale_change: float = 0.3,
     max_shift_fraction: float = 0.5,
+    known: np.ndarray | None = None,
     workers: int = 1,
     progress=None,
 ) -> list[Registration]:
@@ -201,14 +202,21 @@ def register_burst(
     threads (OpenCV's FFTs and resampling and numpy's array work release the GIL; imreg-dft does
     not), with BLAS held to one thread, so the result is the same from run to run and does not
     depend on their number.
+    ``known``: ``(N, 3, 3)`` matrices already found for some frames (an overlapping window of a
+    video, its matrices composed onto this reference), NaN for the others: a known frame keeps
+    its matrix without a coarse step or a refinement (its ``success`` is 1, its correlation and
+    residual unknown) and only the frame-level checks (sharpness, scale, shift) can leave it out.
     ``progress(k)`` is called after each frame, if given.
     """
     ys = [luma(frame).astype(np.float32) for frame in frames]
+    given = set() if known is None else {k for k in range(len(frames)) if k != reference and np.isfinite(known[k]).all()}
     estimate = _coarse_method(ys[reference], coarse, iterations)
 
     def one(k: int) -> Registration:
         if k == reference:
             return Registration(np.eye(3), 1.0, 1.0 if refine == "robust" else None, **similarity_parameters(np.eye(3)))
+        if k in given:
+            return Registration(known[k] / known[k][2, 2], 1.0, None, **similarity_parameters(known[k]))
         return _register_y(ys[reference], ys[k], estimate, refine, model)
 
     def again(k: int) -> None:  # for a frame that fits worse than the burst
@@ -228,13 +236,14 @@ def register_burst(
                     progress(k)
             typical = median_residual(results, reference)
             if refine == "robust":
-                list(pool.map(again, [k for k, r in enumerate(results) if k != reference and (
+                list(pool.map(again, [k for k, r in enumerate(results) if k != reference and k not in given and (
                     r.residual is None or (typical and r.residual > RESIDUAL_RATIO * typical))]))
     finally:
         cv2.setNumThreads(opencv_threads)
     sharpness_values = np.array([sharpness(y) for y in ys])
     median_sharpness = float(np.median(sharpness_values))
-    median_success = float(np.median([r.success for k, r in enumerate(results) if k != reference]))
+    fresh = [r.success for k, r in enumerate(results) if k != reference and k not in given]
+    median_success = float(np.median(fresh)) if fresh else 1.0
     residual_median = median_residual(results, reference)
     for k, reg in enumerate(results):
         reg.sharpness = float(sharpness_values[k] / median_sharpness) if median_sharpness > 0 else 1.0

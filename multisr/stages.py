@@ -83,13 +83,13 @@ class Stage:
         return {name: param.default for name, param in self.params.items()}
 
 
-def _register(*, frames, reference, names, coarse, iterations, refine, model, min_success, min_correlation,
+def _register(*, frames, reference, names, known, coarse, iterations, refine, model, min_success, min_correlation,
               min_sharpness, max_scale_change, max_shift_fraction) -> dict:
     with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
-                                 workers=workers(), progress=lambda k: bar.update())
+                                 known=known, workers=workers(), progress=lambda k: bar.update())
     registration = []
     for name, reg in zip(names, results):
         entry = reg.to_json()
@@ -190,12 +190,12 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "3", (), ("frames", "names", "bit_depth", "reference", "source"), load_burst,
+        Stage("load", "4", (), ("frames", "names", "bit_depth", "reference", "source", "known"), load_burst,
               {"folder": Param(str, default=""), "n": Param(int, low=2, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
               burst_fingerprint),
-        Stage("register", "6", ("frames", "reference", "names"), ("matrices", "registration"), _register,
+        Stage("register", "7", ("frames", "reference", "names", "known"), ("matrices", "registration"), _register,
               defaults_from(register_burst, {
                   "coarse": Param(str, COARSE_METHODS), "iterations": Param(int, low=1, high=100),
                   "refine": Param(str, REFINEMENTS), "model": Param(str, MODELS),

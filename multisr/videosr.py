@@ -6,8 +6,10 @@ Output frame ``t`` (every ``step``-th frame of the clip) is the pipeline's resul
 ``t`` the reference, so the video keeps its own timing. Each window runs in memory through the
 stage cache (:func:`multisr.engine.run_frames`), so a killed run, started again, recomputes only
 the windows it had not finished. The frames are decoded once, in order, and only a window's worth
-is held at a time. (Each window registers its frames afresh: the registration of overlapping
-windows is not shared.)
+is held at a time. Overlapping windows share their registration (:func:`known_matrices`): a
+frame that the previous window registered keeps that registration, composed onto the new
+reference, and only the frames new to the window are registered; the multi-frame solve then
+refines every frame's motion against its solution as always.
 """
 import time
 from collections import deque
@@ -25,7 +27,7 @@ from .engine import run_frames
 from .rundir import check_out_dir, locked
 from .video import VIDEO_SUFFIXES, is_video, iter_video, video_info
 
-__all__ = ["window_of", "super_resolve_video"]
+__all__ = ["window_of", "known_matrices", "super_resolve_video"]
 
 
 def window_of(t: int, *, window: int, frames: int) -> range:
@@ -36,11 +38,29 @@ def window_of(t: int, *, window: int, frames: int) -> range:
     return range(first, first + window)
 
 
+def known_matrices(previous: range, matrices: np.ndarray, left_out: set[int], window: range, t: int
+                   ) -> np.ndarray | None:
+    """The registration of the frames of ``window`` against frame ``t`` that the previous window
+    already found: ``matrices`` ``(len(previous), 3, 3)`` registered the frames of ``previous``
+    against its reference (the clip's frames ``left_out`` excepted), so frame k's matrix against t
+    is ``A(k) @ inv(A(t))``. Returns ``(len(window), 3, 3)``, NaN for the frames to register
+    afresh, or ``None`` when ``t`` was not registered in the previous window."""
+    if t not in previous or t in left_out:
+        return None
+    to_t = np.linalg.inv(matrices[t - previous.start])
+    known = np.full((len(window), 3, 3), np.nan)
+    for k in window:
+        if k in previous and k not in left_out:
+            known[k - window.start] = matrices[k - previous.start] @ to_t
+    return known
+
+
 def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window: int = 20, step: int = 1,
-                        cache_dir: Path | None = None, device: str = "auto") -> dict:
+                        share_registration: bool = True, cache_dir: Path | None = None, device: str = "auto") -> dict:
     """Write ``out_dir/frames/frame_NNNNNN.png`` (NNNNNN the clip's frame number), ``out_dir/video.mkv``
     (lossless FFV1, at the clip's frame rate divided by ``step``) and ``out_dir/video.json`` (the
-    parameters, the source and each output frame's seconds and whether it came from the cache).
+    parameters, the source and each output frame's seconds, how many frames it registered afresh
+    and whether it came from the cache). ``share_registration=False`` registers every window whole.
     Returns what ``video.json`` holds."""
     clip, out_dir = Path(clip), Path(out_dir)
     if not is_video(clip):
@@ -49,11 +69,12 @@ def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window
         raise UserError(f"window: expected at least 2 frames and a step of at least 1, got {window} and {step}")
     check_out_dir(out_dir, clip)
     with locked(out_dir):
-        return _write_video(pipeline, clip, out_dir, window=window, step=step, cache_dir=cache_dir, device=device)
+        return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration,
+                            cache_dir=cache_dir, device=device)
 
 
-def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, cache_dir: Path | None,
-                 device: str) -> dict:
+def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, share: bool,
+                 cache_dir: Path | None, device: str) -> dict:
     count, rate, grey = video_info(clip)
     if count < 2:
         raise UserError(f"{clip}: expected a video of at least 2 frames, found {count}")
@@ -61,7 +82,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
     outputs = list(range(0, count, step))
     held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
     decoded = enumerate(iter_video(clip, grey=grey))
-    records, writer = [], None
+    records, writer, previous = [], None, None
     started = time.perf_counter()
     try:
         with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar:
@@ -72,17 +93,23 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                 while held[0][0] < frames_used.start:
                     held.popleft()
                 tick = time.perf_counter()
-                result = run_frames(pipeline, np.stack([frame for _, frame in held]),
-                                    names=[f"{clip.name}#{k}" for k, _ in held], reference=t - frames_used.start,
-                                    use_cache=True, cache_dir=cache_dir, device=device)
+                known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
+                names = [f"{clip.name}#{k}" for k, _ in held]
+                result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
+                                    reference=t - frames_used.start, known=known, use_cache=True, cache_dir=cache_dir,
+                                    device=device)
+                if result.matrices is not None:
+                    left_out = {frames_used.start + names.index(e["frame"]) for e in result.record["excluded"]}
+                    previous = (frames_used, result.matrices, left_out)
                 image = to_uint(result.image)
                 write_image(out_dir / "frames" / f"frame_{t:06d}.png", image.astype(np.float32) / 255)
                 if writer is None:
                     writer = cv2.VideoWriter(str(out_dir / ".video.mkv"), cv2.VideoWriter_fourcc(*"FFV1"),
                                              max(rate / step, 1.0), (image.shape[1], image.shape[0]))
                 writer.write(image[..., ::-1] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+                fresh = len(frames_used) - 1 - (0 if known is None else int(np.isfinite(known[:, 0, 0]).sum() - 1))
                 records.append({"frame": t, "window": [frames_used.start, frames_used.stop - 1],
-                                "seconds": round(time.perf_counter() - tick, 4),
+                                "registered": fresh, "seconds": round(time.perf_counter() - tick, 4),
                                 "cached": all(stage["cached"] for stage in result.record["stages"])})
                 bar.update()
     finally:
@@ -90,6 +117,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
             writer.release()
     (out_dir / ".video.mkv").replace(out_dir / "video.mkv")
     record = {"pipeline": pipeline.name, "clip": str(clip.resolve()), "frames_in_clip": count, "frame_rate": rate,
-              "window": window, "step": step, "outputs": records, "seconds": round(time.perf_counter() - started, 4)}
+              "window": window, "step": step, "share_registration": share, "outputs": records,
+              "seconds": round(time.perf_counter() - started, 4)}
     write_json(out_dir / "video.json", record)
     return record

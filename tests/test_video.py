@@ -6,6 +6,7 @@ import pytest
 
 from conftest import assert_one_line_error, invoke
 from multisr.io import read_image, to_uint, write_image
+from multisr.scenes import licence_plate
 from multisr.video import read_video
 
 
@@ -94,3 +95,40 @@ def test_video_writes_a_frame_per_window_and_resumes_from_the_cache(burst_frames
     decoded, _ = read_video(out / "video.mkv", count=3)
     assert np.array_equal(decoded, np.stack([read_image(p)[0] for p in pngs]))
     assert decoded.shape[1:3] == (3 * burst_frames.shape[1], 3 * burst_frames.shape[2])
+
+
+def test_overlapping_windows_share_their_registration(burst_frames, tmp_path):
+    """Window 4, step 1, 6 frames: after the first window, each registers only the frames new to it
+    (0, 0, 1, 1, 0 of its 3 others), and the frames stay within 2 levels of 255 (mean) of the
+    video made with every window registered whole."""
+    import json
+
+    clip = tmp_path / "clip.mkv"
+    write_lossless_video(clip, burst_frames)
+    outputs = {}
+    for share in ("--share-registration", "--no-share-registration"):
+        out = tmp_path / share
+        assert invoke("video", clip, "--window", 4, "--step", 1, "--out", out, share).exit_code == 0
+        outputs[share] = json.loads((out / "video.json").read_text())["outputs"]
+    assert [o["registered"] for o in outputs["--share-registration"]] == [3, 0, 0, 1, 1, 0]
+    assert [o["registered"] for o in outputs["--no-share-registration"]] == [3] * 6
+    for t in range(6):
+        shared, whole = (read_image(tmp_path / share / "frames" / f"frame_{t:06d}.png")[0] for share in outputs)
+        assert np.abs(shared - whole).mean() * 255 < 2, t
+
+
+def test_a_known_registration_composes_onto_the_new_reference():
+    """The previous window's matrices (here the true ones, against frame 0), composed onto frame 1,
+    agree with registering against frame 1 directly: within 0.1 LR px (measured up to 0.05) on a
+    burst turned by up to 15 degrees, where composing the wrong way round is 0.7-0.8 px off."""
+    from multisr.geometry import rms_displacement
+    from multisr.registration import register_burst
+    from multisr.simulate import simulate_burst
+    from multisr.videosr import known_matrices
+
+    burst = simulate_burst(licence_plate(width=300, height=190), n=7, seed=11, max_angle=15)
+    known = known_matrices(range(0, 6), burst.matrices[:6], set(), range(1, 7), 1)
+    direct = register_burst(burst.frames[1:7], reference=0)
+    assert np.isnan(known[5]).all()  # frame 6 was not in the previous window
+    for k in range(5):
+        assert rms_displacement(known[k], direct[k].matrix, burst.frames.shape[1:3]) < 0.1, k

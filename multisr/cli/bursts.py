@@ -151,10 +151,12 @@ def cache(cache_dir, clear):
 @click.option("--pipeline", "pipeline_name", default="multiframe", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
+@click.option("--share-registration/--no-share-registration", default=True, show_default=True,
+              help="Keep what the previous window registered; register only the frames new to the window.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
               help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def video(clip, out_dir, window, step, pipeline_name, overrides, cache_dir, device):
+def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, cache_dir, device):
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
     that frame the reference. A killed run, started again, takes the finished windows from the
     stage cache."""
@@ -162,8 +164,8 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, cache_dir, devi
     from ..videosr import super_resolve_video
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
-    record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step, cache_dir=cache_dir,
-                                 device=device)
+    record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step,
+                                 share_registration=share_registration, cache_dir=cache_dir, device=device)
     seconds = [o["seconds"] for o in record["outputs"] if not o["cached"]]
     per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every window from the cache"
     click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")
