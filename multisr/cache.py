@@ -110,6 +110,7 @@ def _clean_stale(root: Path) -> None:
                                                             or not _alive(int(parts[1]))):
                 remove(entry)
 
+
 _PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
 
 
