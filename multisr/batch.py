@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, os_error_line
 from .files import write_json
 from .io import IMAGE_SUFFIXES, natural_key
 from .params import DEFAULT_FRAMES
@@ -71,22 +71,21 @@ def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, 
     except UserError as error:
         row["error"] = str(error)
     except OSError as error:
-        row["error"] = f"{error.filename or 'a file'}: could not read or write it ({error.strerror or error})"
+        row["error"] = os_error_line(error)
     row["seconds"] = round(time.perf_counter() - started, 3)
     return row
 
 
-def run_batch(inputs: list[Path], *, out_dir: Path, pipeline_name: str = "presenters", overrides: list[str] = (),
+def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presenters", overrides: list[str] = (),
               n: int = DEFAULT_FRAMES, scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
               cache_dir: Path | None = None, progress=None) -> dict:
-    """Run every burst of ``inputs`` (:func:`find_bursts`) into ``out_dir/<burst name>`` as tasks on
+    """Run every burst of ``bursts`` (:func:`find_bursts`) into ``out_dir/<burst name>`` as tasks on
     Dask: on the cluster at ``scheduler``, else on a ``LocalCluster`` of ``workers`` processes
     (default: one per core) with ``threads`` threads each (default: the cores divided among
     them). Writes ``out_dir/batch.json`` (the parameters and a row per burst) and
     returns it; ``progress(row)`` is called as each task ends."""
     from distributed import Client, LocalCluster, as_completed
 
-    bursts = find_bursts(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = _unique_names(bursts)

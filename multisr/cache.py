@@ -33,7 +33,7 @@ from .files import file_digest, remove, write_json
 from .io import write_image
 from .stacks import Stack
 
-__all__ = ["Artifact", "cache_root", "using", "clear", "stage_key", "cached_outputs", "new_entry", "save_stage",
+__all__ = ["Artifact", "cache_root", "using", "usage", "clear", "stage_key", "cached_outputs", "new_entry", "save_stage",
            "link_stage"]
 
 CACHE_ENV = "MULTISR_CACHE"
@@ -77,14 +77,21 @@ def using(root: Path):
         handle.close()
 
 
+def usage(root: Path) -> tuple[int, int]:
+    """``(entries, bytes)`` the cache ``root`` holds (nothing when it does not exist)."""
+    if not root.is_dir():
+        return 0, 0
+    entries = [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")]
+    return len(entries), sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
+
+
 def clear(root: Path) -> int:
     """Remove every entry of the cache ``root`` and return the bytes freed; :class:`UserError` while
     a run uses it."""
     handle = _lock(root, fcntl.LOCK_EX, f"{root}: a multisr run is using the cache; clear it when no run is going")
     try:
-        freed = 0
+        _, freed = usage(root)
         for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
-            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
             remove(folder)
         return freed
     finally:

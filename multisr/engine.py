@@ -63,8 +63,9 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
         raise UserError(f"frames: expected at least 2 frames and a name for each, got {len(frames)} frames and "
                         f"{len(names)} names")
     known = None if known is None else np.asarray(known, dtype=np.float64)
-    digest = hashlib.sha256(frames.tobytes() + repr((frames.shape, names, bit_depth)).encode()
-                            + (b"" if known is None else known.tobytes())).hexdigest()
+    hasher = hashlib.sha256(memoryview(frames).cast("B"))  # the frames' bytes, not a copy of them
+    hasher.update(repr((frames.shape, names, bit_depth)).encode() + (b"" if known is None else known.tobytes()))
+    digest = hasher.hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
                                          "source": {"in_memory": True, "sha256": digest}, "known": known},

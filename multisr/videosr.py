@@ -104,13 +104,13 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                 if result.matrices is not None:
                     left_out = {frames_used.start + names.index(e["frame"]) for e in result.record["excluded"]}
                     previous = (frames_used, result.matrices, left_out)
+                write_image(out_dir / "frames" / f"frame_{t:06d}.png", result.image)
                 image = to_uint(result.image)
-                write_image(out_dir / "frames" / f"frame_{t:06d}.png", image.astype(np.float32) / 255)
                 if writer is None:
                     writer = cv2.VideoWriter(str(out_dir / ".video.mkv"), cv2.VideoWriter_fourcc(*"FFV1"),
                                              max(rate / step, 1.0), (image.shape[1], image.shape[0]))
                 writer.write(image[..., ::-1] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-                fresh = len(frames_used) - 1 - (0 if known is None else int(np.isfinite(known[:, 0, 0]).sum() - 1))
+                fresh = len(frames_used) - 1 if known is None else int(np.isnan(known[:, 0, 0]).sum())
                 records.append({"frame": t, "window": [frames_used.start, frames_used.stop - 1],
                                 "registered": fresh, "seconds": round(time.perf_counter() - tick, 4),
                                 "cached": all(stage["cached"] for stage in result.record["stages"])})

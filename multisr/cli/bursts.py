@@ -129,16 +129,15 @@ def upscale(image, out_path, scale, model, device):
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
 def cache(cache_dir, clear):
     """Where the stage cache is and how much it holds; --clear empties it."""
-    from ..cache import cache_root, clear as clear_cache
+    from ..cache import cache_root, clear as clear_cache, usage
 
     root = cache_root(cache_dir)
     if clear:
         freed = clear_cache(root) if root.is_dir() else 0
         click.echo(f"{root}: cleared, {freed / 1e9:.2f} GB freed")
         return
-    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()] if root.is_dir() else []
-    entries = [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
-    click.echo(f"{root}: {len(entries)} stage entries, {sum(p.stat().st_size for p in files) / 1e9:.2f} GB")
+    entries, size = usage(root)
+    click.echo(f"{root}: {entries} stage entries, {size / 1e9:.2f} GB")
 
 
 @click.command(cls=Command)
@@ -203,8 +202,9 @@ def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers,
         bar.set_postfix(failed=sum(failures))
         bar.update()
 
-    with tqdm(total=len(find_bursts(list(inputs))), desc="batch", unit="burst", leave=False) as bar:
-        summary = run_batch(list(inputs), out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
+    bursts = find_bursts(list(inputs))
+    with tqdm(total=len(bursts), desc="batch", unit="burst", leave=False) as bar:
+        summary = run_batch(bursts, out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
                             scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress)
     for row in summary["bursts"]:
         status = f"failed: {row['error']}" if "error" in row else f"{row['result']} (computed: {', '.join(row['computed']) or 'nothing'})"

@@ -4,7 +4,7 @@ from importlib import resources
 
 import click
 
-from ..errors import UserError
+from ..errors import UserError, os_error_line
 
 __all__ = ["Group", "Command", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped"]
 
@@ -26,8 +26,7 @@ class Group(click.Group):
         except UserError as error:
             raise UserFailure(str(error)) from None
         except OSError as error:
-            where = error.filename if error.filename is not None else "a file"
-            raise UserFailure(f"{where}: could not read or write it ({error.strerror or error})") from None
+            raise UserFailure(os_error_line(error)) from None
 
 
 class Command(click.Command):
