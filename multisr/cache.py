@@ -14,7 +14,9 @@ reused without running; anything else is recomputed. A stage directory is writte
 temporary name and renamed into place when complete, so a killed run never leaves one that
 looks finished; an entry is never replaced while it is intact (another run may be reading it),
 and a temporary one is removed only once the run that made it has ended. Beside the arrays: ``<artifact>.png`` previews (stacks as a contact sheet of
-frames at most 320 pixels wide).
+frames at most 320 pixels wide). Small outputs are kept in ``meta.json`` as JSON; the typed ones
+(``registration``: a list of :class:`~multisr.registration.Registration`) are converted here, at
+the cache's edge, and nowhere else.
 """
 import fcntl
 import hashlib
@@ -31,10 +33,11 @@ import numpy as np
 from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
+from .registration import Registration
 from .stacks import Stack
 
 __all__ = ["Artifact", "cache_root", "using", "usage", "clear", "stage_key", "cached_outputs", "new_entry", "save_stage",
-           "link_stage"]
+           "link_stage", "value_from_json"]
 
 CACHE_ENV = "MULTISR_CACHE"
 
@@ -119,6 +122,16 @@ def _clean_stale(root: Path) -> None:
 
 
 _PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
+_LISTS_OF = {"registration": Registration}  # small outputs kept as lists of these types (to_json, from_json)
+
+
+def _value_to_json(name: str, value):
+    return [item.to_json() for item in value] if name in _LISTS_OF else value
+
+
+def value_from_json(name: str, value):
+    """A small output ``name`` as the stages use it, from its JSON in ``meta.json``."""
+    return [_LISTS_OF[name].from_json(item) for item in value] if name in _LISTS_OF else value
 
 
 @dataclass
@@ -169,7 +182,11 @@ def cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
         return None
     if meta["key"] != key or meta.get("sha256") != _entry_digest(entry):  # every field, not only the arrays
         return None
-    artifacts = {name: Artifact(f"{key}:{name}", value) for name, value in meta.get("values", {}).items()}
+    try:
+        artifacts = {name: Artifact(f"{key}:{name}", value_from_json(name, value))
+                     for name, value in meta["values"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError):  # intact, but not what this version writes
+        return None
     for name, digest in meta.get("digests", {}).items():
         path = stage_dir / f"{name}.npy"
         if not path.is_file() or file_digest(path) != digest:
@@ -208,7 +225,7 @@ def save_stage(stage_dir: Path, meta: dict, outputs: dict, tmp: Path) -> dict:
         elif isinstance(value, np.ndarray):
             np.save(tmp / f"{name}.npy", value)
         else:
-            values[name] = value
+            values[name] = _value_to_json(name, value)
             continue
         digests[name] = file_digest(tmp / f"{name}.npy")
         kind = _PREVIEWED.get(name)

@@ -198,7 +198,7 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
         "device": str(torch_device),
         "versions": _versions(),
         "stages": records,
-        "excluded": [{"frame": r["frame"], "reason": r["excluded"]} for r in registration if r["excluded"]],
+        "excluded": [{"frame": r.frame, "reason": r.excluded} for r in registration if r.excluded],
         "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
         "seconds": round(time.perf_counter() - started, 4),
     }

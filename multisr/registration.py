@@ -61,6 +61,8 @@ class Registration:
         sharpness: mean squared gradient of the frame's Y, relative to the burst's median.
         scale, angle, tx, ty: ``matrix`` as a similarity about the origin (angle in degrees).
         excluded: why the frame is left out of the fusion, or ``None`` when it is used.
+        frame: the frame's name (file name, ``clip.mp4#K``), where known: the ``register`` stage
+            names each frame; :func:`register_burst` leaves it ``None``.
     """
 
     matrix: np.ndarray
@@ -73,12 +75,18 @@ class Registration:
     sharpness: float = 1.0
     excluded: str | None = None
     residual: float | None = None
+    frame: str | None = None
 
     def to_json(self) -> dict:
-        """JSON-able dict (the matrix as nested lists)."""
+        """JSON-able dict (the matrix as nested lists); :meth:`from_json` reads it back."""
         data = asdict(self)
         data["matrix"] = self.matrix.tolist()
         return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Registration":
+        """The registration :meth:`to_json` wrote."""
+        return cls(**{**data, "matrix": np.array(data["matrix"], dtype=np.float64)})
 
 
 def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, start: np.ndarray, *, model: str = "homography",

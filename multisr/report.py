@@ -74,11 +74,11 @@ def _registration_plot(registration: list, truth_matrices: np.ndarray | None, pa
     true_params = [similarity_parameters(m) for m in truth_matrices] if truth_matrices is not None else None
     for ax, key, label in zip(axes, ("tx", "ty", "angle", "scale", "success"),
                               ("shift x (LR px)", "shift y (LR px)", "angle (deg)", "scale", "success score")):
-        estimated = [r[key] for r in registration]
+        estimated = [getattr(r, key) for r in registration]
         if true_params is not None and key != "success":
             ax.plot(frames, [p[key] for p in true_params], "o", mfc="none", color="0.5", label="true")
         ax.plot(frames, estimated, "x", color="tab:blue", label="estimated")
-        left_out = [k for k, r in enumerate(registration) if r["excluded"]]
+        left_out = [k for k, r in enumerate(registration) if r.excluded]
         if left_out:
             ax.plot(left_out, [estimated[k] for k in left_out], "s", mfc="none", color="tab:red", ms=9, label="left out")
         ax.set_title(label, fontsize=10)
@@ -221,7 +221,7 @@ def _registration(runs: dict, truth_path: Path | None, reference: int, images: P
                 else:
                     truth_matrices = truth_matrices[: len(registration)] @ np.linalg.inv(truth_matrices[reference])
             _registration_plot(registration, truth_matrices, images / "registration.png")
-            rows = [{key: r[key] for key in ("frame", "tx", "ty", "angle", "scale", "success", "excluded")}
+            rows = [{key: getattr(r, key) for key in ("frame", "tx", "ty", "angle", "scale", "success", "excluded")}
                     for r in registration]
             return rows, run.record["excluded"]
     return [], []

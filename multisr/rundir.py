@@ -15,7 +15,7 @@ describes the ``result.png`` beside it.
 >>> run = multisr.open_run("runs/sample")
 >>> run.stages                      # ['load', 'register', 'upscale', 'srcnn', 'realign', 'fuse']
 >>> run["srcnn"]["hr"]              # (N, 3h, 3w[, 3]) float32, the SRCNN frames, exact
->>> run["register"].values["registration"]   # per-frame scores, the frames left out
+>>> run["register"]["registration"]  # a Registration per frame: matrix, scores, why left out
 >>> run.result, run.transforms
 """
 import fcntl
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import value_from_json
 from .errors import UserError
 from .files import remove
 from .io import read_image
@@ -77,13 +78,14 @@ def clean_leftovers(out_dir: Path) -> None:
 
 
 class StageOutput:
-    """One stage's stored output: ``meta`` (its meta.json), ``values`` (small JSON outputs) and
+    """One stage's stored output: ``meta`` (its meta.json), ``values`` (its small outputs, as the
+    stages use them: ``registration`` a list of :class:`~multisr.registration.Registration`) and
     its arrays by name (``output["hr"]``), each read from its ``.npy`` on first use."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.meta = json.loads((folder / "meta.json").read_text())
-        self.values = self.meta.get("values", {})
+        self.values = {name: value_from_json(name, value) for name, value in self.meta.get("values", {}).items()}
         self._arrays: dict[str, np.ndarray] = {}
 
     @property

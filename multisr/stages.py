@@ -23,7 +23,7 @@ that flow through a run:
 Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
 of the cache key.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -90,14 +90,10 @@ def _register(*, frames, reference, names, known, coarse, iterations, refine, mo
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
                                  known=known, workers=workers(), progress=lambda k: bar.update())
-    registration = []
-    for name, reg in zip(names, results):
-        entry = reg.to_json()
-        entry["frame"] = name
-        registration.append(entry)
-    left_out = [r for r in registration if r["excluded"]]
+    registration = [replace(result, frame=name) for name, result in zip(names, results)]
+    left_out = [r for r in registration if r.excluded]
     if len(registration) - len(left_out) < 2:  # stop here, before the costly stages
-        shown = "; ".join(f"{r['frame']}: {r['excluded']}" for r in left_out[:2])
+        shown = "; ".join(f"{r.frame}: {r.excluded}" for r in left_out[:2])
         more = f"; and {len(left_out) - 2} more" if len(left_out) > 2 else ""
         raise UserError(f"frames: expected at least 2 frames that register, but {len(left_out)} of "
                         f"{len(registration)} were left out: {shown}{more}")
@@ -155,7 +151,7 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
         band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
                                  (top, bottom))
         aligned[k, top:bottom] = band
-        valid[k, top:bottom] = inside & (not registration[k]["excluded"])
+        valid[k, top:bottom] = inside & (not registration[k].excluded)
 
     in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": aligned, "valid": valid}
@@ -166,7 +162,7 @@ def _fuse(*, hr, valid, method) -> dict:
 
 
 def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds) -> dict:
-    used = [k for k, r in enumerate(registration) if not r["excluded"]]
+    used = [k for k, r in enumerate(registration) if not r.excluded]
     y = np.stack([luma(frames[k]) for k in used])
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
@@ -195,7 +191,7 @@ STAGES = {
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
               burst_fingerprint),
-        Stage("register", "7", ("frames", "reference", "names", "known"), ("matrices", "registration"), _register,
+        Stage("register", "8", ("frames", "reference", "names", "known"), ("matrices", "registration"), _register,
               defaults_from(register_burst, {
                   "coarse": Param(str, COARSE_METHODS), "iterations": Param(int, low=1, high=100),
                   "refine": Param(str, REFINEMENTS), "model": Param(str, MODELS),

@@ -20,15 +20,15 @@ import torch
 from tqdm import tqdm
 
 from .color import luma
+from .engine import run_frames
 from .errors import UserError
 from .evaluate import evaluation_pair, true_luma
 from .files import atomic_output
 from .io import list_images, read_image
-from .sr.weights import save_weights
-from .reconstruct import reconstruct
-from .registration import register_burst
+from .pipeline import Pipeline, load_pipeline
 from .simulate import PROTOCOLS, simulate
 from .sr.arch import SRCNN
+from .sr.weights import save_weights
 
 __all__ = ["make_patches", "make_restoration_patches", "restoration_patches_kept", "make_optimizer", "train"]
 
@@ -72,28 +72,29 @@ def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, 
     """Sub-images of multi-frame reconstructions, for training the restoration network.
 
     Image ``i`` of ``folder`` becomes one simulated 3x burst of ``n`` frames per protocol
-    (seed ``seed + i``), registered (:func:`register_burst`, similarity) and solved
-    (:func:`reconstruct`, its defaults), as the ``multiframe`` pipeline does. Images on which
-    fewer than two frames register, or too small for a protocol's margins, are skipped.
+    (seed ``seed + i``), solved by the ``multiframe`` pipeline's stages before ``restore``
+    (:func:`multisr.engine.run_frames`, reference frame 0: the one the truth is of), so that the
+    network learns on what it is given at run time. Images on which fewer than two frames
+    register, or too small for a protocol's margins, are skipped.
 
     Returns:
         ``(inputs, labels)``, both ``(N, patch, patch)`` float32: the solved Y (not clipped)
         and the true Y rounded to 8 bits, at the same place.
     """
+    multiframe = load_pipeline("multiframe")
+    solve = Pipeline("multiframe-solve", "multiframe before restore",
+                     [(stage, params) for stage, params in multiframe.steps if stage.name != "restore"])
     inputs, labels = [], []
     for index, path in enumerate(tqdm(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
         image, _ = read_image(path)
         for protocol in protocols:
             try:
                 burst = simulate(image, protocol=protocol, n=n, seed=seed + index)
-            except UserError:  # too small for this protocol's margins
+                solved = luma(run_frames(solve, burst.frames, reference=0).image)
+            except UserError:  # too small for this protocol's margins, or fewer than 2 frames register
                 continue
-            registration = register_burst(burst.frames)
-            used = [k for k, r in enumerate(registration) if not r.excluded]
-            if len(used) < 2 or min(burst.truth.shape[:2]) < patch:
+            if min(burst.truth.shape[:2]) < patch:
                 continue
-            solved, _, _ = reconstruct(np.stack([luma(burst.frames[k]) for k in used]),
-                                       np.stack([registration[k].matrix for k in used]), anchor=0)
             more_inputs, more_labels = _cut(solved, true_luma(burst.truth), patch, stride)
             inputs += more_inputs
             labels += more_labels

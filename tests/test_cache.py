@@ -1,4 +1,5 @@
 """The run cache: what a rerun reuses, what it recomputes, and that a killed run leaves nothing false."""
+import hashlib
 import json
 import os
 import signal
@@ -190,3 +191,35 @@ def test_a_burst_in_memory_gives_what_its_files_give(tiny_burst, tmp_path, pipel
     assert in_memory.record["reference_frame"] == record["reference_frame"]
     cached = [run_frames(loaded, frames, use_cache=True) for _ in range(2)][1]
     assert computed(cached.record) == [] and np.array_equal(cached.image, in_memory.image)
+
+
+def test_registration_is_typed_in_memory_and_json_only_in_the_cache(tiny_burst, tmp_path):
+    """The register stage hands a Registration per frame to the next stages, the cache keeps it as
+    JSON, and a notebook reading the run folder gets the same Registrations back (matrix within
+    float64 round-off); an entry whose registration JSON this version cannot read is recomputed."""
+    from multisr.engine import run_frames
+    from multisr.io import read_image
+    from multisr.pipeline import load_pipeline
+    from multisr.registration import Registration
+    from multisr.rundir import open_run
+    from multisr.runner import run_pipeline
+
+    files = sorted(tiny_burst.glob("frame_*.png"))[:5]
+    frames = np.stack([read_image(path)[0] for path in files])
+    presenters = load_pipeline("presenters")
+    in_memory = run_frames(presenters, frames, names=[path.name for path in files], reference=0)
+    run_pipeline(presenters, tiny_burst, out_dir=tmp_path / "run", n=5, reference=0)
+    stored = open_run(tmp_path / "run")["register"]["registration"]
+    assert all(isinstance(r, Registration) for r in stored)
+    assert [r.frame for r in stored] == [path.name for path in files]
+    assert np.allclose(np.stack([r.matrix for r in stored]), in_memory.matrices, atol=1e-12)
+
+    meta_path = tmp_path / "run" / "stages" / "register" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for entry in meta["values"]["registration"]:
+        entry["renamed_field"] = entry.pop("success")  # as an older or newer version might have written it
+    body = {name: meta[name] for name in ("key", "record", "values", "digests", "stacks")}
+    meta["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()  # intact, but unreadable
+    meta_path.write_text(json.dumps(meta))
+    record = run_pipeline(presenters, tiny_burst, out_dir=tmp_path / "run", n=5, reference=0)
+    assert "register" in computed(record)
