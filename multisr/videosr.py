@@ -3,10 +3,12 @@ frame as the reference (``multisr video``).
 
 Output frame ``t`` (every ``step``-th frame of the clip) is the pipeline's result on frames
 ``t - window // 2`` to ``t + (window - 1) // 2``, shifted to stay inside the clip, with frame
-``t`` the reference, so the video keeps its own timing. Each window runs in memory through the
-stage cache (:func:`multisr.engine.run_frames`), so a killed run, started again, recomputes only
-the windows it had not finished. The frames are decoded once, in order, and only a window's worth
-is held at a time. With ``share_registration``, overlapping windows share their registration
+``t`` the reference, so the video keeps its own timing. Each window runs in memory
+(:func:`multisr.engine.run_frames`, not through the stage cache: a clip's windows would fill it
+with a copy of every frame 20 times over), and each finished output frame is recorded in
+``OUT/frames/progress.jsonl`` with the settings' key and its PNG's digest, so a killed run,
+started again with the same settings, recomputes only the frames it had not finished. The frames
+are decoded once, in order, and only a window's worth is held at a time. With ``share_registration``, overlapping windows share their registration
 (:func:`known_matrices`): a frame that the previous window registered keeps that registration,
 composed onto the new reference, and only the frames new to the window are registered (the
 multi-frame solve then refines every frame's motion against its solution as always). On a
@@ -14,6 +16,8 @@ multi-frame solve then refines every frame's motion against its solution as alwa
 6.2 levels of 255 on average (a window's blur estimate can come out otherwise), and no clip with
 a known truth has shown which is better yet: it is off by default.
 """
+import hashlib
+import json
 import time
 from collections import deque
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import UserError
-from .files import write_json
+from .files import file_digest, remove, write_json
 from .io import to_uint, write_image
 from .pipeline import Pipeline
 from .engine import run_frames
@@ -31,6 +35,8 @@ from .rundir import check_out_dir, locked
 from .video import VIDEO_SUFFIXES, is_video, iter_video, video_info
 
 __all__ = ["window_of", "known_matrices", "super_resolve_video"]
+
+PROGRESS = "progress.jsonl"  # in OUT/frames: a line per finished output frame
 
 
 def window_of(t: int, *, window: int, frames: int) -> range:
@@ -59,12 +65,12 @@ def known_matrices(previous: range, matrices: np.ndarray, left_out: set[int], wi
 
 
 def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window: int = 20, step: int = 1,
-                        share_registration: bool = False, cache_dir: Path | None = None, device: str = "auto") -> dict:
+                        share_registration: bool = False, device: str = "auto") -> dict:
     """Write ``out_dir/frames/frame_NNNNNN.png`` (NNNNNN the clip's frame number), ``out_dir/video.mkv``
     (lossless FFV1, at the clip's frame rate divided by ``step``) and ``out_dir/video.json`` (the
     parameters, the source and each output frame's seconds, how many frames it registered afresh
-    and whether it came from the cache). By default every window is registered whole.
-    Returns what ``video.json`` holds."""
+    and whether it was ``resumed``: taken from an earlier run into ``out_dir`` with the same
+    settings). By default every window is registered whole. Returns what ``video.json`` holds."""
     clip, out_dir = Path(clip), Path(out_dir)
     if not is_video(clip):
         raise UserError(f"clip {clip}: expected a video file ({', '.join(VIDEO_SUFFIXES)})")
@@ -72,48 +78,85 @@ def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window
         raise UserError(f"window: expected at least 2 frames and a step of at least 1, got {window} and {step}")
     check_out_dir(out_dir, clip)
     with locked(out_dir):
-        return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration,
-                            cache_dir=cache_dir, device=device)
+        return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration, device=device)
+
+
+def _settings_key(pipeline: Pipeline, clip: Path, **settings) -> str:
+    """SHA-256 of what the output frames depend on: the clip's bytes and decoder, the settings, and
+    each stage's name, version, parameters and outside data (weights)."""
+    steps = [[stage.name, stage.version, params, stage.fingerprint(params) if stage.fingerprint else ""]
+             for stage, params in pipeline.steps]
+    text = json.dumps({"clip": file_digest(clip), "decoder": cv2.__version__, "steps": steps, **settings},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _finished_frames(frames_dir: Path, key: str) -> dict[int, dict]:
+    """The output frames an earlier run with settings ``key`` finished, by frame number (their
+    progress lines, whose PNG is still there unchanged); an earlier run's frames under other
+    settings are removed (only the ones its progress file names)."""
+    progress = frames_dir / PROGRESS
+    lines = []
+    if progress.is_file():
+        for text in progress.read_text().splitlines():
+            try:
+                line = json.loads(text)
+                int(line["frame"]), str(line["sha256"])
+            except (ValueError, TypeError, KeyError):  # the line a killed run was writing
+                break
+            lines.append(line)
+    if any(line.get("key") != key for line in lines):
+        for line in lines:
+            remove(frames_dir / f"frame_{int(line['frame']):06d}.png")
+        lines = []
+    progress.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return {line["frame"]: line for line in lines
+            if (frames_dir / f"frame_{line['frame']:06d}.png").is_file()
+            and file_digest(frames_dir / f"frame_{line['frame']:06d}.png") == line["sha256"]}
 
 
 def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, share: bool,
-                 cache_dir: Path | None, device: str) -> dict:
+                 device: str) -> dict:
     count, rate, grey = video_info(clip)
     if count < 2:
         raise UserError(f"{clip}: expected a video of at least 2 frames, found {count}")
-    (out_dir / "frames").mkdir(parents=True, exist_ok=True)
+    frames_dir = out_dir / "frames"
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    key = _settings_key(pipeline, clip, window=window, step=step, share=share)
+    finished = _finished_frames(frames_dir, key)
     outputs = list(range(0, count, step))
     held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
     decoded = enumerate(iter_video(clip, grey=grey))
     records, writer, previous = [], None, None
     started = time.perf_counter()
     try:
-        with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar:
+        with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar, \
+                open(frames_dir / PROGRESS, "a") as progress:
             for t in outputs:
                 frames_used = window_of(t, window=window, frames=count)
-                while not held or held[-1][0] < frames_used.stop - 1:
-                    held.append(next(decoded))
-                while held[0][0] < frames_used.start:
-                    held.popleft()
-                tick = time.perf_counter()
-                known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
-                names = [f"{clip.name}#{k}" for k, _ in held]
-                result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
-                                    reference=t - frames_used.start, known=known, use_cache=True, cache_dir=cache_dir,
-                                    device=device)
-                if result.matrices is not None:
-                    left_out = {frames_used.start + names.index(e["frame"]) for e in result.record["excluded"]}
-                    previous = (frames_used, result.matrices, left_out)
-                write_image(out_dir / "frames" / f"frame_{t:06d}.png", result.image)
-                image = to_uint(result.image)
+                png = frames_dir / f"frame_{t:06d}.png"
+                if t in finished:
+                    line = finished[t]
+                    image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+                    image = image[..., ::-1] if image.ndim == 3 else image
+                else:
+                    while not held or held[-1][0] < frames_used.stop - 1:
+                        held.append(next(decoded))
+                    while held[0][0] < frames_used.start:
+                        held.popleft()
+                    line = _solve_window(pipeline, clip, held, frames_used, t, previous, share=share, device=device)
+                    image = to_uint(line.pop("image"))
+                    write_image(png, image.astype(np.float32) / 255)
+                    line.update(key=key, sha256=file_digest(png))
+                    progress.write(json.dumps(line) + "\n")
+                    progress.flush()
+                previous = (frames_used, np.array(line["matrices"]), set(line["left_out"])) if line["matrices"] else None
                 if writer is None:
                     writer = cv2.VideoWriter(str(out_dir / ".video.mkv"), cv2.VideoWriter_fourcc(*"FFV1"),
                                              max(rate / step, 1.0), (image.shape[1], image.shape[0]))
                 writer.write(image[..., ::-1] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
-                fresh = len(frames_used) - 1 if known is None else int(np.isnan(known[:, 0, 0]).sum())
                 records.append({"frame": t, "window": [frames_used.start, frames_used.stop - 1],
-                                "registered": fresh, "seconds": round(time.perf_counter() - tick, 4),
-                                "cached": all(stage["cached"] for stage in result.record["stages"])})
+                                "registered": line["registered"], "seconds": line["seconds"], "resumed": t in finished})
                 bar.update()
     finally:
         if writer is not None:
@@ -124,3 +167,23 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
               "seconds": round(time.perf_counter() - started, 4)}
     write_json(out_dir / "video.json", record)
     return record
+
+
+def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: range, t: int, previous: tuple | None,
+                  *, share: bool, device: str) -> dict:
+    """Output frame ``t`` from the frames ``held`` (those of ``frames_used``): its ``image``, its
+    progress line (frame, seconds, frames registered afresh) and, with ``share``, the registration
+    the next window may take from this one (``matrices``, ``left_out``; ``previous`` is this
+    window's from the window before)."""
+    tick = time.perf_counter()
+    known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
+    names = [f"{clip.name}#{k}" for k, _ in held]
+    result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
+                        reference=t - frames_used.start, known=known, device=device)
+    matrices, left_out = None, []
+    if share and result.matrices is not None:
+        matrices = result.matrices.tolist()
+        left_out = sorted(frames_used.start + names.index(e["frame"]) for e in result.record["excluded"])
+    return {"frame": t, "image": result.image, "matrices": matrices, "left_out": left_out,
+            "registered": len(frames_used) - 1 if known is None else int(np.isnan(known[:, 0, 0]).sum()),
+            "seconds": round(time.perf_counter() - tick, 4)}

@@ -1,5 +1,7 @@
 """Bursts from video files: decoding to the known frames, runs equal to runs on the same frames as
 images, and the one-line errors of a video that cannot be read."""
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -75,26 +77,69 @@ def test_a_video_that_cannot_be_read_is_one_line(burst_frames, tmp_path, case, f
     assert not (tmp_path / "out" / "result.png").exists()
 
 
-def test_video_writes_a_frame_per_window_and_resumes_from_the_cache(burst_frames, tmp_path):
+def test_video_writes_a_frame_per_window_and_a_rerun_resumes_it(burst_frames, tmp_path):
     """A 6-frame clip, windows of 4 every 2nd frame: output frames 0, 2 and 4 (windows 0-3, 0-3 and
-    2-5), as PNGs and as a lossless video of the same frames; run again, every window is cached."""
+    2-5), as PNGs and as a lossless video of the same frames; run again, every frame is resumed
+    and the video is the same; the windows leave nothing in the stage cache."""
     import json
+    import os
 
     clip = tmp_path / "clip.mkv"
     write_lossless_video(clip, burst_frames)
     out = tmp_path / "video"
+    videos = []
     for attempt in range(2):
         result = invoke("video", clip, "--window", 4, "--step", 2, "--out", out)
         assert result.exit_code == 0, result.output
+        videos.append(read_video(out / "video.mkv", count=3)[0])
     record = json.loads((out / "video.json").read_text())
     assert [o["frame"] for o in record["outputs"]] == [0, 2, 4]
     assert [o["window"] for o in record["outputs"]] == [[0, 3], [0, 3], [2, 5]]
-    assert all(o["cached"] for o in record["outputs"])  # the second attempt
+    assert all(o["resumed"] for o in record["outputs"])  # the second attempt
     pngs = sorted((out / "frames").glob("frame_*.png"))
     assert [p.name for p in pngs] == ["frame_000000.png", "frame_000002.png", "frame_000004.png"]
-    decoded, _ = read_video(out / "video.mkv", count=3)
-    assert np.array_equal(decoded, np.stack([read_image(p)[0] for p in pngs]))
-    assert decoded.shape[1:3] == (3 * burst_frames.shape[1], 3 * burst_frames.shape[2])
+    assert np.array_equal(videos[0], np.stack([read_image(p)[0] for p in pngs]))
+    assert np.array_equal(videos[0], videos[1])
+    assert videos[0].shape[1:3] == (3 * burst_frames.shape[1], 3 * burst_frames.shape[2])
+    assert not any(Path(os.environ["MULTISR_CACHE"]).glob("*/*"))
+
+
+def test_a_killed_video_resumes_where_it_stopped(burst_frames, tmp_path, monkeypatch):
+    """Killed while making its third frame, the video started again computes the frames from
+    there on only (and a frame whose PNG was changed since), and ends equal to an unbroken run;
+    with another step it starts over, without the earlier run's frames."""
+    import json
+
+    import multisr.videosr
+
+    clip = tmp_path / "clip.mkv"
+    write_lossless_video(clip, burst_frames)
+    assert invoke("video", clip, "--window", 3, "--step", 1, "--out", tmp_path / "whole").exit_code == 0
+    solve, calls = multisr.videosr._solve_window, []
+
+    def dies_at_the_third(*args, **kwargs):
+        calls.append(args[4])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return solve(*args, **kwargs)
+
+    out = tmp_path / "video"
+    with monkeypatch.context() as patched:
+        patched.setattr(multisr.videosr, "_solve_window", dies_at_the_third)
+        invoke("video", clip, "--window", 3, "--step", 1, "--out", out)
+    assert sorted(p.name for p in (out / "frames").glob("frame_*.png")) == ["frame_000000.png", "frame_000001.png"]
+    write_image(out / "frames" / "frame_000001.png", np.zeros((4, 4)))  # changed since: made again
+    assert invoke("video", clip, "--window", 3, "--step", 1, "--out", out).exit_code == 0
+    record = json.loads((out / "video.json").read_text())
+    assert [o["resumed"] for o in record["outputs"]] == [True, False, False, False, False, False]
+    for t in range(6):
+        name = f"frames/frame_{t:06d}.png"
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), t
+    assert np.array_equal(read_video(out / "video.mkv", count=6)[0], read_video(tmp_path / "whole" / "video.mkv", count=6)[0])
+
+    assert invoke("video", clip, "--window", 3, "--step", 4, "--out", out).exit_code == 0
+    assert sorted(p.name for p in (out / "frames").glob("frame_*.png")) == ["frame_000000.png", "frame_000004.png"]
+    assert not any(o["resumed"] for o in json.loads((out / "video.json").read_text())["outputs"])
 
 
 def test_overlapping_windows_share_their_registration(burst_frames, tmp_path):

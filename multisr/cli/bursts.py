@@ -153,21 +153,19 @@ def cache(cache_dir, clear):
 @click.option("--share-registration/--no-share-registration", default=False, show_default=True,
               help="Keep what the previous window registered and register only the frames new to the window "
                    "(23% faster on a real clip; results differ, see the README).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, cache_dir, device):
+def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, device):
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
-    that frame the reference. A killed run, started again, takes the finished windows from the
-    stage cache."""
+    that frame the reference. A killed run, started again with the same settings, keeps the frames
+    it had finished (OUT/frames)."""
     from ..pipeline import load_pipeline, with_overrides
     from ..videosr import super_resolve_video
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step,
-                                 share_registration=share_registration, cache_dir=cache_dir, device=device)
-    seconds = [o["seconds"] for o in record["outputs"] if not o["cached"]]
-    per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every window from the cache"
+                                 share_registration=share_registration, device=device)
+    seconds = [o["seconds"] for o in record["outputs"] if not o["resumed"]]
+    per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every frame from the earlier run"
     click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")
 
 
