@@ -16,7 +16,7 @@ from .color import luma
 from .geometry import rms_displacement, similarity_parameters
 from .io import list_images, read_image, to_uint
 from .metrics import score_image, score_luma
-from .params import DEFAULT_FRAMES
+from .params import DEFAULT_FRAMES, SCALE
 from .pipeline import load_pipeline
 from .resize import resize
 from .scenes import licence_plate
@@ -114,7 +114,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in keys} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
-                         "outliers": outliers, "scale": 3}}
+                         "outliers": outliers, "scale": SCALE}}
 
 
 def _network_flops_per_pixel(model) -> int:
@@ -167,10 +167,10 @@ def network_flop_rate(device: str = "cpu", *, size: tuple[int, int] = (1440, 192
 
 def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
     """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene."""
-    scene = licence_plate(width=3 * width + 80, height=3 * height + 80)
+    scene = licence_plate(width=SCALE * width + 80, height=SCALE * height + 80)
     burst = simulate_burst(scene, n=n, seed=0)
     burst.frames = burst.frames[:, :height, :width]
-    burst.truth = burst.truth[: 3 * height, : 3 * width]
+    burst.truth = burst.truth[: SCALE * height, : SCALE * width]
     save_burst(burst, folder)
 
 
@@ -232,6 +232,6 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
                 rows.append(row)
     # the network's own rate on one HR frame of the largest size, at most 1920x1440 (the rate is
     # flat beyond; a phone frame's 12000x9000 would take minutes)
-    network_size = (min(1440, 3 * max(h for _, h in sizes)), min(1920, 3 * max(w for w, _ in sizes)))
+    network_size = (min(1440, SCALE * max(h for _, h in sizes)), min(1920, SCALE * max(w for w, _ in sizes)))
     return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9,
             "network_gflops": network_flop_rate(torch_device, size=network_size) / 1e9, "n": n, "rows": rows}

@@ -17,11 +17,11 @@ import numpy as np
 from .cache import Artifact, cache_root, cached_outputs, link_stage, new_entry, save_stage, stage_key, using
 from .errors import UserError
 from .loading import burst_artifacts
-from .params import DEFAULT_REFERENCE
+from .params import DEFAULT_REFERENCE, SCALE
 from .pipeline import Pipeline
 from .sr.device import resolve_device
 from .stacks import Stack
-from .stages import SCALE, STAGES, Stage
+from .stages import STAGES, Stage
 
 __all__ = ["Result", "run_frames", "run_steps", "result_of", "record_of"]
 

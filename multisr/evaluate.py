@@ -14,6 +14,7 @@ from .color import luma
 from .errors import UserError
 from .io import list_images, read_image
 from .metrics import score_luma
+from .params import SCALE
 from .sr.inference import super_resolve_luma
 from .resize import downscale, upscale
 
@@ -41,7 +42,7 @@ def evaluation_pair(truth: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarr
     return y_true, upscale(downscale(y_true, scale), scale)
 
 
-def evaluate_folder(data_dir: Path, *, scale: int = 3, model=None) -> dict:
+def evaluate_folder(data_dir: Path, *, scale: int = SCALE, model=None) -> dict:
     """Score bicubic (and ``model``, when given) on every image in ``data_dir``.
 
     Returns:

@@ -8,8 +8,9 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["Param", "defaults_from", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference"]
+__all__ = ["Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference"]
 
+SCALE = 3  # every pipeline's magnification; the default scale of evaluation, training and simulation
 DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses
 DEFAULT_REFERENCE = "sharpest"  # --reference
 

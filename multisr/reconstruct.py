@@ -48,6 +48,7 @@ from threadpoolctl import threadpool_limits
 from .agreement import frame_weights, match_brightness
 from .alignment import MODELS, align, gradients
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, parse_psf, psf_kernel, to_grid
+from .params import SCALE
 from .resize import upscale
 from .solve import TILE, cut_window, predicted_frames, solve_burst, solve_tiled
 
@@ -146,7 +147,7 @@ def reconstruct(
     matrices: np.ndarray,
     *,
     anchor: int,
-    scale: int = 3,
+    scale: int = SCALE,
     psf: str = "auto",
     tv_weight: float = 0.0005,
     model: str = "homography",

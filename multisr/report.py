@@ -23,11 +23,11 @@ from .files import write_json
 from .geometry import similarity_parameters
 from .io import list_images, read_image, write_image
 from .metrics import score_image
-from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .pipeline import load_pipeline
 from .rundir import open_run
 from .runner import run_pipeline
-from .stages import SCALE, STAGES
+from .stages import STAGES
 from .video import is_video, read_video
 
 __all__ = ["compare", "parse_crop", "detail_crop"]

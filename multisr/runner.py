@@ -9,11 +9,11 @@ from .cache import cache_root, using
 from .engine import record_of, result_of, run_steps
 from .files import file_digest, remove, write_json
 from .io import write_image
-from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .pipeline import Pipeline
 from .rundir import check_out_dir, clean_leftovers, locked
 from .sr.device import resolve_device, warm_up
-from .stages import SCALE, STAGES
+from .stages import STAGES
 
 __all__ = ["run_pipeline"]
 

@@ -25,6 +25,7 @@ import numpy as np
 from .errors import UserError
 from .geometry import similarity_matrix, to_low_resolution, warp
 from .io import write_image
+from .params import SCALE
 from .resize import downscale
 
 __all__ = ["PROTOCOLS", "Burst", "simulate_burst", "simulate_camera_burst", "simulate", "save_burst"]
@@ -72,7 +73,7 @@ def simulate_burst(
     image: np.ndarray,
     *,
     n: int = 20,
-    scale: int = 3,
+    scale: int = SCALE,
     seed: int = 0,
     max_shift: float = 8.0,
     max_angle: float = 2.0,
@@ -163,7 +164,7 @@ def simulate_camera_burst(
     image: np.ndarray,
     *,
     n: int = 20,
-    scale: int = 3,
+    scale: int = SCALE,
     seed: int = 0,
     max_shift: float = 8.0,
     max_angle: float = 2.0,

@@ -36,7 +36,7 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .loading import burst_fingerprint, load_burst
 from .observation import parse_psf
-from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, Param, check_reference, defaults_from
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_reference, defaults_from
 from .reconstruct import reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
@@ -47,7 +47,6 @@ from .threads import in_threads, workers
 
 __all__ = ["Stage", "STAGES"]
 
-SCALE = 3
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 
 

@@ -26,6 +26,7 @@ from .evaluate import evaluation_pair, true_luma
 from .files import atomic_output
 from .io import list_images, read_image
 from .pipeline import Pipeline, load_pipeline
+from .params import SCALE
 from .simulate import PROTOCOLS, simulate
 from .sr.arch import SRCNN
 from .sr.weights import save_weights
@@ -48,7 +49,7 @@ def _stack(inputs: list, labels: list, folder: Path, patch: int) -> tuple[np.nda
     return np.stack(inputs).astype(np.float32), np.stack(labels).astype(np.float32)
 
 
-def make_patches(folder: Path, *, scale: int = 3, patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
+def make_patches(folder: Path, *, scale: int = SCALE, patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
     """Sub-images of every image in ``folder``.
 
     Returns:
@@ -141,7 +142,7 @@ def train(
     labels: np.ndarray,
     *,
     workdir: Path,
-    scale: int = 3,
+    scale: int = SCALE,
     epochs: int = 100,
     batch_size: int = 64,
     optimizer: str = "adam",

@@ -6,7 +6,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, warn_left_out
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
@@ -105,7 +105,7 @@ def stages(out_dir):
 @click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
-@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def upscale(image, out_path, scale, model, device):

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..params import DEFAULT_FRAMES
+from ..params import DEFAULT_FRAMES, SCALE
 from .common import MODELS_HELP, PIPELINES_HELP, Command
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
@@ -31,7 +31,7 @@ def scene(out_path, text, width, height):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
 @click.option("--n", type=click.IntRange(min=1), default=DEFAULT_FRAMES, show_default=True)
-@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
 @click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
@@ -56,7 +56,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
 
 @click.command(name="eval", cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
-@click.option("--scale", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -87,7 +87,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
               help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
                    "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
 @click.option("--init", "init_model", default=None, help="Start from these weights (a model name or file); sets the architecture.")
-@click.option("--scale", type=int, default=3, show_default=True)
+@click.option("--scale", type=int, default=SCALE, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
@@ -110,8 +110,8 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     from ..sr.weights import load_model
     from ..train import make_patches, restoration_patches_kept, train as run_training
 
-    if task == "restore" and (scale != 3 or eval_data is not None):
-        raise UserError("--task restore: expected --scale 3 and no --eval-data (it scores single-image SR); "
+    if task == "restore" and (scale != SCALE or eval_data is not None):
+        raise UserError(f"--task restore: expected --scale {SCALE} and no --eval-data (it scores single-image SR); "
                         "score the result with multisr bench quality")
     if threads:
         torch.set_num_threads(threads)

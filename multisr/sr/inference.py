@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..color import RGB_TO_Y, Y_OFFSET, Y_TO_RGB
+from ..params import SCALE
 from ..resize import upscale
 from .arch import SRCNN
 from .device import to_device, to_host
@@ -142,7 +143,7 @@ def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, pro
     return out
 
 
-def super_resolve(image: np.ndarray, model: SRCNN, *, scale: int = 3) -> np.ndarray:
+def super_resolve(image: np.ndarray, model: SRCNN, *, scale: int = SCALE) -> np.ndarray:
     """Single-image SR: ``(H, W[, 3])`` in [0, 1] -> ``(scale*H, scale*W[, 3])`` in [0, 1].
 
     MATLAB-bicubic upscale, then :func:`sharpen_frames`.

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import UserError
 from ..files import atomic_output, file_digest
+from ..params import SCALE
 from .arch import SRCNN
 from .device import resolve_device
 
@@ -70,7 +71,7 @@ def _plausible_config(config) -> bool:
     return kernels_ok and all(1 <= config[k] <= 512 for k in ("n1", "n2"))
 
 
-def load_model(model: str = DEFAULT_MODEL, *, scale: int = 3, device: str = "cpu") -> SRCNN:
+def load_model(model: str = DEFAULT_MODEL, *, scale: int = SCALE, device: str = "cpu") -> SRCNN:
     """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) or a weights
     file by path.
 
