@@ -8,13 +8,25 @@ few OpenCV resamplings, all of which release the GIL (frames can be registered i
 
 Conventions follow the geometry contract: the estimated matrix ``A`` maps reference pixel
 coordinates to frame coordinates, so ``frame(A p) ~ reference(p)``.
+
+:func:`imreg_dft_similarity` runs the imreg-dft package instead (the original experiment's
+registration; this is the only module that imports it). imreg-dft estimates ``scale``,
+``angle`` and ``tvec`` mapping the frame onto the reference about the image centre; its angle
+turns the other way from the geometry contract's and ``tvec`` is ``(y, x)``: the function
+converts that, once, into the contract's matrix ``A``.
 """
+import warnings
+
 import cv2
 import numpy as np
 
 from .geometry import similarity_matrix
 
-__all__ = ["FourierMellin", "phase_correlation"]
+with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import imreg_dft
+
+__all__ = ["FourierMellin", "phase_correlation", "imreg_dft_similarity"]
 
 
 def _spectrum(image: np.ndarray) -> np.ndarray:
@@ -134,3 +146,19 @@ class FourierMellin:
                 best = (start @ similarity_matrix(shift=(dx, dy)), peak)
         matrix, peak = best
         return np.linalg.inv(self.to_small) @ matrix @ self.to_small, peak
+
+
+def imreg_dft_similarity(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
+    """imreg-dft's similarity as ``(A, success)``; raises ``ValueError`` when it finds no plausible match."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = imreg_dft.similarity(ref_y.astype(np.float64), frame_y.astype(np.float64), numiter=iterations)
+    height, width = ref_y.shape
+    # imreg-dft: frame point q -> reference point c + s R(-angle) (q - c) + (tx, ty).
+    frame_to_reference = similarity_matrix(
+        scale=float(result["scale"]),
+        angle=-float(result["angle"]),
+        shift=(float(result["tvec"][1]), float(result["tvec"][0])),
+        center=((width - 1) / 2, (height - 1) / 2),
+    )
+    return np.linalg.inv(frame_to_reference), float(result["success"])

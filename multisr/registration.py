@@ -5,12 +5,9 @@ Two Fourier-Mellin implementations (``coarse``):
 
 - ``"fourier-mellin"`` (default): :class:`multisr.fourier_mellin.FourierMellin`, which computes
   the reference's spectra once per burst and releases the GIL (frames run in threads).
-- ``"imreg-dft"``: the imreg-dft package the original experiment used (this is the only module
-  that imports it). It estimates ``scale``, ``angle`` and ``tvec`` mapping the frame onto the
-  reference about the image centre; its angle turns the other way from the geometry contract's
-  and ``tvec`` is ``(y, x)``. :func:`_imreg_dft` converts that, once, into the contract's matrix
-  ``A``: reference coordinates -> frame coordinates. It recomputes the reference's spectra for
-  every frame and holds the GIL: about 1 s per 640x480 frame here, against 14 ms with ours.
+- ``"imreg-dft"``: the imreg-dft package the original experiment used
+  (:func:`multisr.fourier_mellin.imreg_dft_similarity`). It recomputes the reference's spectra
+  for every frame and holds the GIL: about 1 s per 640x480 frame here, against 14 ms with ours.
 
 Fourier-Mellin alone is accurate to a tenth or a few tenths of a low-resolution pixel (imreg-dft's
 0.5 px on small frames blurred the presenters' fusion below plain bicubic). ``refine="robust"``
@@ -22,7 +19,6 @@ say to pixels that disagree far beyond the residual's spread, so local motion (a
 a person) does not pull the global motion: on simulated camera bursts the fit lands within a few
 hundredths of a pixel.
 """
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -32,13 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from .alignment import MODELS, Alignment, align
 from .color import luma
-from .fourier_mellin import FourierMellin
+from .fourier_mellin import FourierMellin, imreg_dft_similarity
 from .frame_selection import RESIDUAL_RATIO, median_residual, reason_to_leave_out, sharpness
-from .geometry import rms_displacement, similarity_matrix, similarity_parameters
-
-with warnings.catch_warnings():  # imreg-dft 2.0 imports the deprecated scipy.ndimage.interpolation
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import imreg_dft
+from .geometry import rms_displacement, similarity_parameters
 
 __all__ = ["Registration", "COARSE_METHODS", "REFINEMENTS", "MODELS", "register_pair", "refine_robust", "register_burst"]
 
@@ -106,22 +98,6 @@ def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, start: np.ndarra
     return fit if fit is not None and fit.overlap >= 0.5 and 0.5 <= fit.gain <= 2 else None
 
 
-def _imreg_dft(ref_y: np.ndarray, frame_y: np.ndarray, iterations: int) -> tuple[np.ndarray, float]:
-    """imreg-dft's similarity as ``(A, success)``; raises ``ValueError`` when it finds no plausible match."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        result = imreg_dft.similarity(ref_y.astype(np.float64), frame_y.astype(np.float64), numiter=iterations)
-    height, width = ref_y.shape
-    # imreg-dft: frame point q -> reference point c + s R(-angle) (q - c) + (tx, ty).
-    frame_to_reference = similarity_matrix(
-        scale=float(result["scale"]),
-        angle=-float(result["angle"]),
-        shift=(float(result["tvec"][1]), float(result["tvec"][0])),
-        center=((width - 1) / 2, (height - 1) / 2),
-    )
-    return np.linalg.inv(frame_to_reference), float(result["success"])
-
-
 def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, model: str) -> Registration:
     """Register Y ``frame_y`` against ``ref_y``; ``coarse(frame_y)`` gives ``(A, success)``."""
     try:
@@ -158,7 +134,7 @@ def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int):
     if coarse not in COARSE_METHODS:
         raise ValueError(f"coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
     if coarse == "imreg-dft":
-        return lambda frame_y: _imreg_dft(ref_y, frame_y, iterations)
+        return lambda frame_y: imreg_dft_similarity(ref_y, frame_y, iterations)
     return FourierMellin(ref_y).register
 
 

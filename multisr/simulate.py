@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .camera import camera_margin, jpeg, near_identity_homography, with_moving_object
 from .errors import UserError
 from .geometry import similarity_matrix, to_low_resolution, warp
 from .io import write_image
@@ -113,53 +114,6 @@ def simulate_burst(
     return Burst(np.stack(frames).astype(np.float32), truth, np.stack(matrices), scale, "sr", None, settings)
 
 
-def _camera_margin(height: int, width: int, *, max_shift: float, max_angle: float, max_zoom: float,
-                   perspective: float) -> int:
-    """HR pixels to crop on each side so that no frame of the camera protocol sees past the image."""
-    half_diagonal = np.hypot(height, width) / 2
-    turn = half_diagonal * 2 * np.sin(np.deg2rad(max_angle) / 2)
-    return int(np.ceil(np.hypot(max_shift, max_shift) + turn + 1.1 * max_zoom * half_diagonal + 2 * perspective)) + 2
-
-
-def _near_identity_homography(rng, k: int, n: int, center, half_diagonal: float, *, max_shift: float,
-                              max_angle: float, zoom_drift: float, perspective: float) -> np.ndarray:
-    """Frame k's HR homography: frame 0 coordinates -> frame k's (the identity for k = 0)."""
-    if k == 0:
-        return np.eye(3)
-    shift = rng.uniform(-max_shift, max_shift, size=2)
-    angle = rng.uniform(-max_angle, max_angle)
-    zoom = 1.0 + zoom_drift * k / max(n - 1, 1)
-    similarity = similarity_matrix(scale=zoom, angle=angle, shift=shift, center=center)
-    # perspective: w = 1 + g.(p - c), moving a corner by up to about `perspective` pixels
-    g = rng.uniform(-1, 1, size=2) * perspective / half_diagonal**2
-    to_center, back = similarity_matrix(shift=(-center[0], -center[1])), similarity_matrix(shift=center)
-    tilt = np.eye(3)
-    tilt[2, :2] = g
-    return similarity @ back @ tilt @ to_center
-
-
-def _with_moving_object(image: np.ndarray, rect: tuple[int, int, int, int], offset) -> np.ndarray:
-    """``image`` with the object (``rect``'s content turned by 180 degrees, so that its edges
-    differ from the background) pasted at ``rect`` moved by the integer ``offset`` (dx, dy)."""
-    x, y, w, h = rect
-    dx, dy = offset
-    scene = image.copy()
-    scene[y + dy : y + dy + h, x + dx : x + dx + w] = image[y : y + h, x : x + w][::-1, ::-1]
-    return scene
-
-
-def _jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
-    """``frame`` (8-bit levels in [0, 1], grey or RGB) through JPEG at ``quality``, as OpenCV codes it."""
-    pixels = np.round(frame * 255).astype(np.uint8)
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if decoded.ndim == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    return decoded.astype(np.float32) / 255
-
-
 def simulate_camera_burst(
     image: np.ndarray,
     *,
@@ -200,7 +154,7 @@ def simulate_camera_burst(
     rng = np.random.default_rng(seed)
     image = np.asarray(image, dtype=np.float32)
     height, width = image.shape[:2]
-    margin = _camera_margin(height, width, max_shift=max_shift, max_angle=max_angle, max_zoom=max_zoom,
+    margin = camera_margin(height, width, max_shift=max_shift, max_angle=max_angle, max_zoom=max_zoom,
                             perspective=perspective)
     crop_h, crop_w = _crop_size(height, width, margin=margin, scale=scale, least=6)
     center = ((crop_w - 1) / 2, (crop_h - 1) / 2)
@@ -220,18 +174,18 @@ def simulate_camera_burst(
                    for k in range(n)]
     to_image = similarity_matrix(shift=(margin, margin))  # crop coordinates -> image coordinates
     placed = None if rect is None else (rect[0] + margin, rect[1] + margin, rect[2], rect[3])  # in image pixels
-    still = image if rect is None else _with_moving_object(image, placed, (0, 0))  # frame 0's scene, the truth's
+    still = image if rect is None else with_moving_object(image, placed, (0, 0))  # frame 0's scene, the truth's
     frames, matrices = [], []
     for k in range(n):
-        hr_matrix = _near_identity_homography(rng, k, n, center, half_diagonal, max_shift=max_shift,
+        hr_matrix = near_identity_homography(rng, k, n, center, half_diagonal, max_shift=max_shift,
                                               max_angle=max_angle, zoom_drift=zoom_drift, perspective=perspective)
-        scene = still if offsets[k] == (0, 0) else _with_moving_object(image, placed, offsets[k])
+        scene = still if offsets[k] == (0, 0) else with_moving_object(image, placed, offsets[k])
         frame_hr, _ = warp(scene, to_image @ np.linalg.inv(hr_matrix), (crop_h, crop_w))
         frame_hr = cv2.GaussianBlur(frame_hr, (0, 0), sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
         frame = cv2.resize(frame_hr, (crop_w // scale, crop_h // scale), interpolation=cv2.INTER_AREA)
         sigma = np.sqrt(gain * np.clip(frame, 0, 1) + read_noise**2)
         frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
-        frames.append(_jpeg(frame.astype(np.float32), jpeg_quality))
+        frames.append(jpeg(frame.astype(np.float32), jpeg_quality))
         matrices.append(to_low_resolution(hr_matrix, scale))
     truth = still[margin : margin + crop_h, margin : margin + crop_w].copy()
     region = None
