@@ -1,10 +1,9 @@
-"""The stage cache: each stage's outputs kept once, by their key, and reused by any later run (of
-any pipeline, into any run folder) whose inputs and parameters for that stage are the same.
+"""The stage cache's entries: each stage's outputs kept once, by their key, and reused by any later
+run (of any pipeline, into any run folder) whose inputs and parameters for that stage are the same.
 
-Entries live in one folder shared by all runs: ``$MULTISR_CACHE``, else ``$XDG_CACHE_HOME/multisr``,
-else ``~/.cache/multisr`` (``--cache DIR`` for one run), as ``<root>/<stage>/<key>/``; a run
-folder links to the entries it used (``OUT/stages/<stage>``, a symbolic link). Runs hold a shared
-lock on ``<root>/.lock`` while they use the cache; :func:`clear` takes it exclusively.
+Entries live in one folder shared by all runs (:mod:`multisr.cachedir`: where it is, its locks,
+its size limit), as ``<root>/<stage>/<key>/``; a run folder links to the entries it used
+(``OUT/stages/<stage>``, a symbolic link).
 
 A stage's cache key hashes its name, version, canonical parameters, any outside data it
 depends on (frame files, weights file) and the keys of the artifacts it reads. A stage whose
@@ -13,113 +12,27 @@ matching its own (every field: the record, the small values, which arrays are st
 reused without running; anything else is recomputed. A stage directory is written under a
 temporary name and renamed into place when complete, so a killed run never leaves one that
 looks finished; an entry is never replaced while it is intact (another run may be reading it),
-and a temporary one is removed only once the run that made it has ended. Beside the arrays: ``<artifact>.png`` previews (stacks as a contact sheet of
-frames at most 320 pixels wide). Small outputs are kept in ``meta.json`` as JSON; the typed ones
+and a temporary one is removed only once the run that made it has ended. Beside the arrays:
+``<artifact>.png`` previews (stacks as a contact sheet of frames at most 320 pixels wide). Small outputs are kept in ``meta.json`` as JSON; the typed ones
 (``registration``: a list of :class:`~multisr.registration.Registration`) are converted here, at
 the cache's edge, and nowhere else.
 """
-import fcntl
 import hashlib
 import json
 import os
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .errors import UserError
 from .files import file_digest, remove, write_json
 from .io import write_image
 from .registration import Registration
 from .stacks import Stack
 
-__all__ = ["Artifact", "cache_root", "using", "usage", "clear", "stage_key", "cached_outputs", "new_entry", "save_stage",
-           "link_stage", "value_from_json"]
-
-CACHE_ENV = "MULTISR_CACHE"
-
-
-def cache_root(explicit: Path | None = None) -> Path:
-    """The cache folder: ``explicit``, else ``$MULTISR_CACHE``, else ``$XDG_CACHE_HOME/multisr``,
-    else ``~/.cache/multisr``."""
-    if explicit is not None:
-        return Path(explicit)
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "multisr"
-
-
-def _lock(root: Path, mode: int, refusal: str):
-    """Open ``root/.lock`` and take ``mode`` (``flock``) without waiting, or :class:`UserError`."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cache_dir {root}: expected a folder for the stage cache, but it or a folder above it is a "
-                        "file") from None
-    handle = open(root / ".lock", "a")
-    try:
-        fcntl.flock(handle, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise UserError(refusal) from None
-    return handle
-
-
-@contextmanager
-def using(root: Path):
-    """Hold a shared lock on the cache ``root`` for a run, and remove what runs that have ended
-    left there (temporary and set-aside entries)."""
-    handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done")
-    try:
-        _clean_stale(root)
-        yield root
-    finally:
-        handle.close()
-
-
-def usage(root: Path) -> tuple[int, int]:
-    """``(entries, bytes)`` the cache ``root`` holds (nothing when it does not exist)."""
-    if not root.is_dir():
-        return 0, 0
-    entries = [p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith(".")]
-    return len(entries), sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and not f.is_symlink())
-
-
-def clear(root: Path) -> int:
-    """Remove every entry of the cache ``root`` and return the bytes freed; :class:`UserError` while
-    a run uses it."""
-    handle = _lock(root, fcntl.LOCK_EX, f"{root}: a multisr run is using the cache; clear it when no run is going")
-    try:
-        _, freed = usage(root)
-        for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
-            remove(folder)
-        return freed
-    finally:
-        handle.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _clean_stale(root: Path) -> None:
-    """Remove the temporary (``.tmp-PID-*``) and set-aside (``.old-PID-*``) entries of runs that have ended."""
-    for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
-        for entry in folder.iterdir():
-            parts = entry.name.split("-")
-            if entry.name.startswith((".tmp-", ".old-")) and (len(parts) < 3 or not parts[1].isdigit()
-                                                            or not _alive(int(parts[1]))):
-                remove(entry)
-
+__all__ = ["Artifact", "stage_key", "cached_outputs", "new_entry", "save_stage", "link_stage", "value_from_json"]
 
 _PREVIEWED = {"frames": "sheet", "hr": "sheet", "valid": "sheet", "result": "image"}
 _LISTS_OF = {"registration": Registration}  # small outputs kept as lists of these types (to_json, from_json)
@@ -171,7 +84,8 @@ def _contact_sheet(stack, columns: int = 5, side: int = 320) -> np.ndarray:
 
 
 def cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
-    """``(meta, artifacts)`` of a stage whose directory holds ``key`` intact, else ``None``.
+    """``(meta, artifacts)`` of a stage whose directory holds ``key`` intact, else ``None``; the
+    entry's folder is marked used now (its modification time: :func:`multisr.cachedir.prune`).
 
     Arrays are not loaded here: each artifact reads its ``.npy`` when a later stage needs it.
     """
@@ -193,6 +107,7 @@ def cached_outputs(stage_dir: Path, key: str) -> tuple[dict, dict] | None:
             return None
         stacked = name in meta.get("stacks", [])
         artifacts[name] = Artifact(f"{key}:{name}", Stack(path)) if stacked else Artifact(f"{key}:{name}", path=path)
+    os.utime(stage_dir)
     return meta, artifacts
 
 

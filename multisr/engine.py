@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import Artifact, cache_root, cached_outputs, link_stage, new_entry, save_stage, stage_key, using
+from .cache import Artifact, cached_outputs, link_stage, new_entry, save_stage, stage_key
+from .cachedir import cache_root, using
 from .errors import UserError
 from .loading import burst_artifacts
 from .params import DEFAULT_REFERENCE, SCALE

@@ -127,7 +127,8 @@ class Run:
         folder = self.out_dir / "stages" / name
         if folder.is_symlink() and not folder.exists():
             raise UserError(f"{folder}: its entry in the stage cache ({folder.readlink()}) is gone (the cache was "
-                            "cleared); run the pipeline again to see its stages")
+                            "cleared, or later runs removed it to keep the cache within $MULTISR_CACHE_LIMIT); run "
+                            "the pipeline again to see its stages")
         if not (folder / "meta.json").is_file():
             raise UserError(f"{folder}: no stored output; was the run made without the stage cache?")
         return StageOutput(folder)

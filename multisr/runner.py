@@ -5,7 +5,7 @@ import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
-from .cache import cache_root, using
+from .cachedir import cache_root, using
 from .engine import record_of, result_of, run_steps
 from .files import file_digest, remove, write_json
 from .io import write_image
@@ -40,7 +40,7 @@ def run_pipeline(
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
     write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
     With ``use_cache``, each stage is taken from the stage cache (:mod:`multisr.cache`; its
-    folder ``cache_dir``, by default :func:`multisr.cache.cache_root`'s) when an earlier run of
+    folder ``cache_dir``, by default :func:`multisr.cachedir.cache_root`'s) when an earlier run of
     any pipeline computed it, else computed and kept there; ``OUT/stages/<stage>`` links to it.
     ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
     (:func:`multisr.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.

@@ -8,7 +8,9 @@ Output frame ``t`` (every ``step``-th frame of the clip) is the pipeline's resul
 with a copy of every frame 20 times over), and each finished output frame is recorded in
 ``OUT/frames/progress.jsonl`` with the settings' key and its PNG's digest, so a killed run,
 started again with the same settings, recomputes only the frames it had not finished. The frames
-are decoded once, in order, and only a window's worth is held at a time. With ``share_registration``, overlapping windows share their registration
+are decoded once, in order, and only a window's worth is held at a time.
+
+With ``share_registration``, overlapping windows share their registration
 (:func:`known_matrices`): a frame that the previous window registered keeps that registration,
 composed onto the new reference, and only the frames new to the window are registered (the
 multi-frame solve then refines every frame's motion against its solution as always). On a
@@ -27,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import UserError
-from .files import file_digest, remove, write_json
+from .files import atomic_output, file_digest, remove, write_json
 from .io import to_uint, write_image
 from .pipeline import Pipeline
 from .engine import run_frames
@@ -109,7 +111,8 @@ def _finished_frames(frames_dir: Path, key: str) -> dict[int, dict]:
         for line in lines:
             remove(frames_dir / f"frame_{int(line['frame']):06d}.png")
         lines = []
-    progress.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with atomic_output(progress) as tmp:  # without a line a killed run left half-written
+        Path(tmp).write_text("".join(json.dumps(line) + "\n" for line in lines))
     return {line["frame"]: line for line in lines
             if (frames_dir / f"frame_{line['frame']:06d}.png").is_file()
             and file_digest(frames_dir / f"frame_{line['frame']:06d}.png") == line["sha256"]}

@@ -223,3 +223,48 @@ def test_registration_is_typed_in_memory_and_json_only_in_the_cache(tiny_burst, 
     meta_path.write_text(json.dumps(meta))
     record = run_pipeline(presenters, tiny_burst, out_dir=tmp_path / "run", n=5, reference=0)
     assert "register" in computed(record)
+
+
+@pytest.mark.parametrize("text, limit", [("20G", 20 * 10**9), ("500M", 5 * 10**8), ("1.5g", 15 * 10**8), ("0", 0),
+                                         ("123", 123), ("64KB", 64000), ("", 20 * 10**9)])
+def test_the_cache_limit_is_read_from_the_environment(monkeypatch, text, limit):
+    from multisr.cachedir import cache_limit
+
+    monkeypatch.setenv("MULTISR_CACHE_LIMIT", text)
+    assert cache_limit() == limit
+
+
+def test_a_bad_cache_limit_is_one_line_before_the_run(tiny_burst, tmp_path, monkeypatch):
+    from conftest import assert_one_line_error
+
+    monkeypatch.setenv("MULTISR_CACHE_LIMIT", "lots")
+    result = CliRunner().invoke(cli, ["run", str(tiny_burst), "--n", "3", "--out", str(tmp_path / "out")])
+    assert_one_line_error(result, "MULTISR_CACHE_LIMIT", "expected a size such as 20G", "'lots'")
+    assert not (tmp_path / "out" / "result.png").exists()
+
+
+def test_runs_keep_the_cache_within_its_limit_removing_the_entries_used_longest_ago(tiny_burst, tmp_path,
+                                                                                     own_stage_cache, monkeypatch):
+    """Three-frame runs A, B, then A again (from the cache), then C under a limit that holds two
+    runs' entries: B's, used longest ago, are removed; A's and C's stay. A run's own entries stay
+    even when they alone are over the limit. Without a limit reached, nothing is removed."""
+    from multisr.cachedir import usage
+
+    def bicubic(start, out):
+        record = run(tiny_burst, tmp_path / out, "--n", 3, "--start", start, "--pipeline", "bicubic")
+        return {stage: (tmp_path / out / "stages" / stage).resolve() for stage in ("load", "select_reference", "upscale")}
+
+    a = bicubic(0, "a")
+    one_run = usage(own_stage_cache)[1]
+    b = bicubic(3, "b")
+    assert all(entry.is_dir() for entry in [*a.values(), *b.values()])  # the default limit is far away
+    assert computed(run(tiny_burst, tmp_path / "a", "--n", 3, "--start", 0, "--pipeline", "bicubic")) == []
+    monkeypatch.setenv("MULTISR_CACHE_LIMIT", str(int(2.5 * one_run)))
+    c = bicubic(1, "c")
+    assert all(entry.is_dir() for entry in [*a.values(), *c.values()])
+    assert not any(entry.exists() for entry in b.values())
+    assert usage(own_stage_cache)[1] <= 2.5 * one_run
+
+    monkeypatch.setenv("MULTISR_CACHE_LIMIT", "0")
+    d = bicubic(2, "d")
+    assert all(entry.is_dir() for entry in d.values()) and usage(own_stage_cache)[0] == 3

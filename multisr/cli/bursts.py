@@ -128,8 +128,8 @@ def upscale(image, out_path, scale, model, device):
               help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
 def cache(cache_dir, clear):
-    """Where the stage cache is and how much it holds; --clear empties it."""
-    from ..cache import cache_root, clear as clear_cache, usage
+    """Where the stage cache is, how much it holds and its limit; --clear empties it."""
+    from ..cachedir import LIMIT_ENV, cache_limit, cache_root, clear as clear_cache, usage
 
     root = cache_root(cache_dir)
     if clear:
@@ -137,7 +137,8 @@ def cache(cache_dir, clear):
         click.echo(f"{root}: cleared, {freed / 1e9:.2f} GB freed")
         return
     entries, size = usage(root)
-    click.echo(f"{root}: {entries} stage entries, {size / 1e9:.2f} GB")
+    click.echo(f"{root}: {entries} stage entries, {size / 1e9:.2f} GB (limit {cache_limit() / 1e9:.2f} GB, "
+               f"${LIMIT_ENV}; each run removes the entries used longest ago beyond it)")
 
 
 @click.command(cls=Command)
