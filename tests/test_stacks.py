@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from multisr.fusion import masked_median
-from multisr.geometry import similarity_matrix, to_high_resolution, warp
+from multisr.geometry import similarity_matrix, similarity_parameters, to_high_resolution, warp
+from multisr.params import SCALE
+from multisr.registration import Registration
+from multisr.resize import upscale
 from multisr.sr.inference import sharpen_frames
 from multisr.sr.weights import load_model
-from multisr.resize import upscale
 from multisr.stacks import Stack
-from multisr.stages import SCALE, UPSCALE_MARGIN, _fuse, _realign, _srcnn, _upscale
+from multisr.stages import UPSCALE_MARGIN, _fuse, _realign, _srcnn, _upscale
 
 BAND = 7  # rows a band in these tests, far fewer than a frame's
 
@@ -74,7 +76,8 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     source[:] = frames
     lr = [np.eye(3), similarity_matrix(scale=1.02, angle=2.0, shift=(1.3, -0.7), center=(12, 10)),
           np.array([[1.01, 0.01, 0.4], [-0.01, 0.99, 0.2], [2e-4, -1e-4, 1.0]])]
-    registration = [{"excluded": None}, {"excluded": None}, {"excluded": "blurred"}]
+    registration = [Registration(matrix, 1.0, None, **similarity_parameters(matrix), excluded=excluded)
+                    for matrix, excluded in zip(lr, [None, None, "blurred"])]
     (tmp_path / "out").mkdir()
     small_bands.clear()
     out = _realign(hr=source, matrices=np.stack(lr), registration=registration, workspace=tmp_path / "out")
