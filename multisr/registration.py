@@ -129,10 +129,13 @@ def _from_identity(ref_y: np.ndarray, frame_y: np.ndarray, registration: Registr
                         residual=fit.scale, **similarity_parameters(fit.matrix))
 
 
-def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int):
-    """The coarse step against ``ref_y`` as a function ``frame_y -> (A, success)``."""
-    if coarse not in COARSE_METHODS:
-        raise ValueError(f"coarse: expected one of {', '.join(COARSE_METHODS)}, got {coarse!r}")
+def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int, refine: str, model: str):
+    """The coarse step against ``ref_y`` as a function ``frame_y -> (A, success)``, once the
+    choices are checked (``ValueError`` naming the argument)."""
+    for name, value, allowed in (("coarse", coarse, COARSE_METHODS), ("refine", refine, REFINEMENTS),
+                                 ("model", model, MODELS)):
+        if value not in allowed:
+            raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
     if coarse == "imreg-dft":
         return lambda frame_y: imreg_dft_similarity(ref_y, frame_y, iterations)
     return FourierMellin(ref_y).register
@@ -148,7 +151,8 @@ def register_pair(reference: np.ndarray, frame: np.ndarray, *, coarse: str = "fo
     similarity).
     """
     ref_y, frame_y = luma(reference).astype(np.float32), luma(frame).astype(np.float32)
-    registration = _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations), refine, model)
+    registration = _register_y(ref_y, frame_y, _coarse_method(ref_y, coarse, iterations, refine, model), refine,
+                               model)
     return _from_identity(ref_y, frame_y, registration, model) if refine == "robust" else registration
 
 
@@ -194,7 +198,7 @@ def register_burst(
     """
     ys = [luma(frame).astype(np.float32) for frame in frames]
     given = set() if known is None else {k for k in range(len(frames)) if k != reference and np.isfinite(known[k]).all()}
-    estimate = _coarse_method(ys[reference], coarse, iterations)
+    estimate = _coarse_method(ys[reference], coarse, iterations, refine, model)
 
     def one(k: int) -> Registration:
         if k == reference:

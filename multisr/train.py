@@ -79,8 +79,9 @@ def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, 
     register, or too small for a protocol's margins, are skipped.
 
     Returns:
-        ``(inputs, labels)``, both ``(N, patch, patch)`` float32: the solved Y (not clipped)
-        and the true Y rounded to 8 bits, at the same place.
+        ``(inputs, labels)``, both ``(N, patch, patch)`` float32: the Y of the solved image as
+        ``restore`` gets it (a colour result's RGB clipped to [0, 1]) and the true Y rounded to 8
+        bits, at the same place.
     """
     multiframe = load_pipeline("multiframe")
     solve = Pipeline("multiframe-solve", "multiframe before restore",

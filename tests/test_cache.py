@@ -251,7 +251,7 @@ def test_runs_keep_the_cache_within_its_limit_removing_the_entries_used_longest_
     from multisr.cachedir import usage
 
     def bicubic(start, out):
-        record = run(tiny_burst, tmp_path / out, "--n", 3, "--start", start, "--pipeline", "bicubic")
+        run(tiny_burst, tmp_path / out, "--n", 3, "--start", start, "--pipeline", "bicubic")
         return {stage: (tmp_path / out / "stages" / stage).resolve() for stage in ("load", "select_reference", "upscale")}
 
     a = bicubic(0, "a")

@@ -210,3 +210,12 @@ def test_alignment_recovers_a_shift_under_an_exposure_change():
     fit = align(reference, 1.2 * frame - 0.05, np.eye(3), model="similarity")
     assert rms_displacement(fit.matrix, truth, reference.shape) < 0.02
     assert abs(fit.gain - 1.2) < 0.01 and abs(fit.offset + 0.05) < 0.01, (fit.gain, fit.offset)
+
+
+@pytest.mark.parametrize("option, value", [("refine", "ECC"), ("coarse", "fft"), ("model", "Homography")])
+def test_registration_refuses_a_choice_it_does_not_have(plate_burst, option, value):
+    """A misspelt choice is a ValueError naming the argument, never silently another method."""
+    with pytest.raises(ValueError, match=f"^{option}: expected one of .*, got '{value}'$"):
+        register_burst(plate_burst.frames[:3], **{option: value})
+    with pytest.raises(ValueError, match=f"^{option}: expected one of"):
+        register_pair(plate_burst.frames[0], plate_burst.frames[1], **{option: value})
