@@ -12,7 +12,9 @@ default :data:`DEFAULT_LIMIT`). When a run ends, the entries it did not use are 
 used longest ago first, until the cache is within the limit. An entry's last use is its folder's
 modification time, set when it is written or taken from the cache. A run's own entries stay,
 even when they alone are over the limit (its run folder links to them); a later run removes them
-if need be, and a notebook opening such a run's stage is told that its entry is gone.
+if need be, and a notebook opening such a run's stage is told that its entry is gone. A run that
+would not fit on the disk first removes entries it does not use, least recently used first
+(:func:`make_room`), when it is the only run.
 """
 import fcntl
 import os
@@ -24,7 +26,8 @@ from pathlib import Path
 from .errors import UserError
 from .files import remove
 
-__all__ = ["CACHE_ENV", "LIMIT_ENV", "DEFAULT_LIMIT", "cache_root", "cache_limit", "using", "usage", "clear", "prune"]
+__all__ = ["CACHE_ENV", "LIMIT_ENV", "DEFAULT_LIMIT", "cache_root", "cache_limit", "using", "make_room", "usage", "clear",
+           "prune"]
 
 CACHE_ENV = "MULTISR_CACHE"
 LIMIT_ENV = "MULTISR_CACHE_LIMIT"
@@ -67,6 +70,9 @@ def _lock(root: Path, mode: int, refusal: str):
     return handle
 
 
+_HELD: dict[Path, tuple] = {}  # cache folder -> (its lock file, when the run began) while a run uses it
+
+
 @contextmanager
 def using(root: Path):
     """Hold a shared lock on the cache ``root`` for a run, after removing what runs that have ended
@@ -76,12 +82,33 @@ def using(root: Path):
     limit = cache_limit()
     handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done")
     started = _file_system_time(root)
+    _HELD[root] = (handle, started)
     try:
         _clean_stale(root)
         yield root
     finally:
+        _HELD.pop(root, None)
         handle.close()
     prune(root, limit, keep_since=started)
+
+
+def make_room(root: Path, needed: int) -> int:
+    """For the run in :func:`using` on ``root``: remove the entries it has not used, least recently
+    used first, until ``needed`` bytes are freed or none is left, when no other run holds the
+    cache; returns the bytes freed (0 when another run holds it). The run's lock is let go and
+    taken again meanwhile, so the caller checks that its own entries are still there."""
+    handle, started = _HELD[root]
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the only run: its shared lock becomes exclusive
+    except BlockingIOError:
+        freed = 0
+    else:
+        freed = _remove_least_recent(root, keep_since=started, enough=lambda freed, total: freed >= needed)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # (a failed conversion let go of the shared lock)
+    except BlockingIOError:
+        raise UserError(f"cache_dir {root}: the cache is being cleared; try again when that is done") from None
+    return freed
 
 
 def _file_system_time(root: Path) -> float:
@@ -113,17 +140,22 @@ def prune(root: Path, limit: int, *, keep_since: float) -> int:
     except UserError:  # another run is using the cache: the last one to end prunes it
         return 0
     try:
-        by_last_use = sorted(_entries(root), key=lambda entry: entry.stat().st_mtime)
-        total, freed = _size(root), 0
-        for entry in by_last_use:
-            if total <= limit or entry.stat().st_mtime >= keep_since:
-                break
-            size = _size(entry)
-            remove(entry)
-            total, freed = total - size, freed + size
-        return freed
+        return _remove_least_recent(root, keep_since=keep_since, enough=lambda freed, total: total <= limit)
     finally:
         handle.close()
+
+
+def _remove_least_recent(root: Path, *, keep_since: float, enough) -> int:
+    """Remove entries last used before ``keep_since``, least recently used first, until
+    ``enough(freed, total)`` (bytes); returns the bytes freed. The caller holds the exclusive lock."""
+    total, freed = _size(root), 0
+    for entry in sorted(_entries(root), key=lambda entry: entry.stat().st_mtime):
+        if enough(freed, total) or entry.stat().st_mtime >= keep_since:
+            break
+        size = _size(entry)
+        remove(entry)
+        total, freed = total - size, freed + size
+    return freed
 
 
 def clear(root: Path) -> int:

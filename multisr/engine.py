@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import Artifact, cached_outputs, link_stage, new_entry, save_stage, stage_key
-from .cachedir import cache_root, using
+from .cachedir import cache_root, make_room, using
 from .errors import UserError
 from .loading import burst_artifacts
 from .params import DEFAULT_REFERENCE, SCALE
@@ -92,7 +92,8 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
     for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
             needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
-            _check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes)
+            _check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes,
+                        own_entries=[cache / steps[0][0].name / records[0]["key"]] if use_cache else [])
             store["disk_bytes"] = Artifact("disk_bytes", needed)
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
@@ -158,18 +159,24 @@ def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int
     return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
 
 
-def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None) -> None:
+def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None, own_entries: list[Path]) -> None:
     """:class:`UserError` before a run would write ``needed`` bytes under ``folder`` (the stage
-    cache, or without it the run folder) when the disk has less free, or when that is over ``limit``."""
-    free = shutil.disk_usage(folder).free
+    cache, or without it the run folder) when that is over ``limit``, or when the disk has less
+    free, even after removing the cache entries the run does not use (:func:`multisr.cachedir.make_room`;
+    ``own_entries``: those it has used so far)."""
     where = f"cache_dir {folder}" if use_cache else f"out_dir {folder}"
     hint = "; a run without the stage cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
-    if needed > free:
-        raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
-                        f"{free / 1e9:.1f} GB are free{hint}")
     if limit is not None and needed > limit:
         raise UserError(f"max_disk_bytes: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
                         f"write about {needed / 1e9:.1f} GB under {folder}{hint}")
+    free = shutil.disk_usage(folder).free
+    if needed > free and use_cache and make_room(folder, needed - free):
+        if not all(entry.is_dir() for entry in own_entries):
+            raise UserError(f"{where}: the cache was cleared as this run began; run it again")
+        free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
+                        f"{free / 1e9:.1f} GB are free{hint}")
 
 
 def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:

@@ -38,7 +38,8 @@ def run_pipeline(
     versions, device, and per stage its key, whether it came from the cache, its wall time in
     seconds and its output shapes; ``excluded`` lists frames left out of the fusion; and
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
-    write more than the disk has free, or than ``max_disk_bytes``, is refused before it writes.
+    write more than ``max_disk_bytes``, or than the disk has free once the cache entries it does
+    not use are removed (:func:`multisr.cachedir.make_room`), is refused before it writes.
     With ``use_cache``, each stage is taken from the stage cache (:mod:`multisr.cache`; its
     folder ``cache_dir``, by default :func:`multisr.cachedir.cache_root`'s) when an earlier run of
     any pipeline computed it, else computed and kept there; ``OUT/stages/<stage>`` links to it.

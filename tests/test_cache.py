@@ -268,3 +268,35 @@ def test_runs_keep_the_cache_within_its_limit_removing_the_entries_used_longest_
     monkeypatch.setenv("MULTISR_CACHE_LIMIT", "0")
     d = bicubic(2, "d")
     assert all(entry.is_dir() for entry in d.values()) and usage(own_stage_cache)[0] == 3
+
+
+def test_a_run_short_of_disk_makes_room_by_removing_entries_it_does_not_use(tiny_burst, tmp_path, own_stage_cache,
+                                                                            monkeypatch):
+    """The disk is said to have the run's estimate plus 1 MB, less what the cache holds: with an
+    earlier run's entries (about 4.5 MB) there, a run of other frames is short of room; alone, it
+    removes as many of them as it needs, least recently used first, and goes; while another run
+    holds the cache it is refused, one line, and the entries stay."""
+    import fcntl
+    import shutil as shell
+
+    from conftest import assert_one_line_error
+    from multisr.cachedir import usage
+
+    earlier = run(tiny_burst, tmp_path / "a", "--start", 0)
+    budget = earlier["disk_bytes"] + 10**6
+    real = shell.disk_usage(tmp_path)
+    monkeypatch.setattr("multisr.engine.shutil.disk_usage",
+                        lambda path: real._replace(free=budget - usage(own_stage_cache)[1]))
+    held = [(tmp_path / "a" / "stages" / stage).resolve() for stage in ALL]
+
+    with open(own_stage_cache / ".lock", "a") as handle:  # another run using the cache
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        refused = CliRunner().invoke(cli, ["run", str(tiny_burst), "--n", "5", "--start", "1", "--out",
+                                           str(tmp_path / "b")])
+    assert_one_line_error(refused, "the run would write about", "GB are free")
+    assert all(entry.is_dir() for entry in held)
+
+    record = run(tiny_burst, tmp_path / "b", "--start", 1)
+    assert computed(record) == ALL[1:]  # its frames were loaded (and kept) by the refused attempt
+    removed = [entry for entry in held if not entry.exists()]
+    assert removed and removed == held[: len(removed)]  # the earliest first, only as many as needed
