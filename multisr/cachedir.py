@@ -97,6 +97,8 @@ def make_room(root: Path, needed: int) -> int:
     used first, until ``needed`` bytes are freed or none is left, when no other run holds the
     cache; returns the bytes freed (0 when another run holds it). The run's lock is let go and
     taken again meanwhile, so the caller checks that its own entries are still there."""
+    if root not in _HELD:  # not a run inside using(): it holds no lock to make exclusive
+        return 0
     handle, started = _HELD[root]
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the only run: its shared lock becomes exclusive
