@@ -51,34 +51,48 @@ class Registration:
         residual: the robust spread (Y units, 1 = white) of the aligned frame's difference from
             the reference after refinement (:attr:`multisr.alignment.Alignment.scale`), or ``None``.
         sharpness: mean squared gradient of the frame's Y, relative to the burst's median.
-        scale, angle, tx, ty: ``matrix`` as a similarity about the origin (angle in degrees).
         excluded: why the frame is left out of the fusion, or ``None`` when it is used.
         frame: the frame's name (file name, ``clip.mp4#K``), where known: the ``register`` stage
             names each frame; :func:`register_burst` leaves it ``None``.
+
+    ``scale``, ``angle``, ``tx``, ``ty`` (properties): ``matrix`` as a similarity about the
+    origin, angle in degrees (:func:`multisr.geometry.similarity_parameters`).
     """
 
     matrix: np.ndarray
     success: float
     correlation: float | None
-    scale: float
-    angle: float
-    tx: float
-    ty: float
     sharpness: float = 1.0
     excluded: str | None = None
     residual: float | None = None
     frame: str | None = None
 
+    @property
+    def scale(self) -> float:
+        return similarity_parameters(self.matrix)["scale"]
+
+    @property
+    def angle(self) -> float:
+        return similarity_parameters(self.matrix)["angle"]
+
+    @property
+    def tx(self) -> float:
+        return similarity_parameters(self.matrix)["tx"]
+
+    @property
+    def ty(self) -> float:
+        return similarity_parameters(self.matrix)["ty"]
+
     def to_json(self) -> dict:
-        """JSON-able dict (the matrix as nested lists); :meth:`from_json` reads it back."""
-        data = asdict(self)
-        data["matrix"] = self.matrix.tolist()
-        return data
+        """JSON-able dict (the matrix as nested lists, with its similarity summary for readers of
+        ``meta.json``); :meth:`from_json` reads it back."""
+        return {**asdict(self), "matrix": self.matrix.tolist(), **similarity_parameters(self.matrix)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Registration":
         """The registration :meth:`to_json` wrote."""
-        return cls(**{**data, "matrix": np.array(data["matrix"], dtype=np.float64)})
+        stored = {name: value for name, value in data.items() if name not in ("scale", "angle", "tx", "ty")}
+        return cls(**{**stored, "matrix": np.array(data["matrix"], dtype=np.float64)})
 
 
 def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, start: np.ndarray, *, model: str = "homography",
@@ -103,8 +117,7 @@ def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, mod
     try:
         matrix, success = coarse(frame_y)
     except ValueError as error:  # imreg-dft refuses matches it finds absurd (e.g. a huge scale change)
-        return Registration(np.eye(3), 0.0, None, **similarity_parameters(np.eye(3)),
-                            excluded=f"Fourier-Mellin found no plausible match ({error})")
+        return Registration(np.eye(3), 0.0, None, excluded=f"Fourier-Mellin found no plausible match ({error})")
     excluded, correlation, residual = None, None, None
     if refine == "robust":
         refined = refine_robust(ref_y, frame_y, matrix, model=model)
@@ -112,8 +125,7 @@ def _register_y(ref_y: np.ndarray, frame_y: np.ndarray, coarse, refine: str, mod
             excluded = "the robust refinement found too little overlap with the reference"
         else:
             matrix, correlation, residual = refined.matrix, refined.correlation, refined.scale
-    return Registration(matrix=matrix, success=success, correlation=correlation, residual=residual, excluded=excluded,
-                        **similarity_parameters(matrix))
+    return Registration(matrix=matrix, success=success, correlation=correlation, residual=residual, excluded=excluded)
 
 
 def _from_identity(ref_y: np.ndarray, frame_y: np.ndarray, registration: Registration, model: str) -> Registration:
@@ -126,7 +138,7 @@ def _from_identity(ref_y: np.ndarray, frame_y: np.ndarray, registration: Registr
     if fit is None or (registration.residual is not None and fit.scale >= registration.residual):
         return registration
     return Registration(matrix=fit.matrix, success=registration.success, correlation=fit.correlation,
-                        residual=fit.scale, **similarity_parameters(fit.matrix))
+                        residual=fit.scale)
 
 
 def _coarse_method(ref_y: np.ndarray, coarse: str, iterations: int, refine: str, model: str):
@@ -202,9 +214,9 @@ def register_burst(
 
     def one(k: int) -> Registration:
         if k == reference:
-            return Registration(np.eye(3), 1.0, 1.0 if refine == "robust" else None, **similarity_parameters(np.eye(3)))
+            return Registration(np.eye(3), 1.0, 1.0 if refine == "robust" else None)
         if k in given:
-            return Registration(known[k] / known[k][2, 2], 1.0, None, **similarity_parameters(known[k]))
+            return Registration(known[k] / known[k][2, 2], 1.0, None)
         return _register_y(ys[reference], ys[k], estimate, refine, model)
 
     def again(k: int) -> None:  # for a frame that fits worse than the burst

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from multisr.fusion import masked_median
-from multisr.geometry import similarity_matrix, similarity_parameters, to_high_resolution, warp
+from multisr.geometry import similarity_matrix, to_high_resolution, warp
 from multisr.params import SCALE
 from multisr.registration import Registration
 from multisr.resize import upscale
@@ -76,8 +76,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     source[:] = frames
     lr = [np.eye(3), similarity_matrix(scale=1.02, angle=2.0, shift=(1.3, -0.7), center=(12, 10)),
           np.array([[1.01, 0.01, 0.4], [-0.01, 0.99, 0.2], [2e-4, -1e-4, 1.0]])]
-    registration = [Registration(matrix, 1.0, None, **similarity_parameters(matrix), excluded=excluded)
-                    for matrix, excluded in zip(lr, [None, None, "blurred"])]
+    registration = [Registration(matrix, 1.0, None, excluded=excluded) for matrix, excluded in zip(lr, [None, None, "blurred"])]
     (tmp_path / "out").mkdir()
     small_bands.clear()
     out = _realign(hr=source, matrices=np.stack(lr), registration=registration, workspace=tmp_path / "out")
