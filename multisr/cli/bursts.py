@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
-from .common import MODELS_HELP, PIPELINES_HELP, Command, reference_callback, warn_left_out
+from .common import (MODELS_HELP, PIPELINES_HELP, Command, cache_dir_option, device_option, reference_callback,
+                     warn_left_out)
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
@@ -29,12 +30,11 @@ def burst_selection(command):
                    "equally sharp; the earliest is taken).")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
+@cache_dir_option
 @click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
 def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrides, no_cache, cache_dir, max_disk):
@@ -68,9 +68,8 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrid
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr; see multisr cache).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@cache_dir_option
+@device_option
 def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
     from ..report import compare as write_report, parse_crop
@@ -107,7 +106,7 @@ def stages(out_dir):
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
 @click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
     from ..io import check_image_destination, read_image, write_image
@@ -124,8 +123,7 @@ def upscale(image, out_path, scale, model, device):
 
 
 @click.command(cls=Command)
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+@cache_dir_option
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
 def cache(cache_dir, clear):
     """Where the stage cache is, how much it holds and its limit; --clear empties it."""
@@ -154,7 +152,7 @@ def cache(cache_dir, clear):
 @click.option("--share-registration/--no-share-registration", default=False, show_default=True,
               help="Keep what the previous window registered and register only the frames new to the window "
                    "(23% faster on a real clip; results differ, see the README).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, device):
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
     that frame the reference. A killed run, started again with the same settings, keeps the frames
@@ -182,8 +180,7 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: one per core).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Threads of each task (default: the cores divided among the workers).")
-@click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
-              help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+@cache_dir_option
 @click.pass_context
 def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers, threads, cache_dir):
     """Many bursts (folders of frames, videos, or folders of them) as tasks on Dask: a run folder

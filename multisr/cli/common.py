@@ -1,12 +1,14 @@
 """What the commands share: one-line errors, the lists ``--help`` shows, small option helpers."""
 import re
 from importlib import resources
+from pathlib import Path
 
 import click
 
 from ..errors import UserError, os_error_line
 
-__all__ = ["Group", "Command", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped"]
+__all__ = ["Group", "Command", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped",
+           "cache_dir_option", "device_option"]
 
 # library argument names that a command's options call otherwise
 ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}
@@ -71,3 +73,8 @@ def reference_callback(ctx, param, value: str | None) -> int | str | None:
 def warn_left_out(excluded: list[dict]) -> None:
     for entry in excluded:
         click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+
+
+cache_dir_option = click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
+                                help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

@@ -6,7 +6,7 @@ import click
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, SCALE
-from .common import MODELS_HELP, PIPELINES_HELP, Command
+from .common import MODELS_HELP, PIPELINES_HELP, Command, device_option
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
 
@@ -60,7 +60,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
     """PSNR/SSIM of bicubic and a model on a folder of images (SRCNN paper's protocol)."""
     from ..evaluate import evaluate_folder
@@ -98,7 +98,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Set5 folder for a PSNR after each eval.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
           eval_data, eval_every, threads, device):
     """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
@@ -149,7 +149,7 @@ def bench():
               help="Frames per burst replaced by another scene or a blurred copy.")
 @click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
               help="How the bursts are simulated (see multisr simulate).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
@@ -191,7 +191,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--n", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def speed(sizes, pipelines, n, device, as_json):
     """Per-stage wall time, peak memory and SRCNN FLOP rate of each pipeline on simulated bursts."""
