@@ -8,10 +8,9 @@ not the frame. Pure numpy, scipy and OpenCV on the CPU.
 """
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
 from scipy import sparse
-
-import cv2
 
 from .geometry import apply
 from .observation import blur, burst_sampling, grid_pad, psf_kernel

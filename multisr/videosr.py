@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .errors import UserError
 from .files import atomic_output, file_digest, remove, write_json
-from .io import to_uint, write_image
+from .io import read_image, to_uint, write_image
 from .pipeline import Pipeline
 from .engine import run_frames
 from .rundir import check_out_dir, locked
@@ -140,8 +140,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                 png = frames_dir / f"frame_{t:06d}.png"
                 if t in finished:
                     line = finished[t]
-                    image = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
-                    image = image[..., ::-1] if image.ndim == 3 else image
+                    image = to_uint(read_image(png)[0])
                 else:
                     while not held or held[-1][0] < frames_used.stop - 1:
                         held.append(next(decoded))
