@@ -95,6 +95,8 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
             _check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes,
                         own_entries=[cache / steps[0][0].name / records[0]["key"]] if use_cache else [])
             store["disk_bytes"] = Artifact("disk_bytes", needed)
+            # the burst as loaded, for the record (select_reference keeps one frame, renumbered 0)
+            store["burst"] = Artifact("burst", {"frames": len(store["names"].get()), "reference": store["reference"].get()})
         inputs = {name: store[name].key for name in stage.reads}
         fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
         key = stage_key(stage.name, stage.version, params, inputs, fingerprint)
@@ -192,16 +194,16 @@ def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
 def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, started: float) -> dict:
     """The run record (``run.json`` but the result's digest): parameters, the reference frame,
     versions, device, the stages' records, the frames left out, and what the solve chose."""
-    names, reference = store["names"].get(), store["reference"].get()
+    names, reference, burst = store["names"].get(), store["reference"].get(), store["burst"].get()
     registration = store["registration"].get() if "registration" in store else []
     source = records[0]["params"]
     run = {
         "pipeline": pipeline.name,
         "description": pipeline.description,
         "reference_frame": names[reference],
-        "reference_index": reference,
+        "reference_index": burst["reference"],
         "source": store["source"].get(),
-        "parameters": {"frames": source.get("folder", "in memory"), "n": len(names), "reference": source["reference"],
+        "parameters": {"frames": source.get("folder", "in memory"), "n": burst["frames"], "reference": source["reference"],
                        "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},
         "device": str(torch_device),
         "versions": _versions(),

@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -101,3 +102,28 @@ def test_the_disk_bursts_outlier_frames_are_reported_as_left_out(tmp_path):
     left_out = [e["frame"] for e in json.loads((out / "metrics.json").read_text())["excluded"]]
     assert left_out == [f"frame_{k:03d}.png" for k in range(20, 26)]
     assert "frame_023.png" in (out / "index.html").read_text()
+
+
+def test_the_report_shows_the_reference_every_run_used(tiny_burst, tmp_path):
+    """With frame 0 blurred, the sharpest frame (1) is every pipeline's reference: run.json's
+    reference_index says 1 and its n 4 for the single-image pipelines too (their
+    select_reference stage keeps one frame, renumbered 0), and the report's reference image is
+    frame 1."""
+    import cv2
+
+    from conftest import copy_burst, invoke
+    from multisr.io import write_image
+
+    frames = copy_burst(tiny_burst, tmp_path / "frames")
+    image, _ = read_image(frames / "frame_000.png")
+    write_image(frames / "frame_000.png", cv2.GaussianBlur(image, (0, 0), 1.5))
+    out = tmp_path / "report"
+    result = invoke("compare", frames, "--n", 4, "--out", out, "--pipelines", "bicubic,presenters")
+    assert result.exit_code == 0, result.output
+    for name in ("bicubic", "presenters"):
+        record = json.loads((out / "runs" / name / "run.json").read_text())
+        assert (record["reference_index"], record["reference_frame"]) == (1, "frame_001.png"), name
+        assert record["parameters"]["n"] == 4, name
+    assert json.loads((out / "metrics.json").read_text())["reference"] == 1
+    shown = read_image(out / "images" / "reference.png")[0][::3, ::3]  # magnified 3x, nearest
+    assert np.abs(shown - read_image(frames / "frame_001.png")[0]).max() < 1 / 255
