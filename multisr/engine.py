@@ -69,7 +69,8 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     digest = hasher.hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
-                                         "source": {"in_memory": True, "sha256": digest}, "known": known},
+                                         "source": {"in_memory": True, "sha256": digest}, "known": known,
+                                         "alpha": None},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
@@ -217,7 +218,11 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
     return run
 
 
-def _shape_of(value) -> list | str:
+def _shape_of(value) -> list | str | None:
+    """An output as the record names it: an array's shape, else its type's name; ``None`` (an
+    artifact a burst does not have: no known matrices, no alpha) stays ``None``."""
+    if value is None:
+        return None
     return list(value.shape) if isinstance(value, (np.ndarray, Stack)) else type(value).__name__
 
 

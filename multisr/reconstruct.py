@@ -177,7 +177,7 @@ def reconstruct(
     Returns:
         ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y, not clipped; the
         ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
-        the cross-validation errors of ``"auto"``, the first solve's residual in levels of 255 and
+        the cross-validation errors of ``"auto"`` (``psf_error_levels``) and the first solve's residual in levels of 255 and
         the prior weight it led to, the fraction of samples each frame kept and
         each frame's ``(gain, offset)`` against the reference (:func:`multisr.agreement.match_brightness`).
     """
@@ -191,8 +191,9 @@ def reconstruct(
     elif refine_rounds:  # chosen once the motion is refined (below); till then, a PSF in the middle
         psf = PROVISIONAL_PSF
     else:
-        psf, info["psf_errors"] = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                             workers=workers)
+        psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
+                                 workers=workers)
+        info["psf_error_levels"] = _in_levels(errors)
 
     def solved(prior: float, start: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
         return solve_tiled(frames_y, matrices, weights, psf, scale, prior, start, tile=tile, workers=workers,
@@ -213,8 +214,9 @@ def reconstruct(
         frames_y, fits = match_brightness(originals, matrices, anchor)
         weights = frame_weights(frames_y, matrices, anchor)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
-            psf, info["psf_errors"] = choose_psf(frames_y, matrices, anchor, weights, scale=scale,
-                                                 tv_weight=tv_weight, workers=workers)
+            psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
+                                     workers=workers)
+            info["psf_error_levels"] = _in_levels(errors)
         estimate, _ = solved(stronger, estimate)
         if progress is not None:
             progress(1)
@@ -224,3 +226,8 @@ def reconstruct(
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
     info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in fits]
     return estimate, matrices, info
+
+
+def _in_levels(errors: dict) -> dict:
+    """:func:`choose_psf`'s held-out errors (Y on the 0-1 scale) in levels of 255, as the record gives them."""
+    return {psf: round(float(error) * 255, 4) for psf, error in errors.items()}

@@ -85,6 +85,9 @@ def test_open_run_reads_every_stage_without_recomputing(tiny_burst, tmp_path):
     assert np.abs(opened.result - np.clip(opened["fuse"]["result"], 0, 1)).max() <= 0.5 / 255 + 1e-6
     with pytest.raises(KeyError, match="no stage 'nope'"):
         opened["nope"]
+    table = CliRunner().invoke(cli, ["stages", str(out)])
+    assert table.exit_code == 0 and "frames 5x" in table.output
+    assert "NoneType" not in table.output and "known" not in table.output  # a burst without known matrices
 
 
 def test_a_killed_run_resumes_to_the_same_result(tiny_burst, tmp_path):

@@ -144,7 +144,7 @@ def test_the_blur_is_chosen_after_the_motion_is_refined():
     weights = frame_weights(y, registered, 0)
     assert choose_psf(y, burst.matrices, 0, weights, scale=3, tv_weight=0.0005)[0] == "matlab"
     _, _, info = reconstruct(y, registered, anchor=0, psf="auto")
-    assert info["psf"] == "matlab", info["psf_errors"]
+    assert info["psf"] == "matlab", info["psf_error_levels"]
 
 
 def test_a_moving_object_keeps_the_reference_content(plate):
