@@ -1,16 +1,33 @@
-"""multisr: multi-frame super-resolution of bursts of photographs (SRCNN + registration + fusion).
+"""multisr: multi-frame super-resolution of bursts of photographs (registration, a multi-frame
+solve or SRCNN and fusion).
 
-The notebook entry point is :func:`open_run`; the command line is ``multisr``.
+The public API, what a notebook needs (everything else is internal):
+
+- :func:`open_run` opens a run folder that ``multisr run`` wrote: every stage's output, the
+  result, the transforms, without re-running anything.
+- :func:`load_pipeline` reads a built-in pipeline (``"multiframe"``, ``"presenters"``,
+  ``"single"``, ``"bicubic"``) or a pipeline file.
+- :func:`run_frames` runs a pipeline on a burst in memory and returns a :class:`Result`.
+- :class:`Registration` is one frame's registration against the reference.
+
+The command line is ``multisr`` (:mod:`multisr.cli`).
 """
 
-__all__ = ["open_run"]
+__all__ = ["open_run", "load_pipeline", "run_frames", "Result", "Registration"]
+
+# where each public name lives; imported on first use, so that ``multisr --help`` and the command
+# line's argument errors do not wait for the library (registration, cache, numpy, OpenCV, torch)
+_HOMES = {"open_run": "rundir", "load_pipeline": "pipeline", "run_frames": "engine", "Result": "engine",
+          "Registration": "registration"}
 
 
 def __getattr__(name: str):
-    # imported on first use, so that ``multisr --help`` and the command line's argument errors do
-    # not wait for the library (registration, cache, numpy, OpenCV)
-    if name == "open_run":
-        from .rundir import open_run
+    if name in _HOMES:
+        from importlib import import_module
 
-        return open_run
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module 'multisr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

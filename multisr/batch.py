@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import UserError, os_error_line
 from .files import write_json
 from .io import IMAGE_SUFFIXES, natural_key
-from .params import DEFAULT_FRAMES
+from .params import ALL_FRAMES
 from .video import is_video
 
 __all__ = ["find_bursts", "run_batch", "run_one"]
@@ -45,7 +45,7 @@ def find_bursts(inputs: list[Path]) -> list[Path]:
     return bursts
 
 
-def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, n: int, threads: int,
+def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, n: int | str, threads: int,
             cache_dir: str | None) -> dict:
     """One task: ``multisr run`` of ``burst`` into ``out_dir`` with ``threads`` threads. Returns the
     burst's summary row: ``error`` (one line) or the result's path, and the seconds it took."""
@@ -67,6 +67,7 @@ def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, 
             record = run_pipeline(with_overrides(load_pipeline(pipeline_name), overrides), Path(burst),
                                   out_dir=Path(out_dir), n=n, cache_dir=None if cache_dir is None else Path(cache_dir))
         row["result"] = str(Path(out_dir) / "result.png")
+        row["n"] = record["parameters"]["n"]
         row["computed"] = [s["name"] for s in record["stages"] if not s["cached"]]
     except UserError as error:
         row["error"] = str(error)
@@ -77,7 +78,7 @@ def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, 
 
 
 def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presenters", overrides: list[str] = (),
-              n: int = DEFAULT_FRAMES, scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
+              n: int | str = ALL_FRAMES, scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
               cache_dir: Path | None = None, progress=None) -> dict:
     """Run every burst of ``bursts`` (:func:`find_bursts`) into ``out_dir/<burst name>`` as tasks on
     Dask: on the cluster at ``scheduler``, else on a ``LocalCluster`` of ``workers`` processes

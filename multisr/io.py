@@ -2,27 +2,72 @@
 
 Everything returned follows the data contract: ``float32`` in [0, 1], ``(H, W)`` for grey or
 ``(H, W, 3)`` RGB. 8- and 16-bit files are read (PNG, TIFF, JPEG, BMP; palette images come out
-as RGB); an alpha channel is dropped. Writes are atomic: a file either appears whole or not at
-all, so no half-written image is left behind by an error or a kill.
+as RGB), turned upright by their EXIF orientation as image viewers show them; an alpha channel
+that is not fully opaque comes back beside the image (:func:`read_picture`). A file's header is
+read before its pixels, and an image of more than :func:`max_pixels` pixels is refused undecoded.
+Writes are atomic: a file either appears whole or not at all, so no half-written image is left
+behind by an error or a kill.
 """
+import io
 import os
 import re
 import stat
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .errors import UserError
 from .files import atomic_output
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "read_image", "write_image", "check_image_destination", "check_regular_file", "list_images",
-           "natural_key", "to_uint"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "RAW_SUFFIXES", "MAX_PIXELS_ENV", "Picture", "FolderListing",
+           "read_image", "read_picture", "image_size", "max_pixels", "write_image", "check_image_destination",
+           "check_regular_file", "list_images", "scan_folder", "passed_over_line", "natural_key", "to_uint"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read by multisr.video
+# what a camera, a phone or an editor leaves beside the pictures: passed over with a warning
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".rwl", ".3fr", ".erf", ".kdc", ".mrw", ".x3f", ".iiq", ".gpr", ".raw")
+SIDECAR_SUFFIXES = (".xmp", ".aae", ".thm", ".json", ".txt", ".xml", ".pp3", ".dop", ".lrv", ".md5", ".sha256",
+                    ".log", ".csv", ".exif", ".acr", ".on1", ".cos")
+SYSTEM_FILES = ("thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r")
+MAX_PIXELS_ENV = "MULTISR_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 200_000_000  # a 200-megapixel phone sensor's frame (16320x12240) fits
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every PNG, with its CRC
+# EXIF orientation (1-8) -> what turns the stored pixels upright, as viewers show them
+ORIENTATIONS = {
+    1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: a.swapaxes(0, 1)[:, ::-1],
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: a.swapaxes(0, 1)[::-1],
+}
+_PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is lifted while a header is read (ours applies)
+
+
+@dataclass
+class Picture:
+    """One image file as read: ``image`` (data contract, upright), ``bit_depth`` (8 or 16, the
+    file's), ``alpha`` (``(H, W)`` float32 in [0, 1], upright; ``None`` when the file has none or
+    it is opaque everywhere) and ``orientation`` (the EXIF orientation 1-8 that was applied; 1
+    when the file has none)."""
+
+    image: np.ndarray
+    bit_depth: int
+    alpha: np.ndarray | None = None
+    orientation: int = 1
+
+
+@dataclass
+class FolderListing:
+    """A folder's frames (``images``, natural order) and the files passed over as not frames, by
+    kind (``"sidecar"``, ``"system"``, ``"raw"``, ``"video"``) -> their names."""
+
+    images: list[Path]
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
 
 
 def natural_key(name: str) -> list:
@@ -31,30 +76,59 @@ def natural_key(name: str) -> list:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files in ``folder`` in natural order.
+    """Image files in ``folder`` in natural order (:func:`scan_folder`)."""
+    return scan_folder(folder).images
 
-    Raises :class:`UserError` for a missing folder, one with no images, or a file in it that is
-    not an image (by suffix). Hidden files (``.*``), JSON side files and the ground truth that
-    ``multisr simulate`` writes beside its frames (``truth.png``) are not frames and are skipped.
+
+def scan_folder(folder: Path) -> FolderListing:
+    """The frames of ``folder``, a camera's folder as it is, and what was passed over.
+
+    Passed over: hidden files (``.*``: ``.DS_Store``, ``._IMG_0001.JPG``) and what ``multisr
+    simulate`` writes beside its frames (``truth.png``, ``truth.json``), silently; sidecar and
+    system files (``.xmp``, ``.aae``, ``.thm``, ``.json``, ``.txt``, ``Thumbs.db``,
+    ``desktop.ini``, ...), RAW files (not read yet) and video clips, listed in the result for a
+    warning (:func:`passed_over_line`). Raises :class:`UserError` for a missing folder, one with no
+    images, or a file of any other kind (a ``.heic`` or ``.pdf``: a frame that would be missed).
     """
     folder = Path(folder)
     if not folder.is_dir():
         found = "it is a file" if folder.is_file() else "it does not exist"
         raise UserError(f"{folder}: expected a folder of frames or a video ({', '.join(VIDEO_SUFFIXES)}), but {found}")
-    files = []
+    files, passed_over = [], {}
     for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
-        if path.name.startswith(".") or path.is_dir() or path.suffix.lower() == ".json" or path.stem == "truth":
+        suffix = path.suffix.lower()
+        if path.name.startswith(".") or path.is_dir() or path.name in ("truth.png", "truth.json"):
             continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        kind = ("system" if path.name.lower() in SYSTEM_FILES else "sidecar" if suffix in SIDECAR_SUFFIXES
+                else "raw" if suffix in RAW_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None)
+        if kind is not None:
+            passed_over.setdefault(kind, []).append(path.name)
+        elif suffix not in IMAGE_SUFFIXES:
             raise UserError(
                 f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in the frames folder, "
-                f"found a {path.suffix or 'suffix-less'} file; move it out"
+                f"found a {path.suffix or 'suffix-less'} file; convert it or move it out"
             )
-        check_regular_file(path)
-        files.append(path)
+        else:
+            check_regular_file(path)
+            files.append(path)
     if not files:
-        raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none")
-    return files
+        raws = f"; {len(passed_over['raw'])} RAW files, which multisr does not read yet" if "raw" in passed_over else ""
+        raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none{raws}")
+    return FolderListing(files, passed_over)
+
+
+def passed_over_line(folder, passed_over: dict[str, list[str]]) -> str | None:
+    """One warning line for the files :func:`scan_folder` passed over, by kind with their
+    suffixes (``3 sidecar (.xmp, .aae)``), or ``None`` when there were none."""
+    if not passed_over:
+        return None
+    nouns = {"sidecar": "sidecar", "system": "system", "raw": "RAW (not read yet: the images are used)",
+             "video": "video"}
+    parts = []
+    for kind, names in passed_over.items():
+        kinds = sorted({Path(name).suffix.lower() or name for name in names}) if kind != "system" else sorted(set(names))
+        parts.append(f"{len(names)} {nouns[kind]} ({', '.join(kinds)})")
+    return f"{folder}: passed over {sum(map(len, passed_over.values()))} files that are not frames: {'; '.join(parts)}"
 
 
 def check_regular_file(path: Path) -> None:
@@ -71,12 +145,52 @@ def check_regular_file(path: Path) -> None:
 
 
 def read_image(path: Path) -> tuple[np.ndarray, int]:
-    """Read one image file.
+    """Read one image file, upright (:func:`read_picture`), without its alpha channel: for data
+    (a truth, a training image) whose transparency means nothing to the caller.
 
     Returns:
         ``(image, bit_depth)``: ``image`` is ``float32`` in [0, 1], ``(H, W)`` or ``(H, W, 3)``
         RGB; ``bit_depth`` is 8 or 16, that of the file, for writing results back alike.
     """
+    picture = read_picture(path)
+    return picture.image, picture.bit_depth
+
+
+def max_pixels() -> int:
+    """The most pixels an image file may have to be decoded: ``$MULTISR_MAX_PIXELS`` (an integer,
+    or with ``M`` for millions: ``500M``), by default 200 million; a header that claims more is
+    refused before any pixel is decoded (an image bomb: a small file that decodes to gigabytes)."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    match = re.fullmatch(r"(\d{1,15})\s*([mM]?)", text)
+    if match is None or int(match.group(1)) == 0:
+        raise UserError(f"${MAX_PIXELS_ENV}: expected a positive number of pixels (200000000, 500M), got {text!r}")
+    return int(match.group(1)) * (1_000_000 if match.group(2) else 1)
+
+
+def image_size(path: Path, data: bytes | None = None) -> tuple[int, int, int] | None:
+    """``(width, height, orientation)`` from an image file's header (``data``: its bytes, when
+    read already) without decoding its pixels, or ``None`` when the header cannot be parsed
+    (then the decoder has the last word). ``width`` and ``height`` are the stored ones."""
+    try:
+        with _PILLOW_LIMIT:
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(io.BytesIO(data) if data is not None else path) as header:
+                    width, height = header.size
+                    orientation = header.getexif().get(0x0112, 1)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return width, height, orientation if orientation in ORIENTATIONS else 1
+
+
+def read_picture(path: Path) -> Picture:
+    """Read one image file: its pixels turned upright by its EXIF orientation (as image viewers
+    show them), its bit depth, and its alpha channel when it has transparent pixels
+    (:class:`Picture`). An image over :func:`max_pixels` is refused from its header."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: expected an image file, but it does not exist")
@@ -85,7 +199,15 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
     if path.suffix.lower() == ".png" and data.startswith(PNG_SIGNATURE) and not data.rstrip(b"\0").endswith(PNG_END):
         # caught here, before the decoder prints its own complaint beside ours
         raise UserError(f"{path}: expected a whole PNG image, but the file is truncated")
-    raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    header = image_size(path, data) if data else None
+    limit = max_pixels()
+    if header is not None and header[0] * header[1] > limit:
+        raise UserError(f"{path}: expected an image of at most {limit:,} pixels (${MAX_PIXELS_ENV}), but its header "
+                        f"says {header[0]}x{header[1]} ({header[0] * header[1]:,})")
+    try:
+        raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:  # a header OpenCV reads otherwise than Pillow, over OpenCV's own limits
+        raw = None
     if raw is None or raw.size == 0:
         raise UserError(f"{path}: expected a readable image, but the file is corrupt or not an image")
     if raw.dtype == np.uint8:
@@ -94,17 +216,21 @@ def read_image(path: Path) -> tuple[np.ndarray, int]:
         bit_depth, image = 16, raw.astype(np.float32) / 65535.0
     else:
         raise UserError(f"{path}: expected 8- or 16-bit integer pixels, found {raw.dtype}")
+    alpha = None
     if image.ndim == 3:
         channels = image.shape[2]
-        if channels == 1:
-            image = image[..., 0]
-        elif channels == 2:  # grey + alpha
+        if channels in (2, 4):  # grey + alpha, BGRA
+            alpha = image[..., -1] if image[..., -1].min() < 1.0 else None
+        if channels in (1, 2):
             image = image[..., 0]
         elif channels in (3, 4):  # BGR(A) -> RGB
-            image = np.ascontiguousarray(image[..., 2::-1])
+            image = image[..., 2::-1]
         else:
             raise UserError(f"{path}: expected 1, 3 or 4 channels, found {channels}")
-    return image, bit_depth
+    orientation = header[2] if header is not None else 1
+    upright = ORIENTATIONS[orientation]
+    return Picture(np.ascontiguousarray(upright(image)), bit_depth,
+                   None if alpha is None else np.ascontiguousarray(upright(alpha)), orientation)
 
 
 def to_uint(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:
@@ -129,8 +255,10 @@ def check_image_destination(path: Path) -> None:
         raise UserError(f"{path}: expected an image file name, found a folder")
 
 
-def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
-    """Write ``(H, W)`` or ``(H, W, 3)`` RGB float in [0, 1] to ``path`` at ``bit_depth`` 8 or 16.
+def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8, alpha: np.ndarray | None = None) -> None:
+    """Write ``(H, W)`` or ``(H, W, 3)`` RGB float in [0, 1] to ``path`` at ``bit_depth`` 8 or 16,
+    with ``alpha`` ``(H, W)`` in [0, 1] as its alpha channel when given (a grey image with
+    alpha is written as RGBA: PNG and TIFF writers take 1, 3 or 4 channels).
 
     The file is written beside its destination and renamed over it, so it appears whole or
     not at all.
@@ -139,9 +267,16 @@ def write_image(path: Path, image: np.ndarray, *, bit_depth: int = 8) -> None:
     if bit_depth not in (8, 16):
         raise UserError(f"bit_depth: expected 8 or 16, got {bit_depth}")
     check_image_destination(path)
+    if alpha is not None and path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise UserError(f"{path}: expected a .png or .tif file name, to keep the image's transparency (alpha), "
+                        f"got {path.suffix!r}")
     pixels = to_uint(image, bit_depth)
     if pixels.ndim == 3:
-        pixels = np.ascontiguousarray(pixels[..., ::-1])  # RGB -> BGR for OpenCV
+        pixels = pixels[..., ::-1]  # RGB -> BGR for OpenCV
+    if alpha is not None:
+        colour = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        pixels = np.concatenate([colour, to_uint(alpha, bit_depth)[..., None]], axis=2)
+    pixels = np.ascontiguousarray(pixels)
     with atomic_output(path) as tmp:
         if not cv2.imwrite(tmp, pixels):
             raise UserError(f"{path}: could not write an image with suffix {path.suffix!r}")

@@ -8,10 +8,12 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference"]
+__all__ = ["Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference",
+           "ALL_FRAMES", "check_frame_count"]
 
 SCALE = 3  # every pipeline's magnification; the default scale of evaluation, training and simulation
 DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses
+ALL_FRAMES = "all"  # --n all: every frame from --start on
 DEFAULT_REFERENCE = "sharpest"  # --reference
 
 
@@ -74,3 +76,9 @@ def check_reference(value) -> None:
     """``ValueError`` unless ``value`` is a frame index (an int >= 0) or one of :data:`REFERENCE_RULES`."""
     if isinstance(value, str) and value not in REFERENCE_RULES or isinstance(value, int) and value < 0:
         raise ValueError(f"expected a frame index (0, 1, ...) or {' or '.join(REFERENCE_RULES)}, got {value!r}")
+
+
+def check_frame_count(value) -> None:
+    """``ValueError`` unless ``value`` is a frame count (an int >= 2) or :data:`ALL_FRAMES`."""
+    if isinstance(value, str) and value != ALL_FRAMES or isinstance(value, int) and value < 2:
+        raise ValueError(f"expected a number of frames, at least 2, or {ALL_FRAMES}, got {value!r}")

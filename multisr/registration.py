@@ -51,7 +51,7 @@ class Registration:
         residual: the robust spread (Y units, 1 = white) of the aligned frame's difference from
             the reference after refinement (:attr:`multisr.alignment.Alignment.scale`), or ``None``.
         sharpness: mean squared gradient of the frame's Y, relative to the burst's median.
-        excluded: why the frame is left out of the fusion, or ``None`` when it is used.
+        excluded: why the frame is left out of the burst, or ``None`` when it is used.
         frame: the frame's name (file name, ``clip.mp4#K``), where known: the ``register`` stage
             names each frame; :func:`register_burst` leaves it ``None``.
 

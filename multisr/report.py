@@ -113,7 +113,8 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         truth_json = Path(truth_path).with_suffix(".json")
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
     STAGES["load"].params["reference"].check("reference", reference)
-    if isinstance(reference, int) and not 0 <= reference < n:
+    n = STAGES["load"].params["n"].check("n", n)
+    if isinstance(reference, int) and isinstance(n, int) and not 0 <= reference < n:
         raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
     frame = _frame(Path(frames_dir), start)  # every frame has its shape (the runs check)
     hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
@@ -155,9 +156,10 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         write_image(images / "truth.png", truth)
         write_image(images / "crop_truth.png", _magnify(truth[y : y + h, x : x + w], factor))
     registration, excluded = _registration(runs, truth_path, reference, images)
+    source = next(iter(runs.values())).record["source"]
     metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": SCALE,
                "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
-               "registration": registration, "excluded": excluded}
+               "registration": registration, "excluded": excluded, "source": source}
     write_json(out_dir / "metrics.json", metrics)
     template = jinja2.Environment(loader=jinja2.PackageLoader("multisr", "templates"), autoescape=True,
                                   undefined=jinja2.StrictUndefined).get_template("report.html")

@@ -5,12 +5,15 @@ import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
+import numpy as np
+
 from .cachedir import cache_root, using
 from .engine import record_of, result_of, run_steps
 from .files import file_digest, remove, write_json
 from .io import write_image
 from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .pipeline import Pipeline
+from .resize import upscale
 from .rundir import check_out_dir, clean_leftovers, locked
 from .sr.device import resolve_device, warm_up
 from .stages import STAGES
@@ -32,11 +35,13 @@ def run_pipeline(
     max_disk_bytes: int | None = None,
 ) -> dict:
     """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
-    video file) from frame ``start`` on; write the run into ``out_dir``.
+    video file) from frame ``start`` on (``n`` ``"all"``: every frame from there); write the run
+    into ``out_dir``: ``result.png``, with the reference frame's alpha channel (upscaled with
+    MATLAB's bicubic) when its file has transparent pixels, ``transforms.json`` and ``run.json``.
 
     Returns the run record that is also written to ``out_dir/run.json``: parameters,
     versions, device, and per stage its key, whether it came from the cache, its wall time in
-    seconds and its output shapes; ``excluded`` lists frames left out of the fusion; and
+    seconds and its output shapes; ``excluded`` lists frames left out of the burst; and
     ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
     write more than ``max_disk_bytes``, or than the disk has free once the cache entries it does
     not use are removed (:func:`multisr.cachedir.make_room`), is refused before it writes.
@@ -48,6 +53,7 @@ def run_pipeline(
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
+    n = STAGES["load"].params["n"].check("n", n)
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
@@ -86,11 +92,14 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
                   if "matrices" in store else None)
     run = record_of(pipeline, store, records, torch_device, started)
     bit_depth = store["bit_depth"].get()
+    alpha = store["alpha"].get()
+    if alpha is not None:
+        alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)
     if not use_cache:
         remove(out_dir / "stages")
-    write_image(out_dir / "result.png", result, bit_depth=bit_depth)
+    write_image(out_dir / "result.png", result, bit_depth=bit_depth, alpha=alpha)
     if transforms is None:
         (out_dir / "transforms.json").unlink(missing_ok=True)
     else:

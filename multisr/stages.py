@@ -36,7 +36,7 @@ from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .loading import burst_fingerprint, load_burst
 from .observation import parse_psf
-from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_reference, defaults_from
+from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
 from .reconstruct import reconstruct
 from .registration import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from .resize import KERNELS, upscale
@@ -185,8 +185,8 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "4", (), ("frames", "names", "bit_depth", "reference", "source", "known"), load_burst,
-              {"folder": Param(str, default=""), "n": Param(int, low=2, default=DEFAULT_FRAMES),
+        Stage("load", "5", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha"), load_burst,
+              {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
               burst_fingerprint),
@@ -207,7 +207,7 @@ STAGES = {
         Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "7", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+        Stage("reconstruct", "8", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)})),

@@ -26,8 +26,10 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES and not path.is_dir()
 
 
-def read_video(path: Path, *, start: int = 0, count: int) -> tuple[np.ndarray, dict]:
-    """Frames ``start`` to ``start + count - 1`` (0-based, in decoding order) of the video ``path``.
+def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | None = None) -> tuple[np.ndarray, dict]:
+    """Frames ``start`` to ``start + count - 1`` (0-based, in decoding order) of the video ``path``
+    (``count`` ``None``: every frame from ``start`` on, at least 2), their float32 copy taking at
+    most ``budget`` bytes.
 
     Frames are decoded from the first (a seek can land on the wrong frame in codecs with sparse
     key frames), so a late ``start`` costs the decoding of the frames before it. Returns
@@ -41,11 +43,17 @@ def read_video(path: Path, *, start: int = 0, count: int) -> tuple[np.ndarray, d
         found = index + 1
         if index >= start:
             decoded.append(frame)
+            if budget is not None and len(decoded) * frame.size * 4 > budget:
+                raise UserError(f"{path}: expected a burst that fits in memory, but {len(decoded)} frames of "
+                                f"{frame.shape[1]}x{frame.shape[0]} already take {len(decoded) * frame.size * 4 / 1e9:.1f} "
+                                f"GB and {budget / 1e9:.1f} GB can be used; take fewer frames (n)")
         if len(decoded) == count:
             break
-    if len(decoded) < count:
-        asked = f"start={start}, n={count}" if start else f"n={count}"
-        raise UserError(f"{path}: expected at least {start + count} frames ({asked}), found {found}")
+    needed = 2 if count is None else count
+    if len(decoded) < needed:
+        asked = f"start={start}, n={count or 'all'}" if start else f"n={count or 'all'}"
+        raise UserError(f"{path}: expected at least {start + needed} frames ({asked}), found {found}")
+    count = len(decoded)
     pixels = np.stack([frame[..., ::-1] for frame in decoded])  # BGR -> RGB
     if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all():
         pixels = pixels[..., 0]

@@ -26,6 +26,10 @@ def test_a_batch_equals_separate_runs_and_a_bad_burst_fails_alone(tiny_burst, tm
     again = invoke("batch", inputs / "a", inputs / "b", "--out", out, "--n", 4, "--workers", 2, "--threads", 1)
     assert again.exit_code == 0, again.output
     assert all(row["computed"] == [] for row in json.loads((out / "batch.json").read_text())["bursts"])
+    every = invoke("batch", inputs / "a", inputs / "b", inputs / "c", "--out", tmp_path / "all", "--workers", 2,
+                   "--threads", 1)  # by default every frame of each burst, however many
+    assert every.exit_code == 0, every.output
+    assert [row["n"] for row in json.loads((tmp_path / "all" / "batch.json").read_text())["bursts"]] == [6, 5, 4]
 
 
 def test_inputs_are_bursts_videos_or_folders_of_them(tiny_burst, tmp_path):

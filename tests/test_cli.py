@@ -83,7 +83,7 @@ def test_a_frame_that_does_not_register_is_left_out_with_a_warning(tiny_burst, t
     out = tmp_path / "out"
     result = invoke("run", frames, "--n", 6, "--out", out)
     assert result.exit_code == 0, result.output
-    assert "Warning: frame_003.png left out of the fusion" in result.stderr
+    assert "Warning: frame_003.png left out of the burst" in result.stderr
     run = json.loads((out / "run.json").read_text())
     assert [e["frame"] for e in run["excluded"]] == ["frame_003.png"]
 
@@ -94,10 +94,10 @@ def test_a_frame_that_does_not_register_is_left_out_with_a_warning(tiny_burst, t
         ("missing", ["does not exist"]),
         ("empty", ["expected image files", "found none"]),
         ("too_few", ["expected at least 6 frames (n=6), found 3"]),
-        ("n_below_2", ["--n: expected at least 2 frames, got 1"]),
+        ("n_below_2", ["--n: expected a number of frames, at least 2, or all, got 1"]),
         ("sizes", ["frame_002.png", "expected every frame to be", "found"]),
         ("corrupt", ["frame_001.png", "corrupt or not an image"]),
-        ("not_image", ["notes.txt", "expected only images"]),
+        ("not_image", ["scan.pdf", "expected only images", "found a .pdf file"]),
         ("reference", ["--reference: expected a frame index from 0 to 5, got 9"]),
     ],
 )
@@ -117,7 +117,7 @@ def test_bad_input_gets_one_line_and_no_result(tiny_burst, tmp_path, case, fragm
     elif case == "corrupt":
         (frames / "frame_001.png").write_bytes(b"\x89PNG broken")
     elif case == "not_image":
-        (frames / "notes.txt").write_text("shot on a tripod")
+        (frames / "scan.pdf").write_text("%PDF-1.4")  # a sidecar (notes.txt) is passed over instead
     elif case == "reference":
         extra = ["--reference", 9]
     out = tmp_path / "out"

@@ -6,9 +6,9 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
-from .common import (MODELS_HELP, PIPELINES_HELP, Command, cache_dir_option, device_option, reference_callback,
-                     warn_left_out)
+from ..params import ALL_FRAMES, DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
+from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, cache_dir_option, device_option,
+                     reference_callback, warn_left_out, warn_passed_over)
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
@@ -17,8 +17,8 @@ def burst_selection(command):
     """FRAMES (a folder of images or a video), ``--n`` and ``--start``: which frames make the burst."""
     command = click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
                            help="The burst's first frame: 0-based, in natural order (or the video's).")(command)
-    command = click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True,
-                           help="Use N frames, from --start on.")(command)
+    command = click.option("--n", type=FrameCount(), default=DEFAULT_FRAMES, show_default=True,
+                           help="Use N frames, from --start on; all: every frame from --start on.")(command)
     return click.argument("frames_dir", metavar="FRAMES", type=click.Path(path_type=Path))(command)
 
 
@@ -51,6 +51,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrid
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, start=start, reference=reference,
                           use_cache=not no_cache, cache_dir=cache_dir, device=device,
                           max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
+    warn_passed_over(record["source"])
     warn_left_out(record["excluded"])
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
@@ -79,6 +80,7 @@ def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, cro
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
     metrics = write_report(frames_dir, out_dir=out_dir, n=n, start=start, reference=reference, pipelines=names, cache_dir=cache_dir,
                            truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
+    warn_passed_over(metrics["source"])
     warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
     click.echo(f"{out_dir / 'index.html'}: {scores}")
@@ -96,7 +98,7 @@ def stages(out_dir):
     for stage in run.record["stages"]:
         status = "cached" if stage["cached"] else "computed"
         shapes = ", ".join(f"{name} {'x'.join(map(str, shape)) if isinstance(shape, list) else shape}"
-                           for name, shape in stage["outputs"].items())
+                           for name, shape in stage["outputs"].items() if shape is not None)
         click.echo(f"{stage['name']:<18}{status:<10}{stage['seconds']:>9.3f}  {shapes}")
     click.echo(f"{'total':<28}{run.record['seconds']:>9.3f}")
 
@@ -108,18 +110,25 @@ def stages(out_dir):
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @device_option
 def upscale(image, out_path, scale, model, device):
-    """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in."""
-    from ..io import check_image_destination, read_image, write_image
+    """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in, upright by
+    its EXIF orientation; its transparency (alpha), if any, upscaled with bicubic."""
+    from ..io import check_image_destination, read_picture, write_image
+    from ..resize import upscale as bicubic
     from ..sr.inference import super_resolve
     from ..sr.weights import DEFAULT_MODEL, load_model
 
     check_image_destination(out_path)
-    picture, bit_depth = read_image(image)
+    picture = read_picture(image)
+    if picture.alpha is not None and out_path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise UserError(f"{out_path}: expected a .png or .tif file name, to keep {image}'s transparency (alpha), "
+                        f"got {out_path.suffix!r}")
     network = load_model(model or DEFAULT_MODEL, scale=scale, device=device)
-    if min(picture.shape[:2]) < 2:
-        raise UserError(f"{image}: expected at least 2x2 pixels, found {picture.shape[1]}x{picture.shape[0]}")
-    write_image(out_path, super_resolve(picture, network, scale=scale), bit_depth=bit_depth)
-    click.echo(f"{out_path}: {picture.shape[1] * scale}x{picture.shape[0] * scale}")
+    height, width = picture.image.shape[:2]
+    if min(height, width) < 2:
+        raise UserError(f"{image}: expected at least 2x2 pixels, found {width}x{height}")
+    alpha = None if picture.alpha is None else np.clip(bicubic(picture.alpha, scale), 0.0, 1.0)
+    write_image(out_path, super_resolve(picture.image, network, scale=scale), bit_depth=picture.bit_depth, alpha=alpha)
+    click.echo(f"{out_path}: {width * scale}x{height * scale}")
 
 
 @click.command(cls=Command)
@@ -175,7 +184,8 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
-@click.option("--n", type=int, default=DEFAULT_FRAMES, show_default=True, help="Frames of each burst.")
+@click.option("--n", type=FrameCount(), default=ALL_FRAMES, show_default=True,
+              help="Frames of each burst, from its first; all: every frame of each.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (default: a LocalCluster).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: one per core).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -203,7 +213,8 @@ def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers,
         summary = run_batch(bursts, out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
                             scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress)
     for row in summary["bursts"]:
-        status = f"failed: {row['error']}" if "error" in row else f"{row['result']} (computed: {', '.join(row['computed']) or 'nothing'})"
+        status = (f"failed: {row['error']}" if "error" in row else
+                  f"{row['result']} ({row['n']} frames; computed: {', '.join(row['computed']) or 'nothing'})")
         click.echo(f"{Path(row['burst']).name:<24}{row['seconds']:>9.2f} s  {status}")
     click.echo(f"{len(summary['bursts'])} bursts, {summary['failed']} failed, {summary['seconds']:.1f} s "
                f"({summary['scheduler']}); {out_dir / 'batch.json'}")

@@ -7,8 +7,8 @@ import click
 
 from ..errors import UserError, os_error_line
 
-__all__ = ["Group", "Command", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out", "shipped",
-           "cache_dir_option", "device_option"]
+__all__ = ["Group", "Command", "FrameCount", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out",
+           "warn_passed_over", "shipped", "cache_dir_option", "device_option"]
 
 # library argument names that a command's options call otherwise
 ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}
@@ -70,9 +70,37 @@ def reference_callback(ctx, param, value: str | None) -> int | str | None:
     return int(value) if value is not None and value.strip().isdigit() else value
 
 
+class FrameCount(click.ParamType):
+    """``--n``: a number of frames, or ``all`` (every frame from ``--start`` on); the library
+    checks the number (at least 2)."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        text = str(value).strip().lower()
+        if text == "all":
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            self.fail(f"expected a number of frames or all, got {value!r}", param, ctx)
+
+
 def warn_left_out(excluded: list[dict]) -> None:
     for entry in excluded:
-        click.echo(f"Warning: {entry['frame']} left out of the fusion: {entry['reason']}", err=True)
+        click.echo(f"Warning: {entry['frame']} left out of the burst: {entry['reason']}", err=True)
+
+
+def warn_passed_over(source: dict) -> None:
+    """One warning line for the files of a frames folder that are not frames (sidecars, system
+    files, RAW files), as the load stage recorded them."""
+    from ..io import passed_over_line
+
+    line = passed_over_line(source.get("folder"), source.get("passed_over") or {})
+    if line is not None:
+        click.echo(f"Warning: {line}", err=True)
 
 
 cache_dir_option = click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
