@@ -20,6 +20,7 @@ import fcntl
 import os
 import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,8 @@ CACHE_ENV = "MULTISR_CACHE"
 LIMIT_ENV = "MULTISR_CACHE_LIMIT"
 DEFAULT_LIMIT = "20G"
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+MAX_LIMIT = 2**63 - 1  # bytes: the most a file system's sizes count
+EXCLUSIVE_WAIT_S = 30.0  # how long a run waits for another's pruning or making room (moments, as a rule)
 
 
 def cache_root(explicit: Path | None = None) -> Path:
@@ -48,26 +51,42 @@ def cache_root(explicit: Path | None = None) -> Path:
 def cache_limit() -> int:
     """The cache's size limit in bytes, from ``$MULTISR_CACHE_LIMIT`` (``20G``, ``500M``, ``0``, ...)."""
     text = os.environ.get(LIMIT_ENV, "").strip() or DEFAULT_LIMIT
-    match = re.fullmatch(r"(\d+(?:\.\d+)?) ?([KMGT]?)B?", text.upper())
+    match = re.fullmatch(r"(\d{1,20}(?:\.\d{1,20})?) ?([KMGT]?)B?", text.upper())
     if match is None:
         raise UserError(f"{LIMIT_ENV}: expected a size such as 20G, 500M or 0, got {text!r}")
-    return int(float(match[1]) * _UNITS[match[2]])
+    limit = int(float(match[1]) * _UNITS[match[2]])
+    if limit > MAX_LIMIT:
+        raise UserError(f"{LIMIT_ENV}: expected a size of at most {MAX_LIMIT // _UNITS['T']}T (a file system's "
+                        f"largest), got {text!r}")
+    return limit
 
 
-def _lock(root: Path, mode: int, refusal: str):
-    """Open ``root/.lock`` and take ``mode`` (``flock``) without waiting, or :class:`UserError`."""
+def _lock(root: Path, mode: int, refusal: str, *, wait_s: float = 0.0):
+    """Open ``root/.lock`` and take ``mode`` (``flock``), trying for up to ``wait_s`` seconds, or
+    :class:`UserError` (``refusal``)."""
     try:
         root.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise UserError(f"cache_dir {root}: expected a folder for the stage cache, but it or a folder above it is a "
                         "file") from None
     handle = open(root / ".lock", "a")
-    try:
-        fcntl.flock(handle, mode | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _take(handle, mode, wait_s):
         handle.close()
-        raise UserError(refusal) from None
+        raise UserError(refusal)
     return handle
+
+
+def _take(handle, mode: int, wait_s: float) -> bool:
+    """Take ``mode`` on the open lock file ``handle``, trying every 50 ms for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 _HELD: dict[Path, tuple] = {}  # cache folder -> (its lock file, when the run began) while a run uses it
@@ -80,7 +99,10 @@ def using(root: Path):
     cache to its limit, keeping the entries the run used. A bad ``$MULTISR_CACHE_LIMIT`` is a
     :class:`UserError` before the run starts."""
     limit = cache_limit()
-    handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done")
+    # a run that ends prunes the cache, and one short of disk makes room, under the exclusive lock
+    # for a moment: wait for them; a clearing (multisr cache --clear) that takes longer is refused
+    handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done",
+                   wait_s=EXCLUSIVE_WAIT_S)
     started = _file_system_time(root)
     _HELD[root] = (handle, started)
     try:
@@ -106,10 +128,8 @@ def make_room(root: Path, needed: int) -> int:
         freed = 0
     else:
         freed = _remove_least_recent(root, keep_since=started, enough=lambda freed, total: freed >= needed)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # (a failed conversion let go of the shared lock)
-    except BlockingIOError:
-        raise UserError(f"cache_dir {root}: the cache is being cleared; try again when that is done") from None
+    if not _take(handle, fcntl.LOCK_SH, EXCLUSIVE_WAIT_S):  # (a failed conversion let go of the shared lock)
+        raise UserError(f"cache_dir {root}: the cache is being cleared; try again when that is done")
     return freed
 
 
