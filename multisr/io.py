@@ -165,7 +165,7 @@ def max_pixels() -> int:
         return DEFAULT_MAX_PIXELS
     match = re.fullmatch(r"(\d{1,15})\s*([mM]?)", text)
     if match is None or int(match.group(1)) == 0:
-        raise UserError(f"${MAX_PIXELS_ENV}: expected a positive number of pixels (200000000, 500M), got {text!r}")
+        raise UserError(f"{MAX_PIXELS_ENV}: expected a positive number of pixels (200000000, 500M), got {text!r}")
     return int(match.group(1)) * (1_000_000 if match.group(2) else 1)
 
 
@@ -179,12 +179,23 @@ def image_size(path: Path, data: bytes | None = None) -> tuple[int, int, int] | 
             try:
                 with Image.open(io.BytesIO(data) if data is not None else path) as header:
                     width, height = header.size
-                    orientation = header.getexif().get(0x0112, 1)
+                    orientation = _exif_of(header).get(0x0112, 1)
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     return width, height, orientation if orientation in ORIENTATIONS else 1
+
+
+def _exif_of(header: Image.Image) -> Image.Exif:
+    """The EXIF tags an opened image's header holds, never decoding its pixels (Pillow's PNG
+    reader decodes the whole image to look for an eXIf chunk after the pixels: a bomb would go off)."""
+    if header.format != "PNG":
+        return header.getexif()
+    exif = Image.Exif()
+    if "exif" in header.info:  # an eXIf chunk before the pixels, where writers put it
+        exif.load(header.info["exif"])
+    return exif
 
 
 def read_picture(path: Path) -> Picture:

@@ -12,6 +12,7 @@ ship in the package ``multisr.pipelines`` (the repository's
 ``pipelines/`` folder). Every run starts with the ``load`` stage, whose parameters come from
 the command line, so files never list it.
 """
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -41,8 +42,9 @@ def builtin_pipelines() -> list[str]:
 def load_pipeline(name_or_path: str) -> Pipeline:
     """A built-in pipeline by name, or a pipeline file by path; refuses unknown stages and keys,
     and values that their stage's :class:`~multisr.params.Param` does not allow."""
+    # a built-in name is a plain word: "../x" or "a/b" never reaches outside the package's folder
     builtin = resources.files("multisr.pipelines") / f"{name_or_path}.toml"
-    if builtin.is_file():
+    if re.fullmatch(r"[A-Za-z0-9_-]+", name_or_path) and builtin.is_file():
         source, text, name = f"pipeline {name_or_path!r}", builtin.read_text(), name_or_path
     else:
         path = Path(name_or_path)

@@ -177,14 +177,18 @@ def train(
     checkpoint_path, log_path = workdir / "checkpoint.pt", workdir / "log.jsonl"
     log, start_epoch, elapsed = [], 0, 0.0
     if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        try:  # tensors, numbers, strings and containers only: a pickle's code is never run
+            state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        except Exception as error:  # torch raises many types for a damaged or crafted file
+            raise UserError(f"{checkpoint_path}: expected a training checkpoint of multisr, but it cannot be read "
+                            f"({type(error).__name__}); train into another folder") from None
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError):
+            start_epoch, elapsed, log = int(state["epoch"]), float(state["elapsed"]), list(state["log"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError):
             raise UserError(f"{checkpoint_path}: expected a checkpoint of SRCNN {model.config} with the {optimizer} "
                             "optimizer, found another; train into another folder") from None
-        start_epoch, elapsed, log = state["epoch"], state["elapsed"], state["log"]
     settings = {"optimizer": optimizer, "lr": lr, "halve_lr_every": halve_lr_every, "batch_size": batch_size,
                 "seed": seed, "scale": scale,
                 "patches": int(len(inputs)), "config": model.config, **(recipe or {})}

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .io import VIDEO_SUFFIXES, check_regular_file
+from .io import MAX_PIXELS_ENV, VIDEO_SUFFIXES, check_regular_file, max_pixels
 
 __all__ = ["VIDEO_SUFFIXES", "is_video", "read_video", "video_info", "iter_video"]
 
@@ -87,11 +87,17 @@ def _decoded(path: Path):
     """``(index, BGR uint8 frame, capture)`` for every frame of the video ``path``."""
     path = Path(path)
     check_regular_file(path)
+    quiet = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's own warnings before ours
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
             raise UserError(f"{path}: expected a video FFmpeg can decode ({', '.join(VIDEO_SUFFIXES)}), but it "
                             "cannot be opened: damaged, truncated, or a codec this build lacks")
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_pixels():
+            raise UserError(f"{path}: expected frames of at most {max_pixels():,} pixels ({MAX_PIXELS_ENV}), but "
+                            f"the video's are {width}x{height}")
         index = 0
         while True:
             ok, frame = capture.read()
@@ -101,3 +107,4 @@ def _decoded(path: Path):
             index += 1
     finally:
         capture.release()
+        cv2.utils.logging.setLogLevel(quiet)

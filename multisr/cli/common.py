@@ -1,5 +1,7 @@
 """What the commands share: one-line errors, the lists ``--help`` shows, small option helpers."""
 import re
+import signal
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -18,17 +20,43 @@ class UserFailure(click.ClickException):
     exit_code = 2
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that the same clean-up runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+STOPPED = "what was finished is kept (the stage cache; a rerun resumes from it) and nothing half-written is left"
+
+
 class Group(click.Group):
     """A click group that turns :class:`UserError`, and the file system's refusals (a full disk, a
-    read-only folder, a path under a file), into a one-line message and exit status 2."""
+    read-only folder, a path under a file), into a one-line message and exit status 2; Ctrl-C and
+    SIGTERM into one line and the shell's status for them (130, 143), after the commands' own
+    clean-up has run."""
 
     def invoke(self, ctx):
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except UserError as error:
             raise UserFailure(str(error)) from None
         except OSError as error:
             raise UserFailure(os_error_line(error)) from None
+        except KeyboardInterrupt:
+            _stop(f"interrupted (Ctrl-C); {STOPPED}", 128 + signal.SIGINT)
+        except Terminated:
+            _stop(f"stopped (SIGTERM); {STOPPED}", 128 + signal.SIGTERM)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop(message: str, status: int):
+    sys.stderr.write("\n")  # past a progress bar's line
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(status)
 
 
 class Command(click.Command):

@@ -1,5 +1,6 @@
 """The commands for making and measuring: ``scene``, ``simulate``, ``eval``, ``train``, ``bench``."""
 import json
+import os
 from pathlib import Path
 
 import click
@@ -113,6 +114,9 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     if task == "restore" and (scale != SCALE or eval_data is not None):
         raise UserError(f"--task restore: expected --scale {SCALE} and no --eval-data (it scores single-image SR); "
                         "score the result with multisr bench quality")
+    cores = os.cpu_count() or 1
+    if threads > 4 * cores:
+        raise UserError(f"--threads: expected at most {4 * cores} (4 per core of this machine's {cores}), got {threads}")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -203,6 +207,12 @@ def speed(sizes, pipelines, n, device, as_json):
         parsed = []
     if not parsed or not all(len(size) == 2 and min(size) >= 16 for size in parsed):
         raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}")
+    from ..io import MAX_PIXELS_ENV, max_pixels
+
+    for width, height in parsed:
+        if width * height > max_pixels():
+            raise UserError(f"--sizes: expected frames of at most {max_pixels():,} pixels ({MAX_PIXELS_ENV}), got "
+                            f"{width}x{height}")
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
     result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device)
     if as_json:

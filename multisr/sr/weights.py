@@ -77,7 +77,7 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = SCALE, device: str = 
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
     architecture or another scale, an implausible config, weights that are not finite, weights
-    that differ from the digest :func:`save_weights` stored with them), and
+    without the digest :func:`save_weights` stores with them or that differ from it), and
     for a shipped file whose SHA-256 differs from the one recorded in ``weights/SHA256SUMS``
     (retrained weights: update that file with ``sha256sum *.pt``), naming the file.
     """
@@ -104,7 +104,10 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = SCALE, device: str = 
         raise UserError(f"{path}: weights do not fit SRCNN {config}; the file is damaged") from None
     if not all(torch.isfinite(tensor).all() for tensor in network.state_dict().values()):
         raise UserError(f"{path}: expected finite weights, found NaN or infinity; the file is damaged")
-    if "sha256" in payload and payload["sha256"] != _tensors_digest(payload["state_dict"]):
+    if "sha256" not in payload:
+        raise UserError(f"{path}: expected weights saved with the digest of their tensors (multisr's save_weights), "
+                        "found none: a damaged copy could not be told from the original")
+    if payload["sha256"] != _tensors_digest(payload["state_dict"]):
         raise UserError(f"{path}: expected weights matching the digest saved with them, but they differ; "
                         "the file is damaged")
     network.meta = payload.get("meta", {})
