@@ -8,7 +8,7 @@ changes between frames are matched first (a gain and an offset per frame).
 import cv2
 import numpy as np
 
-__all__ = ["match_brightness", "frame_weights"]
+__all__ = ["match_brightness", "frame_weights", "moving_region"]
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
     """``(h, w)`` uint8: 1 where the LR ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
@@ -40,7 +40,9 @@ def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) ->
     Frame k is fitted as ``gain * reference + offset`` (both smoothed by a Gaussian of 1.5 LR
     pixels) by least squares over the pixels away from the border, then again over the pixels
     it then agrees on (:func:`_agreement`, so that a moving object does not bias the fit), and
-    corrected to ``(frame - offset) / gain``. Returns ``(frames, fits)``: the corrected
+    corrected to ``(frame - offset) / gain``. When that fit leaves fewer than a quarter of the
+    pixels agreeing (a frame that is mostly something moving: the background of a window cut
+    around a moving target), it starts again from the pixels that agree without any change. Returns ``(frames, fits)``: the corrected
     ``(N, h, w)`` float32 and ``(N, 2)`` ``(gain, offset)`` per frame (the reference's ``(1, 0)``).
     """
     corrected = frames_y.astype(np.float32).copy()
@@ -52,20 +54,32 @@ def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) ->
             continue
         reference = cv2.GaussianBlur(_aligned_reference(frames_y, matrices, anchor, k), (0, 0), 1.5)
         frame = cv2.GaussianBlur(frames_y[k].astype(np.float32), (0, 0), 1.5)
-        used = inner
-        for _ in range(2):
-            design = np.stack([reference[used], np.ones(int(used.sum()), np.float32)], 1)
-            (gain, offset), *_ = np.linalg.lstsq(design, frame[used], rcond=None)
-            if not (np.isfinite(gain) and 0.5 <= gain <= 2.0):
-                gain, offset = 1.0, 0.0
-                break
-            agree = _agreement(gain * reference + offset, frame, 0.5).astype(bool) & inner
-            if agree.sum() < 0.25 * inner.sum():
-                break
-            used = agree
+        gain, offset, agreeing = _fit(reference, frame, inner, inner)
+        if agreeing < 0.25 * inner.sum():
+            unchanged = _agreement(reference, frame, 0.5).astype(bool) & inner
+            if unchanged.sum() >= 0.25 * inner.sum():
+                gain, offset, _ = _fit(reference, frame, unchanged, inner)
         fits[k] = (gain, offset)
         corrected[k] = (frames_y[k] - offset) / gain
     return corrected, fits
+
+
+def _fit(reference: np.ndarray, frame: np.ndarray, used: np.ndarray, inner: np.ndarray) -> tuple[float, float, int]:
+    """``frame ~ gain * reference + offset`` by least squares over ``used``, then over the pixels
+    of ``inner`` that agree with the fit (when a quarter or more do); returns the fit and how many
+    pixels of ``inner`` agree with it (``(1, 0)`` and 0 for an implausible gain)."""
+    agreeing = 0
+    for _ in range(2):
+        design = np.stack([reference[used], np.ones(int(used.sum()), np.float32)], 1)
+        (gain, offset), *_ = np.linalg.lstsq(design, frame[used], rcond=None)
+        if not (np.isfinite(gain) and 0.5 <= gain <= 2.0):
+            return 1.0, 0.0, 0
+        agree = _agreement(gain * reference + offset, frame, 0.5).astype(bool) & inner
+        agreeing = int(agree.sum())
+        if agreeing < 0.25 * inner.sum():
+            break
+        used = agree
+    return float(gain), float(offset), agreeing
 
 
 def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
@@ -79,3 +93,31 @@ def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, to
         if k != anchor:
             weights[k] = _agreement(_aligned_reference(frames_y, matrices, anchor, k), frames_y[k], tolerance)
     return weights
+
+
+def moving_region(matrices: np.ndarray, anchor: int, weights: np.ndarray, *, share: float = 0.5,
+                  least: float = 0.005) -> list[int] | None:
+    """The box ``[x, y, w, h]`` (the reference's LR pixels) of the largest connected region that
+    at least ``share`` of the other frames disagree with the reference on (:func:`frame_weights`,
+    each frame's map taken onto the reference's grid by ``matrices``): something that moves on its
+    own there, a target for ``--roi``. ``None`` when that region covers less than ``least`` of the
+    frame or fewer than 64 pixels."""
+    count, height, width = weights.shape
+    if count < 3:
+        return None
+    disagreeing = np.zeros((height, width), np.float32)
+    for k in range(count):
+        if k != anchor:  # frame k's map at A_k p for every reference pixel p
+            disagreeing += cv2.warpPerspective((1 - weights[k]).astype(np.float32), matrices[k], (width, height),
+                                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    moving = cv2.morphologyEx((disagreeing >= share * (count - 1)).astype(np.uint8), cv2.MORPH_OPEN,
+                              np.ones((3, 3), np.uint8))
+    labels, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+    if labels < 2:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[largest, cv2.CC_STAT_AREA] < max(64, least * height * width):
+        return None
+    x, y, w, h = (int(v) for v in stats[largest, :4])
+    return [x, y, max(w, min(8, width - x)), max(h, min(8, height - y))]

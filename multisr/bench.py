@@ -65,7 +65,8 @@ def _as_8_bit(images: np.ndarray) -> np.ndarray:
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
                       outliers: int = 0, protocol: str = "sr", device: str = "auto") -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
-    Gaussian ``noise`` or ``"camera"``) and score every pipeline.
+    Gaussian ``noise`` or ``"camera"``) and score every pipeline; ``"target"`` is
+    :func:`multisr.bench_target.target_benchmark`'s.
 
     With ``outliers``, that many frames of each burst are replaced (:func:`plant_outliers`; the
     unrelated scene is the folder's next image) and each row records ``planted`` and, per
@@ -77,6 +78,10 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     A pipeline that fails on an image (say, no frame registers) gets
     ``{"error": message}`` there, and the means cover only the images every pipeline scored.
     """
+    if protocol == "target":
+        from .bench_target import target_benchmark
+
+        return target_benchmark(data_dir, pipelines=pipelines, n=n, seed=seed, device=device)
     loaded = [load_pipeline(name) for name in pipelines]
     rows = {}
     files = list_images(Path(data_dir))

@@ -23,8 +23,9 @@ from .pipeline import Pipeline
 from .sr.device import resolve_device
 from .stacks import Stack
 from .stages import STAGES, Stage
+from .tracking import translation
 
-__all__ = ["Result", "run_frames", "run_steps", "result_of", "record_of"]
+__all__ = ["Result", "run_frames", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices"]
 
 
 @dataclass
@@ -36,7 +37,8 @@ class Result:
             clipped; ``multisr.io.to_uint`` gives what ``result.png`` would hold).
         record: the run record, as ``run.json`` holds it (without the result's digest).
         matrices: ``(N, 3, 3)`` registration of the frames (as ``transforms.json``), or ``None``
-            for pipelines that do not register.
+            for pipelines that do not register; with a ``roi``, the target's motion in the
+            frames' own pixels, for the frames it was found in (``record["target"]["frames"]``).
     """
 
     image: np.ndarray
@@ -46,14 +48,16 @@ class Result:
 
 def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | None = None, bit_depth: int = 8,
                reference: int | str = DEFAULT_REFERENCE, known: np.ndarray | None = None, use_cache: bool = False,
-               cache_dir: Path | None = None, device: str = "auto") -> Result:
+               cache_dir: Path | None = None, device: str = "auto", roi: str | None = None) -> Result:
     """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
     ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
     order, as :func:`multisr.runner.run_pipeline` on those frames read from files. With
     ``use_cache``, stages are taken from and kept in the stage cache (keyed by the frames'
     contents); without it, the stacks of high-resolution frames go to a temporary folder that is
     removed before returning. ``known``: registration matrices already known for some frames
-    (:func:`multisr.registration.register_burst`).
+    (:func:`multisr.registration.register_burst`). ``roi``: ``"X,Y,W,H"``, a box in the
+    reference frame's pixels (then ``reference`` must be an index): the target in it is tracked
+    through the burst and the result is the box at 3x (:mod:`multisr.tracking`).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
@@ -72,13 +76,13 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                                          "source": {"in_memory": True, "sha256": digest}, "known": known,
                                          "alpha": None},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
-    steps = [(source, {"reference": reference}), *pipeline.steps]
+    steps = [(source, {"reference": reference}), *target_steps(roi, reference), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
             (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         store, records = run_steps(steps, None, cache=cache, scratch=None if use_cache else Path(scratch) / "stacks",
                                     torch_device=torch_device)
         image = np.array(result_of(pipeline, store))  # a copy: the stacks go with the scratch folder
-        matrices = store["matrices"].get().copy() if "matrices" in store else None
+        matrices = full_frame_matrices(store) if "matrices" in store else None
         return Result(image, record_of(pipeline, store, records, torch_device, started), matrices)
 
 
@@ -182,14 +186,47 @@ def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None
                         f"{free / 1e9:.1f} GB are free{hint}")
 
 
+def target_steps(roi: str | None, reference: int | str) -> list:
+    """The ``target`` step a run with a box starts with (none without one), its box checked."""
+    if roi is None:
+        return []
+    roi = STAGES["target"].params["roi"].check("roi", roi)
+    if not isinstance(reference, int):
+        raise UserError(f"reference: expected a frame index with a box (the frame the box is drawn on), got "
+                        f"{reference!r}")
+    return [(STAGES["target"], {"roi": roi})]
+
+
+def full_frame_matrices(store: dict) -> np.ndarray:
+    """The run's ``matrices`` (reference pixels -> frame k's): with a box, taken from the
+    windows' pixels back to the frames' own (:func:`multisr.tracking.cut_to_target`)."""
+    matrices = store["matrices"].get().copy()
+    if "target" not in store:
+        return matrices
+    info = store["target"].get()
+    offsets = info["offsets"]
+    origin = translation(-offsets[store["reference"].get()][0], -offsets[store["reference"].get()][1])
+    full = np.stack([translation(*offset) @ matrix @ origin for matrix, offset in zip(matrices, offsets)])
+    return full / full[:, 2:, 2:]
+
+
 def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
-    """The pipeline's output: the ``result`` artifact, or the one high-resolution frame left."""
+    """The pipeline's output: the ``result`` artifact, or the one high-resolution frame left; with
+    a box, its part of it (the box at 3x)."""
     if "result" in store:
-        return store["result"].get()
-    if "hr" in store and len(store["hr"].get()) == 1:
-        return store["hr"].get()[0]  # read from its stack
-    raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
-                    "(fuse, or a single high-resolution frame)")
+        result = store["result"].get()
+    elif "hr" in store and len(store["hr"].get()) == 1:
+        result = store["hr"].get()[0]  # read from its stack
+    else:
+        raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
+                        "(fuse, or a single high-resolution frame)")
+    if "target" not in store:
+        return result
+    info = store["target"].get()
+    x, y, w, h = info["roi"]
+    reference = info["frames"].index(store["names"].get()[store["reference"].get()])
+    ox, oy = info["offsets"][reference]
+    return result[SCALE * (y - oy) : SCALE * (y - oy + h), SCALE * (x - ox) : SCALE * (x - ox + w)]
 
 
 def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, started: float) -> dict:
@@ -209,10 +246,18 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
         "device": str(torch_device),
         "versions": _versions(),
         "stages": records,
-        "excluded": [{"frame": r.frame, "reason": r.excluded} for r in registration if r.excluded],
+        "excluded": [*(store["target"].get()["left_out"] if "target" in store else []),
+                     *({"frame": r.frame, "reason": r.excluded} for r in registration if r.excluded)],
         "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
         "seconds": round(time.perf_counter() - started, 4),
     }
+    if "target" in store:  # the box, its windows and the target's correlation with it in each frame
+        run["target"] = store["target"].get()
+    else:  # something moves on its own: where, in the reference frame, for --roi
+        moving = store["moving"].get() if "moving" in store else (store["solve"].get().get("moving_region")
+                                                                   if "solve" in store else None)
+        if moving is not None:
+            run["moving_target"] = {"roi": moving, "reference_index": burst["reference"]}
     if "solve" in store:  # what the multi-frame solve chose from the burst (its PSF, prior weight, ...)
         run["solve"] = store["solve"].get()
     return run

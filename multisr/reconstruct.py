@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .agreement import frame_weights, match_brightness
+from .agreement import frame_weights, match_brightness, moving_region
 from .alignment import MODELS, align, gradients
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, parse_psf, psf_kernel, to_grid
 from .params import SCALE
@@ -224,6 +224,7 @@ def reconstruct(
         estimate, _ = solved(stronger, estimate)
     info["psf"] = psf
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
+    info["moving_region"] = moving_region(matrices, anchor, weights)
     info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in fits]
     return estimate, matrices, info
 

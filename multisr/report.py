@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from scipy.ndimage import sobel, uniform_filter
 
 from .color import luma
+from .engine import target_steps
 from .errors import UserError
 from .files import write_json
 from .geometry import similarity_parameters
@@ -28,6 +29,7 @@ from .pipeline import load_pipeline
 from .rundir import open_run
 from .runner import run_pipeline
 from .stages import STAGES
+from .tracking import check_roi, parse_roi
 from .video import is_video, read_video
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
@@ -95,20 +97,22 @@ def _stage_seconds(stage: dict) -> float:
 def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: int = 0, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
             crop: tuple[int, int, int, int] | None = None, cache_dir: Path | None = None,
-            device: str = "auto") -> dict:
+            device: str = "auto", roi: str | None = None) -> dict:
     """Run ``pipelines`` on the burst (``n`` frames of a folder of images or a video, from frame
     ``start`` on) and write the report into ``out_dir``; returns ``metrics.json``'s content.
 
     ``reference``: a frame index or ``"sharpest"`` (see :func:`multisr.runner.run_pipeline`);
     ``None`` means ``"sharpest"``, or with ``truth_path`` the frame the truth is of: the
-    ``reference`` of the ``truth.json`` beside it (as ``multisr simulate`` writes), else 0.
+    ``reference`` of the ``truth.json`` beside it (as ``multisr simulate`` writes), else 0; with a
+    box (``roi``, :func:`multisr.runner.run_pipeline`) the first frame. With a box every image,
+    score and crop of the report is of the box at 3x (the truth cut to it).
     """
     loaded = [load_pipeline(name) for name in pipelines]
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"out_dir {out_dir}: expected a folder for the report, but it is a file")
     if reference is None and truth_path is None:
-        reference = DEFAULT_REFERENCE
+        reference = DEFAULT_REFERENCE if roi is None else 0
     elif reference is None:  # the frame the truth is of
         truth_json = Path(truth_path).with_suffix(".json")
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
@@ -116,22 +120,29 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     n = STAGES["load"].params["n"].check("n", n)
     if isinstance(reference, int) and isinstance(n, int) and not 0 <= reference < n:
         raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
+    target_steps(roi, reference)  # the box's form, before any run
     frame = _frame(Path(frames_dir), start)  # every frame has its shape (the runs check)
     hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
+    box = None if roi is None else check_roi(parse_roi(roi), frame.shape[:2])
     truth = None
     if truth_path is not None:
         truth, _ = read_image(truth_path)
         if truth.shape[:2] != hr_shape:
             raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} (3x the reference "
                             f"frame), found {truth.shape[1]}x{truth.shape[0]}")
+        truth = _in_box(truth, box)
+    if box is not None:
+        hr_shape = (SCALE * box[3], SCALE * box[2])
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
         raise UserError(f"crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
                         f"{','.join(map(str, crop))}")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device)) for p in loaded}
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device, roi)) for p in loaded}
     reference = next(iter(runs.values())).record["reference_index"]  # the same in every run
     reference_frame = _frame(Path(frames_dir), start + reference)
+    if box is not None:
+        reference_frame = reference_frame[box[1] : box[1] + box[3], box[0] : box[0] + box[2]]
     results = {name: run.result for name, run in runs.items()}
     if crop is None:
         size = (max(8, min(96, hr_shape[1] // 3)), max(8, min(64, hr_shape[0] // 3)))
@@ -155,11 +166,13 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     if truth is not None:
         write_image(images / "truth.png", truth)
         write_image(images / "crop_truth.png", _magnify(truth[y : y + h, x : x + w], factor))
-    registration, excluded = _registration(runs, truth_path, reference, images)
+    # the truth's matrices are the background's: a box's target moves otherwise
+    registration, excluded = _registration(runs, truth_path if box is None else None, reference, images)
     source = next(iter(runs.values())).record["source"]
     metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": SCALE,
                "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
-               "registration": registration, "excluded": excluded, "source": source}
+               "registration": registration, "excluded": excluded, "source": source,
+               "roi": None if box is None else list(box)}
     write_json(out_dir / "metrics.json", metrics)
     template = jinja2.Environment(loader=jinja2.PackageLoader("multisr", "templates"), autoescape=True,
                                   undefined=jinja2.StrictUndefined).get_template("report.html")
@@ -181,11 +194,19 @@ def _frame(frames_dir: Path, index: int) -> np.ndarray:
     return read_image(files[index])[0]
 
 
-def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device) -> Path:
+def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi) -> Path:
     run_dir = out_dir / "runs" / pipeline.name
     run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, start=start, reference=reference, cache_dir=cache_dir,
-                 device=device)
+                 device=device, roi=roi)
     return run_dir
+
+
+def _in_box(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """The part of a 3x image (the truth) that a box of the reference frame covers; all without one."""
+    if box is None:
+        return image
+    x, y, w, h = box
+    return image[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
 
 
 def _read_truth_json(path: Path) -> tuple[int, np.ndarray]:

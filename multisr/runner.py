@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .cachedir import cache_root, using
-from .engine import record_of, result_of, run_steps
+from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
 from .files import file_digest, remove, write_json
 from .io import write_image
 from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
@@ -33,6 +33,7 @@ def run_pipeline(
     cache_dir: Path | None = None,
     device: str = "auto",
     max_disk_bytes: int | None = None,
+    roi: str | None = None,
 ) -> dict:
     """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
     video file) from frame ``start`` on (``n`` ``"all"``: every frame from there); write the run
@@ -50,6 +51,11 @@ def run_pipeline(
     any pipeline computed it, else computed and kept there; ``OUT/stages/<stage>`` links to it.
     ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
     (:func:`multisr.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
+    ``roi``: ``"X,Y,W,H"``, a box in the reference frame's pixels (``reference`` an index): the
+    target in it is tracked through the burst (it may move on its own), every stage works on
+    windows around it, and ``result.png`` is the box at 3x, the same pixels as
+    ``[3Y:3(Y+H), 3X:3(X+W)]`` of a whole-frame result; ``transforms.json`` holds the target's
+    motion and ``run.json`` the box (``target``).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
@@ -58,7 +64,7 @@ def run_pipeline(
     out_dir = Path(out_dir)
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
                                "reference": reference})]
-    steps += pipeline.steps
+    steps += [*target_steps(roi, reference), *pipeline.steps]
     check_out_dir(out_dir, Path(frames_dir))
     with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         clean_leftovers(out_dir)
@@ -88,13 +94,18 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     stage entries of an earlier run go too, so that nothing opens them as this run's."""
     result = result_of(pipeline, store)
     names, reference = store["names"].get(), store["reference"].get()
-    transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": store["matrices"].get().tolist()}
+    transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
                   if "matrices" in store else None)
+    if transforms is not None and "target" in store:
+        transforms["roi"] = store["target"].get()["roi"]
     run = record_of(pipeline, store, records, torch_device, started)
     bit_depth = store["bit_depth"].get()
     alpha = store["alpha"].get()
     if alpha is not None:
         alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
+        if "target" in store:
+            x, y, w, h = store["target"].get()["roi"]
+            alpha = alpha[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)
     if not use_cache:

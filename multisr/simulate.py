@@ -31,7 +31,7 @@ from .resize import downscale
 
 __all__ = ["PROTOCOLS", "Burst", "simulate_burst", "simulate_camera_burst", "simulate", "save_burst"]
 
-PROTOCOLS = ("sr", "camera")
+PROTOCOLS = ("sr", "camera", "target")
 
 
 @dataclass
@@ -202,11 +202,17 @@ def simulate_camera_burst(
 
 
 def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
-    """:func:`simulate_burst` (``protocol="sr"``) or :func:`simulate_camera_burst` (``"camera"``)."""
+    """:func:`simulate_burst` (``protocol="sr"``), :func:`simulate_camera_burst` (``"camera"``) or
+    :func:`multisr.moving_target.simulate_target_burst` (``"target"``: ``image`` is the target,
+    ``options["background"]`` the scene it crosses)."""
     if protocol == "sr":
         return simulate_burst(image, **options)
     if protocol == "camera":
         return simulate_camera_burst(image, **options)
+    if protocol == "target":
+        from .moving_target import simulate_target_burst
+
+        return simulate_target_burst(image, options.pop("background"), **options)
     raise UserError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
@@ -216,7 +222,8 @@ def save_burst(burst: Burst, out_dir: Path) -> list[str]:
     ``truth.json`` has the format of a run's ``transforms.json``: ``{"reference": 0, "scale",
     "frames": [names], "matrices": [3x3 per frame]}``, plus ``"protocol"``, ``"object_region"``
     (``[x, y, width, height]`` in ``truth.png``'s pixels, or null) and ``"settings"`` (the
-    protocol's parameters and the values drawn). Returns the frame file names.
+    protocol's parameters and the values drawn; the target protocol's ``target_box``, in frame
+    0's LR pixels, and ``target_matrices``). Returns the frame file names.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

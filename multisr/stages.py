@@ -32,6 +32,7 @@ from tqdm import tqdm
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
 from .files import file_digest
+from .agreement import frame_weights, match_brightness, moving_region
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .loading import burst_fingerprint, load_burst
@@ -44,6 +45,7 @@ from .sr.inference import sharpen_frames
 from .sr.weights import DEFAULT_MODEL, load_model, weights_path
 from .stacks import Stack, band_rows
 from .threads import in_threads, workers
+from .tracking import check_roi, cut_to_target, parse_roi, track_target
 
 __all__ = ["Stage", "STAGES"]
 
@@ -99,6 +101,31 @@ def _register(*, frames, reference, names, known, coarse, iterations, refine, mo
     return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
 
 
+def _target(*, frames, names, reference, roi) -> dict:
+    """The ``target`` stage (runs given a box, ``--roi``): the box tracked through the burst
+    (:func:`multisr.tracking.track_target`), the frames it is found in cut to windows around it,
+    their motion ``known`` to the register stage; ``target`` records the box, each window's
+    offset, the target's motion in the frames' own pixels and the frames it was lost in."""
+    box = check_roi(parse_roi(roi), frames.shape[1:3])
+    if not isinstance(reference, int):
+        raise UserError(f"reference: expected a frame index with a box (the frame it is drawn on), got {reference!r}")
+    with tqdm(total=1, desc="track target", unit="burst", leave=False) as bar:
+        tracked = track_target(np.stack([luma(frame) for frame in frames]), reference, box)
+        bar.update()
+    kept = [k for k, reason in enumerate(tracked.reasons) if reason is None]
+    lost = [{"frame": names[k], "reason": reason} for k, reason in enumerate(tracked.reasons) if reason is not None]
+    if len(lost) * 2 > len(frames):
+        shown = "; ".join(f"{entry['frame']}: {entry['reason']}" for entry in lost[:2])
+        raise UserError(f"roi: expected the target in at least half the frames, but it was lost in {len(lost)} of "
+                        f"{len(frames)} ({shown}); draw the box on the target in the reference frame")
+    windows, matrices, offsets = cut_to_target(frames[kept], tracked.matrices[kept], box, kept.index(reference))
+    info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
+            "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
+            "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
+    return {"frames": windows, "names": info["frames"], "reference": kept.index(reference), "known": matrices,
+            "target": info}
+
+
 def _select_reference(*, frames, reference, names) -> dict:
     return {"frames": frames[reference : reference + 1], "names": [names[reference]], "reference": 0}
 
@@ -137,12 +164,17 @@ def _srcnn_fingerprint(params: dict) -> str:
     return file_digest(weights_path(params["model"]))
 
 
-def _realign(*, hr, matrices, registration, workspace) -> dict:
+def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dict:
+    """Every SR frame warped onto the reference's HR grid; ``valid`` is False where a frame has no
+    real sample, and where it disagrees with the reference by more than noise and a small
+    misregistration explain (:func:`multisr.agreement.frame_weights` on the LR frames: something
+    that moves on its own keeps the reference's samples instead of leaving ghosts in the median)."""
     count, height, width = hr.shape[:3]
     aligned = Stack.create(workspace / "hr.npy", hr.shape)
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, SCALE)
     rows = band_rows(width, workers=workers())
+    agreeing, moving = _agreeing(frames, matrices, registration, reference)
 
     def one(item: tuple[int, int]) -> None:
         k, top = item
@@ -150,10 +182,35 @@ def _realign(*, hr, matrices, registration, workspace) -> dict:
         band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
                                  (top, bottom))
         aligned[k, top:bottom] = band
-        valid[k, top:bottom] = inside & (not registration[k].excluded)
+        agrees, _ = warp_rows(lambda first, stop: _repeated_rows(agreeing[k], first, stop), (height, width),
+                              matrices_hr[k], width, (top, bottom))
+        valid[k, top:bottom] = inside & (agrees > 0.5) & (not registration[k].excluded)
 
     in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
-    return {"hr": aligned, "valid": valid}
+    return {"hr": aligned, "valid": valid, "moving": moving}
+
+
+def _agreeing(frames: np.ndarray, matrices: np.ndarray, registration: list, reference: int
+              ) -> tuple[np.ndarray, list[int] | None]:
+    """``(N, h, w)`` uint8: 1 where frame k's LR samples agree with the reference (after matching
+    its brightness), for the frames used; all 1 for the others (left out anyway); and the box of
+    what moves on its own (:func:`multisr.agreement.moving_region`)."""
+    agreeing = np.ones(frames.shape[:3], np.uint8)
+    used = [k for k, r in enumerate(registration) if not r.excluded]
+    if len(used) < 2:
+        return agreeing, None
+    anchor = used.index(reference)
+    matched, _ = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor)
+    agreeing[used] = frame_weights(matched, matrices[used], anchor)
+    return agreeing, moving_region(matrices[used], anchor, agreeing[used])
+
+
+def _repeated_rows(lr: np.ndarray, first: int, stop: int) -> np.ndarray:
+    """Rows ``first:stop`` of ``lr`` ``(h, w)`` at 3x by repetition (an LR pixel's value over the
+    3x3 HR pixels it covers), float32, without the whole HR copy."""
+    top, bottom = first // SCALE, -(-stop // SCALE)
+    block = np.repeat(np.repeat(lr[top:bottom].astype(np.float32), SCALE, axis=0), SCALE, axis=1)
+    return block[first - SCALE * top : stop - SCALE * top]
 
 
 def _fuse(*, hr, valid, method) -> dict:
@@ -197,6 +254,8 @@ STAGES = {
                   "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
                   "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
                   "max_shift_fraction": Param(float, low=0, high=1)})),
+        Stage("target", "2", ("frames", "names", "reference"), ("frames", "names", "reference", "known", "target"),
+              _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
         Stage("upscale", "3", ("frames",), ("hr",), _upscale, defaults_from(upscale, {"kernel": Param(str, KERNELS)}),
@@ -204,10 +263,12 @@ STAGES = {
         Stage("srcnn", "4", ("hr",), ("hr",), _srcnn,
               {"model": Param(str, default=DEFAULT_MODEL), "batch_size": Param(int, low=1, high=1024, default=4)},
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
-        Stage("realign", "3", ("hr", "matrices", "registration"), ("hr", "valid"), _realign, uses_workspace=True),
+        Stage("realign", "5", ("hr", "frames", "reference", "matrices", "registration"), ("hr", "valid", "moving"),
+              _realign,
+              uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "8", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+        Stage("reconstruct", "9", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)})),

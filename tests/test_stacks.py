@@ -2,6 +2,7 @@
 computation, and no read takes more than a band."""
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -79,12 +80,24 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     registration = [Registration(matrix, 1.0, None, excluded=excluded) for matrix, excluded in zip(lr, [None, None, "blurred"])]
     (tmp_path / "out").mkdir()
     small_bands.clear()
-    out = _realign(hr=source, matrices=np.stack(lr), registration=registration, workspace=tmp_path / "out")
+    flat = np.full((3, 20, 24, 3), 0.5, np.float32)  # LR frames that agree everywhere
+    out = _realign(hr=source, frames=flat, reference=0, matrices=np.stack(lr), registration=registration,
+                   workspace=tmp_path / "out")
     assert max(small_bands) <= BAND + 10  # a band's rows, turned by 2 degrees over 72 columns, and the taps
     for k, matrix in enumerate(to_high_resolution(np.stack(lr), SCALE)):
         warped, valid = warp(frames[k], matrix, frames.shape[1:3])
         assert np.abs(out["hr"][k] - warped).max() < 1e-4
         assert np.array_equal(out["valid"][k], valid & (k != 2))
+    # something in frame 1 that the reference does not have: its samples there are not valid
+    texture = cv2.GaussianBlur(rng.random((20, 24)).astype(np.float32), (0, 0), 2.0)
+    still = np.repeat(np.repeat(texture[None, ..., None], 3, axis=0), 3, axis=3)
+    still[1, 6:12, 8:14] += 0.3
+    (tmp_path / "again").mkdir()
+    out = _realign(hr=source, frames=still, reference=0, matrices=np.stack([np.eye(3)] * 3),
+                   registration=[Registration(np.eye(3), 1.0, None)] * 3, workspace=tmp_path / "again")
+    assert not out["valid"][1][3 * 6 : 3 * 12, 3 * 8 : 3 * 14].any()
+    assert out["valid"][1][:, : 3 * 8 - 12].all() and out["valid"][1][:, 3 * 14 + 12 :].all()
+    assert out["valid"][0].all() and out["valid"][2].all()
 
 
 def test_fuse_reads_the_stacks_in_bands(tmp_path, small_bands, monkeypatch):

@@ -12,6 +12,11 @@ from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, cache_dir
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
+roi_option = click.option("--roi", default=None, metavar="X,Y,W,H",
+                          help="A box around a target that may move on its own (a plate on a passing car), in the "
+                               "reference frame's pixels (x right, y down, its top-left pixel): it is tracked "
+                               "through the burst and the result is the box at 3x.")
+
 
 def burst_selection(command):
     """FRAMES (a folder of images or a video), ``--n`` and ``--start``: which frames make the burst."""
@@ -25,11 +30,12 @@ def burst_selection(command):
 @click.command(cls=Command)
 @burst_selection
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory to write.")
-@click.option("--reference", default=DEFAULT_REFERENCE, show_default=True, callback=reference_callback, metavar="INDEX|sharpest",
+@click.option("--reference", default=None, callback=reference_callback, metavar="INDEX|sharpest",
               help="The frame to super-resolve: its index, or the sharpest (frames within 5% of it count as "
-                   "equally sharp; the earliest is taken).")
+                   "equally sharp; the earliest is taken). Default: sharpest; with --roi, the first (--start).")
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
+@roi_option
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
@@ -37,7 +43,7 @@ def burst_selection(command):
 @cache_dir_option
 @click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
-def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrides, no_cache, cache_dir, max_disk):
+def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, overrides, no_cache, cache_dir, max_disk):
     """Super-resolve a burst: FRAMES (a folder of images, or a video file) in, OUT/result.png (3x) out.
 
     Each stage's output is kept in the stage cache and reused by any later run (of any pipeline,
@@ -48,11 +54,18 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrid
     from ..runner import run_pipeline
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
+    if reference is None:
+        reference = 0 if roi is not None else DEFAULT_REFERENCE
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, start=start, reference=reference,
                           use_cache=not no_cache, cache_dir=cache_dir, device=device,
-                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9))
+                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9), roi=roi)
     warn_passed_over(record["source"])
     warn_left_out(record["excluded"])
+    if "moving_target" in record:
+        box, index = ",".join(map(str, record["moving_target"]["roi"])), record["moving_target"]["reference_index"]
+        click.echo(f"Notice: something moves on its own in this burst, inside the box {box} of "
+                   f"{record['reference_frame']}; to super-resolve it: multisr run {frames_dir} --n {n} --start {start} "
+                   f"--reference {index} --roi {box} --pipeline multiframe --out OUT", err=True)
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
@@ -69,9 +82,10 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, device, overrid
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
+@roi_option
 @cache_dir_option
 @device_option
-def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, cache_dir, device):
+def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, roi, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
     from ..report import compare as write_report, parse_crop
 
@@ -79,7 +93,7 @@ def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, cro
     if not names:
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
     metrics = write_report(frames_dir, out_dir=out_dir, n=n, start=start, reference=reference, pipelines=names, cache_dir=cache_dir,
-                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device)
+                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device, roi=roi)
     warn_passed_over(metrics["source"])
     warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])

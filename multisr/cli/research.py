@@ -38,18 +38,26 @@ def scene(out_path, text, width, height):
 @click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
 @click.option("--noise", type=float, default=2.0, show_default=True,
               help="Gaussian sigma in 8-bit levels (sr protocol; the camera protocol models its own).")
-@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
+@click.option("--protocol", type=click.Choice(["sr", "camera", "target"]), default="sr", show_default=True,
               help="sr: as SR benchmarks make bursts; camera: zoom drift, perspective, a moving object, blur, "
-                   "pixel-area sampling, signal-dependent noise, JPEG.")
-def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol):
+                   "pixel-area sampling, signal-dependent noise, JPEG; target: IMAGE crosses the picture on its own "
+                   "(its box in truth.json: target_box), growing 15 %, before a still --background.")
+@click.option("--background", "background_path", type=click.Path(path_type=Path), default=None,
+              help="target protocol: the scene the target crosses (default: the licence plate scene).")
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, background_path):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from ..io import read_image
+    from ..scenes import licence_plate
     from ..simulate import save_burst, simulate as simulate_protocol
 
     picture, _ = read_image(image)
-    options = {"noise": noise / 255.0} if protocol == "sr" else {}  # the camera protocol models its own noise
-    burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
-                              max_angle=max_angle, **options)
+    if protocol == "target":  # a fixed camera: the motion is the target's own
+        background = read_image(background_path)[0] if background_path else licence_plate(width=480, height=336)
+        burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, background=background)
+    else:
+        options = {"noise": noise / 255.0} if protocol == "sr" else {}  # the camera protocol models its own noise
+        burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
+                                  max_angle=max_angle, **options)
     names = save_burst(burst, out_dir)
     click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
@@ -142,6 +150,25 @@ def bench():
     """Benchmarks on simulated bursts."""
 
 
+def _target_table(result: dict) -> None:
+    """The target protocol's table: PSNR inside the target (and on the background, without a box),
+    the target's registration error with one."""
+    columns = list(result["mean"])
+    click.echo(f"{'image':<14}" + "".join(f"{c:>18}" for c in columns) + "   (target dB / background dB; +roi: "
+               "target dB, registration px)")
+    for image, row in [*result["images"].items(), ("mean", result["mean"])]:
+        cells = []
+        for c in columns:
+            cell = row.get(c, {"error": ""})
+            if "error" in cell:
+                cells.append(f"{'failed':>18}")
+            elif "background_psnr" in cell:
+                cells.append(f"{cell['target_psnr']:>9.2f} / {cell['background_psnr']:5.2f}")
+            else:
+                cells.append(f"{cell['target_psnr']:>9.2f}, {cell['registration_px']:5.3f}")
+        click.echo(f"{image:<14}" + "".join(cells))
+
+
 @bench.command(cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
@@ -151,8 +178,9 @@ def bench():
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
 @click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames per burst replaced by another scene or a blurred copy.")
-@click.option("--protocol", type=click.Choice(["sr", "camera"]), default="sr", show_default=True,
-              help="How the bursts are simulated (see multisr simulate).")
+@click.option("--protocol", type=click.Choice(["sr", "camera", "target"]), default="sr", show_default=True,
+              help="How the bursts are simulated (see multisr simulate); target: each image crosses the next one, "
+                   "every pipeline without and with --roi.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
@@ -166,6 +194,9 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
                                protocol=protocol, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
+        return
+    if protocol == "target":
+        _target_table(result)
         return
     names = list(result["mean"])  # pipeline names (a file's stem for a .toml path)
     click.echo(f"{'image':<14}" + "".join(f"{name:>22}" for name in names) + "   registration RMS (px, deg)")
