@@ -110,7 +110,7 @@ def _target(*, frames, names, reference, roi) -> dict:
     if not isinstance(reference, int):
         raise UserError(f"reference: expected a frame index with a box (the frame it is drawn on), got {reference!r}")
     with tqdm(total=1, desc="track target", unit="burst", leave=False) as bar:
-        tracked = track_target(np.stack([luma(frame) for frame in frames]), reference, box)
+        tracked = track_target(frames, reference, box)
         bar.update()
     kept = [k for k, reason in enumerate(tracked.reasons) if reason is None]
     lost = [{"frame": names[k], "reason": reason} for k, reason in enumerate(tracked.reasons) if reason is not None]
@@ -118,7 +118,7 @@ def _target(*, frames, names, reference, roi) -> dict:
         shown = "; ".join(f"{entry['frame']}: {entry['reason']}" for entry in lost[:2])
         raise UserError(f"roi: expected the target in at least half the frames, but it was lost in {len(lost)} of "
                         f"{len(frames)} ({shown}); draw the box on the target in the reference frame")
-    windows, matrices, offsets = cut_to_target(frames[kept], tracked.matrices[kept], box, kept.index(reference))
+    windows, matrices, offsets = cut_to_target(frames, tracked.matrices[kept], box, kept.index(reference), indices=kept)
     info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
             "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
             "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
@@ -254,7 +254,7 @@ STAGES = {
                   "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
                   "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
                   "max_shift_fraction": Param(float, low=0, high=1)})),
-        Stage("target", "2", ("frames", "names", "reference"), ("frames", "names", "reference", "known", "target"),
+        Stage("target", "3", ("frames", "names", "reference"), ("frames", "names", "reference", "known", "target"),
               _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),

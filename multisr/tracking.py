@@ -15,12 +15,13 @@ window in the reference, with :data:`MARGIN` pixels for the kernels of the stage
 and gives the motion between the windows, so that every later stage works on the box and costs
 what the box costs, whatever the frame's size.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from .alignment import align
+from .color import luma
 from .errors import UserError
 from .geometry import apply
 
@@ -99,15 +100,28 @@ def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray) -> np.nd
     return start @ translation(best_x - SEARCH, best_y - SEARCH)
 
 
-def track_target(frames_y: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
+def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Y of the part of ``frame`` (``(H, W[, 3])``) where ``matrix`` (box pixels -> frame
+    pixels) puts the box, with room for the search and a zoom of up to 1.5, and the translation
+    from the frame's pixels to that part's: a frame of any size costs what the box costs."""
+    height, width = frame.shape[:2]
+    u, v = apply(matrix, *_box_corners(w, h))
+    reach = SEARCH + 0.5 * max(w, h)
+    left, top = int(np.clip(np.floor(u.min() - reach), 0, width - 1)), int(np.clip(np.floor(v.min() - reach), 0, height - 1))
+    right = int(np.clip(np.ceil(u.max() + reach), left + 1, width))
+    bottom = int(np.clip(np.ceil(v.max() + reach), top + 1, height))
+    return luma(frame[top:bottom, left:right]).astype(np.float32), translation(-left, -top)
+
+
+def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
                  model: str = "homography") -> Tracked:
-    """Track the box ``roi = (x, y, w, h)`` of ``frames_y[reference]`` through ``frames_y``
-    (``(N, H, W)`` float Y) as a plane (see the module docstring); ``model`` is the fit's motion
-    model (:data:`multisr.alignment.MODELS`)."""
-    frames_y = np.asarray(frames_y, dtype=np.float32)
-    count, height, width = frames_y.shape
+    """Track the box ``roi = (x, y, w, h)`` of ``frames[reference]`` through ``frames``
+    (``(N, H, W[, 3])`` float in [0, 1]; each frame's Y is taken only around where the target is
+    expected) as a plane (see the module docstring); ``model`` is the fit's motion model
+    (:data:`multisr.alignment.MODELS`)."""
+    count, height, width = frames.shape[:3]
     x, y, w, h = roi
-    template = np.ascontiguousarray(frames_y[reference, y : y + h, x : x + w])
+    template = np.ascontiguousarray(luma(frames[reference, y : y + h, x : x + w]), dtype=np.float32)
     to_box = translation(x, y)  # box pixels -> reference pixels
     matrices = np.full((count, 3, 3), np.nan)
     matrices[reference] = np.eye(3)
@@ -119,8 +133,14 @@ def track_target(frames_y: np.ndarray, reference: int, roi: tuple[int, int, int,
         for k in order:
             # continue the last motion at the same velocity (in the reference's coordinates)
             guess = found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
-            start = _search(template, frames_y[k], guess @ to_box)
-            fit = align(template, frames_y[k], start, model=model, smoothings=SMOOTHINGS)
+            part, to_part = _near(frames[k], guess @ to_box, w, h)
+            start = _search(template, part, to_part @ guess @ to_box)
+            fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
+            if fit is not None:
+                fit = replace(fit, matrix=np.linalg.inv(to_part) @ fit.matrix)
+                start = fit.matrix
+            else:
+                start = np.linalg.inv(to_part) @ start
             if fit is None:
                 leaves = _inside_fraction(start, w, h, (height, width)) < MIN_INSIDE
                 reasons[k] = "the target leaves the picture" if leaves else "the target was not found: the fit failed"
@@ -139,9 +159,10 @@ def track_target(frames_y: np.ndarray, reference: int, roi: tuple[int, int, int,
 
 
 def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int, int, int], reference: int,
-                  *, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut every frame of ``frames`` (``(N, H, W[, C])``; the frames the target was found in) to
-    one window size around the target.
+                  *, indices: list[int] | None = None, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the frames ``indices`` (by default all) of ``frames`` (``(N, H, W[, C])``; the frames
+    the target was found in, ``matrices`` and ``reference`` counted among them) to one window
+    size around the target, without copying the frames whole.
 
     The reference's window is the box with ``margin`` pixels on each side; every other frame's is
     where that window lands by ``matrices`` (reference pixels -> frame k's), and all take the size
@@ -150,7 +171,8 @@ def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int,
     C])``; ``(N, 3, 3)``, reference-window pixels -> frame k's window pixels; ``(N, 2)`` int,
     each window's top-left pixel ``(x, y)`` in its frame.
     """
-    count, height, width = frames.shape[:3]
+    indices = list(range(len(frames))) if indices is None else list(indices)
+    count, height, width = len(indices), *frames.shape[1:3]
     x, y, w, h = roi
     corner_x = np.array([x - margin, x + w - 1 + margin, x - margin, x + w - 1 + margin], np.float64)
     corner_y = np.array([y - margin, y - margin, y + h - 1 + margin, y + h - 1 + margin], np.float64)
@@ -164,7 +186,7 @@ def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int,
     for k, (left, top, right, bottom) in enumerate(boxes):
         offsets[k, 0] = int(np.clip(np.floor((left + right) / 2 - (size_w - 1) / 2), 0, width - size_w))
         offsets[k, 1] = int(np.clip(np.floor((top + bottom) / 2 - (size_h - 1) / 2), 0, height - size_h))
-    windows = np.stack([frames[k, oy : oy + size_h, ox : ox + size_w] for k, (ox, oy) in enumerate(offsets)])
+    windows = np.stack([frames[index, oy : oy + size_h, ox : ox + size_w] for index, (ox, oy) in zip(indices, offsets)])
     origin = translation(*offsets[reference])
     window_matrices = np.stack([translation(-ox, -oy) @ matrix @ origin for matrix, (ox, oy) in zip(matrices, offsets)])
     return windows, window_matrices / window_matrices[:, 2:, 2:], offsets

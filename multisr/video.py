@@ -38,29 +38,45 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
     the ``decoder``. A file that does not open, decode or hold enough frames is :class:`UserError`.
     """
     path = Path(path)
-    decoded, found = [], 0
+    kept, found, grey = [], 0, True
+    frames = None  # with a known count, each frame goes straight into the one float32 copy
+    rgb_digest, grey_digest = hashlib.sha256(), hashlib.sha256()  # of the 8-bit frames, as grey or RGB
     for index, frame, _ in _decoded(path):
         found = index + 1
-        if index >= start:
-            decoded.append(frame)
-            if budget is not None and len(decoded) * frame.size * 4 > budget:
-                raise UserError(f"{path}: expected a burst that fits in memory, but {len(decoded)} frames of "
-                                f"{frame.shape[1]}x{frame.shape[0]} already take {len(decoded) * frame.size * 4 / 1e9:.1f} "
-                                f"GB and {budget / 1e9:.1f} GB can be used; take fewer frames (n)")
-        if len(decoded) == count:
+        if index < start:
+            continue
+        rgb = np.ascontiguousarray(frame[..., ::-1])  # BGR -> RGB
+        if budget is not None and (len(kept) + 1) * rgb.size * 4 > budget:
+            raise UserError(f"{path}: expected a burst that fits in memory, but {len(kept) + 1} frames of "
+                            f"{rgb.shape[1]}x{rgb.shape[0]} already take {(len(kept) + 1) * rgb.size * 4 / 1e9:.1f} "
+                            f"GB and {budget / 1e9:.1f} GB can be used; take fewer frames (n)")
+        grey = grey and bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+        rgb_digest.update(memoryview(rgb).cast("B"))
+        grey_digest.update(memoryview(np.ascontiguousarray(rgb[..., 0])).cast("B"))
+        if count is not None:
+            if frames is None:
+                frames = np.empty((count, *rgb.shape), np.float32)
+            frames[len(kept)] = rgb
+            frames[len(kept)] /= 255.0
+            kept.append(None)
+        else:
+            kept.append(rgb)
+        if len(kept) == count:
             break
     needed = 2 if count is None else count
-    if len(decoded) < needed:
+    if len(kept) < needed:
         asked = f"start={start}, n={count or 'all'}" if start else f"n={count or 'all'}"
         raise UserError(f"{path}: expected at least {start + needed} frames ({asked}), found {found}")
-    count = len(decoded)
-    pixels = np.stack([frame[..., ::-1] for frame in decoded])  # BGR -> RGB
-    if (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all():
-        pixels = pixels[..., 0]
-    source = {"file": str(path.resolve()), "stream": 0, "first": start, "count": count,
-              "sha256": hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest(),
+    if frames is None:  # every frame from start: their number was not known
+        frames = np.stack(kept).astype(np.float32)
+        kept.clear()
+        frames /= 255.0
+    if grey:
+        frames = np.ascontiguousarray(frames[..., 0])
+    source = {"file": str(path.resolve()), "stream": 0, "first": start, "count": len(frames),
+              "sha256": (grey_digest if grey else rgb_digest).hexdigest(),
               "decoder": f"opencv-ffmpeg {cv2.__version__}"}
-    return pixels.astype(np.float32) / 255.0, source
+    return frames, source
 
 
 def video_info(path: Path) -> tuple[int, float, bool]:

@@ -33,7 +33,7 @@ def test_the_box_is_tracked_through_a_30_percent_zoom_and_half_the_frame(target_
     centre = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2, 1.0])
     last = truth[-1] @ centre
     assert abs(last[0] / last[2] - centre[0]) > 75  # the target really crosses half the frame
-    tracked = track_target(np.stack([luma(f) for f in target_burst.frames]), 0, box)
+    tracked = track_target(target_burst.frames, 0, box)
     assert tracked.reasons == [None] * 20
     assert target_registration_error(tracked.matrices, truth, box) < TRACKING_TOLERANCE
 
