@@ -15,7 +15,7 @@ window in the reference, with :data:`MARGIN` pixels for the kernels of the stage
 and gives the motion between the windows, so that every later stage works on the box and costs
 what the box costs, whatever the frame's size.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,8 +25,8 @@ from .color import luma
 from .errors import UserError
 from .geometry import apply
 
-__all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "track_target", "cut_to_target",
-           "translation"]
+__all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
+           "track_target", "cut_to_target", "translation", "Follower"]
 
 MIN_BOX = 8  # LR pixels: a box's shorter side, at least (the fit needs texture in it)
 MARGIN = 6  # LR pixels around the box that every frame's window keeps: the widest kernel's reach and more
@@ -113,16 +113,51 @@ def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.nda
     return luma(frame[top:bottom, left:right]).astype(np.float32), translation(-left, -top)
 
 
+def predicted(found: list[np.ndarray]) -> np.ndarray:
+    """The next frame's motion from the motions found so far in one direction (nearest last; the
+    reference's identity first): the last one continued at the same velocity."""
+    return found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
+
+
+def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,
+                model: str = "homography") -> tuple[np.ndarray | None, str | None, float]:
+    """The box's content ``template`` (the reference's Y at ``box = (x, y, w, h)``) found in
+    ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference pixels -> frame pixels).
+    Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
+    is not in the frame (it leaves the picture, is hidden or changed, or the fit fails)."""
+    height, width = frame.shape[:2]
+    x, y, w, h = box
+    to_box = translation(x, y)  # box pixels -> reference pixels
+    part, to_part = _near(frame, guess @ to_box, w, h)
+    start = _search(template, part, to_part @ guess @ to_box)
+    fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
+    if fit is None:
+        leaves = _inside_fraction(np.linalg.inv(to_part) @ start, w, h, (height, width)) < MIN_INSIDE
+        return None, "the target leaves the picture" if leaves else "the target was not found: the fit failed", np.nan
+    in_frame = np.linalg.inv(to_part) @ fit.matrix
+    if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:
+        return None, "the target leaves the picture", fit.correlation
+    if fit.correlation < MIN_CORRELATION:
+        return None, (f"the target is hidden or changed: correlation {fit.correlation:.2f} with the reference's box, "
+                      f"below {MIN_CORRELATION}"), fit.correlation
+    matrix = in_frame @ np.linalg.inv(to_box)
+    return matrix / matrix[2, 2], None, fit.correlation
+
+
+def box_template(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The Y of ``frame`` inside ``box = (x, y, w, h)``, float32: what :func:`find_target` looks for."""
+    x, y, w, h = box
+    return np.ascontiguousarray(luma(frame[y : y + h, x : x + w]), dtype=np.float32)
+
+
 def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
                  model: str = "homography") -> Tracked:
     """Track the box ``roi = (x, y, w, h)`` of ``frames[reference]`` through ``frames``
     (``(N, H, W[, 3])`` float in [0, 1]; each frame's Y is taken only around where the target is
     expected) as a plane (see the module docstring); ``model`` is the fit's motion model
     (:data:`multisr.alignment.MODELS`)."""
-    count, height, width = frames.shape[:3]
-    x, y, w, h = roi
-    template = np.ascontiguousarray(luma(frames[reference, y : y + h, x : x + w]), dtype=np.float32)
-    to_box = translation(x, y)  # box pixels -> reference pixels
+    count = len(frames)
+    template = box_template(frames[reference], roi)
     matrices = np.full((count, 3, 3), np.nan)
     matrices[reference] = np.eye(3)
     reasons: list = [None] * count
@@ -131,30 +166,10 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
         found = [np.eye(3)]  # the motions of the frames found so far in this direction, nearest last
         for k in order:
-            # continue the last motion at the same velocity (in the reference's coordinates)
-            guess = found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
-            part, to_part = _near(frames[k], guess @ to_box, w, h)
-            start = _search(template, part, to_part @ guess @ to_box)
-            fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
-            if fit is not None:
-                fit = replace(fit, matrix=np.linalg.inv(to_part) @ fit.matrix)
-                start = fit.matrix
-            else:
-                start = np.linalg.inv(to_part) @ start
-            if fit is None:
-                leaves = _inside_fraction(start, w, h, (height, width)) < MIN_INSIDE
-                reasons[k] = "the target leaves the picture" if leaves else "the target was not found: the fit failed"
-                continue
-            matrix = fit.matrix @ np.linalg.inv(to_box)
-            correlations[k] = fit.correlation
-            if _inside_fraction(fit.matrix, w, h, (height, width)) < MIN_INSIDE:
-                reasons[k] = "the target leaves the picture"
-            elif fit.correlation < MIN_CORRELATION:
-                reasons[k] = (f"the target is hidden or changed: correlation {fit.correlation:.2f} with the "
-                              f"reference's box, below {MIN_CORRELATION}")
-            else:
-                matrices[k] = matrix / matrix[2, 2]
-                found.append(matrices[k])
+            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found), model=model)
+            if matrix is not None:
+                matrices[k] = matrix
+                found.append(matrix)
     return Tracked(matrices, reasons, correlations)
 
 
@@ -190,3 +205,33 @@ def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int,
     origin = translation(*offsets[reference])
     window_matrices = np.stack([translation(-ox, -oy) @ matrix @ origin for matrix, (ox, oy) in zip(matrices, offsets)])
     return windows, window_matrices / window_matrices[:, 2:, 2:], offsets
+
+
+class Follower:
+    """The box ``box`` of a clip's first frame followed through the clip as its frames come, in
+    order (``multisr video --roi``): :meth:`add` each frame, then :meth:`box_in` gives the box of
+    that size centred where the target is in a frame (where it was last found, while it is lost)."""
+
+    def __init__(self, first: np.ndarray, box: tuple[int, int, int, int], *, model: str = "homography"):
+        self.box, self.model = check_roi(box, first.shape[:2]), model
+        self.shape = first.shape[:2]
+        self.template = box_template(first, self.box)
+        self.found = [np.eye(3)]
+        self.latest = {0: np.eye(3)}
+
+    def add(self, k: int, frame: np.ndarray) -> None:
+        """Frame ``k`` of the clip (``k`` > 0, after frame ``k - 1``)."""
+        if k == 0:
+            return
+        matrix, _, _ = find_target(self.template, self.box, frame, predicted(self.found), model=self.model)
+        if matrix is not None:
+            self.found.append(matrix)
+        self.latest[k] = self.found[-1]
+
+    def box_in(self, k: int) -> str:
+        """``"x,y,w,h"``: the box of frame ``k`` where the target's centre is, inside the frame."""
+        x, y, w, h = self.box
+        u, v = apply(self.latest[k], np.array([x + (w - 1) / 2]), np.array([y + (h - 1) / 2]))
+        left = int(np.clip(np.round(u[0] - (w - 1) / 2), 0, self.shape[1] - w))
+        top = int(np.clip(np.round(v[0] - (h - 1) / 2), 0, self.shape[0] - h))
+        return f"{left},{top},{w},{h}"

@@ -33,6 +33,8 @@ from .files import atomic_output, file_digest, remove, write_json
 from .io import read_image, to_uint, write_image
 from .pipeline import Pipeline
 from .engine import run_frames
+from .stages import STAGES
+from .tracking import Follower, parse_roi
 from .rundir import check_out_dir, locked
 from .video import VIDEO_SUFFIXES, is_video, iter_video, video_info
 
@@ -67,20 +69,28 @@ def known_matrices(previous: range, matrices: np.ndarray, left_out: set[int], wi
 
 
 def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window: int = 20, step: int = 1,
-                        share_registration: bool = False, device: str = "auto") -> dict:
+                        share_registration: bool = False, device: str = "auto", roi: str | None = None) -> dict:
     """Write ``out_dir/frames/frame_NNNNNN.png`` (NNNNNN the clip's frame number), ``out_dir/video.mkv``
     (lossless FFV1, at the clip's frame rate divided by ``step``) and ``out_dir/video.json`` (the
     parameters, the source and each output frame's seconds, how many frames it registered afresh
     and whether it was ``resumed``: taken from an earlier run into ``out_dir`` with the same
-    settings). By default every window is registered whole. Returns what ``video.json`` holds."""
+    settings). By default every window is registered whole. With ``roi`` (``"X,Y,W,H"``, a box in
+    the clip's first frame), the box's target is followed through the clip
+    (:class:`multisr.tracking.Follower`) and output frame t is the box of that size centred on the
+    target in frame t, at 3x (:func:`multisr.engine.run_frames` with that box): a video
+    stabilised on the target; ``video.json`` gives each output frame's box. Returns what
+    ``video.json`` holds."""
     clip, out_dir = Path(clip), Path(out_dir)
     if not is_video(clip):
         raise UserError(f"clip {clip}: expected a video file ({', '.join(VIDEO_SUFFIXES)})")
     if window < 2 or step < 1:
         raise UserError(f"window: expected at least 2 frames and a step of at least 1, got {window} and {step}")
+    if roi is not None:
+        roi = STAGES["target"].params["roi"].check("roi", roi)
     check_out_dir(out_dir, clip)
     with locked(out_dir):
-        return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration, device=device)
+        return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration, device=device,
+                            roi=roi)
 
 
 def _settings_key(pipeline: Pipeline, clip: Path, **settings) -> str:
@@ -119,18 +129,18 @@ def _finished_frames(frames_dir: Path, key: str) -> dict[int, dict]:
 
 
 def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, share: bool,
-                 device: str) -> dict:
+                 device: str, roi: str | None) -> dict:
     count, rate, grey = video_info(clip)
     if count < 2:
         raise UserError(f"{clip}: expected a video of at least 2 frames, found {count}")
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
-    key = _settings_key(pipeline, clip, window=window, step=step, share=share)
+    key = _settings_key(pipeline, clip, window=window, step=step, share=share, roi=roi)
     finished = _finished_frames(frames_dir, key)
     outputs = list(range(0, count, step))
     held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
     decoded = enumerate(iter_video(clip, grey=grey))
-    records, writer, previous = [], None, None
+    records, writer, previous, follower = [], None, None, None
     started = time.perf_counter()
     try:
         with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar, \
@@ -144,9 +154,12 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                 else:
                     while not held or held[-1][0] < frames_used.stop - 1:
                         held.append(next(decoded))
+                        follower = _follow(follower, roi, *held[-1])
                     while held[0][0] < frames_used.start:
                         held.popleft()
-                    line = _solve_window(pipeline, clip, held, frames_used, t, previous, share=share, device=device)
+                    box = follower.box_in(t) if follower is not None else None
+                    line = _solve_window(pipeline, clip, held, frames_used, t, previous, share=share, device=device,
+                                         roi=box)
                     image = to_uint(line.pop("image"))
                     write_image(png, image.astype(np.float32) / 255)
                     line.update(key=key, sha256=file_digest(png))
@@ -158,21 +171,33 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                                              max(rate / step, 1.0), (image.shape[1], image.shape[0]))
                 writer.write(image[..., ::-1] if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
                 records.append({"frame": t, "window": [frames_used.start, frames_used.stop - 1],
-                                "registered": line["registered"], "seconds": line["seconds"], "resumed": t in finished})
+                                "registered": line["registered"], "seconds": line["seconds"], "resumed": t in finished,
+                                **({"roi": line["roi"]} if roi is not None else {})})
                 bar.update()
     finally:
         if writer is not None:
             writer.release()
     (out_dir / ".video.mkv").replace(out_dir / "video.mkv")
     record = {"pipeline": pipeline.name, "clip": str(clip.resolve()), "frames_in_clip": count, "frame_rate": rate,
-              "window": window, "step": step, "share_registration": share, "outputs": records,
+              "window": window, "step": step, "share_registration": share, "roi": roi, "outputs": records,
               "seconds": round(time.perf_counter() - started, 4)}
     write_json(out_dir / "video.json", record)
     return record
 
 
+def _follow(follower, roi: str | None, k: int, frame: np.ndarray):
+    """The :class:`~multisr.tracking.Follower` of ``roi`` with frame ``k`` added (made from frame
+    0); ``None`` without a box."""
+    if roi is None:
+        return None
+    if follower is None:
+        return Follower(frame, parse_roi(roi))
+    follower.add(k, frame)
+    return follower
+
+
 def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: range, t: int, previous: tuple | None,
-                  *, share: bool, device: str) -> dict:
+                  *, share: bool, device: str, roi: str | None) -> dict:
     """Output frame ``t`` from the frames ``held`` (those of ``frames_used``): its ``image``, its
     progress line (frame, seconds, frames registered afresh) and, with ``share``, the registration
     the next window may take from this one (``matrices``, ``left_out``; ``previous`` is this
@@ -181,11 +206,11 @@ def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: rang
     known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
     names = [f"{clip.name}#{k}" for k, _ in held]
     result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
-                        reference=t - frames_used.start, known=known, device=device)
+                        reference=t - frames_used.start, known=known, device=device, roi=roi)
     matrices, left_out = None, []
     if share and result.matrices is not None:
         matrices = result.matrices.tolist()
         left_out = sorted(frames_used.start + names.index(e["frame"]) for e in result.record["excluded"])
-    return {"frame": t, "image": result.image, "matrices": matrices, "left_out": left_out,
+    return {"frame": t, "image": result.image, "matrices": matrices, "left_out": left_out, "roi": roi,
             "registered": len(frames_used) - 1 if known is None else int(np.isnan(known[:, 0, 0]).sum()),
             "seconds": round(time.perf_counter() - tick, 4)}

@@ -156,3 +156,28 @@ def test_simulate_writes_a_target_burst_with_its_box_and_motion(tmp_path):
     x, y, w, h = truth["settings"]["target_box"]
     assert read_image(tmp_path / "burst" / "frame_000.png")[0].shape == (112, 160, 3) and min(w, h) >= 16
     assert truth["object_region"] == [3 * x, 3 * y, 3 * w, 3 * h]
+
+
+def test_a_video_with_a_box_follows_the_target_and_is_stabilised_on_it(tmp_path):
+    """A clip of a target crossing at 3 LR pixels a frame (lossless FFV1): every output frame is
+    the box at 3x, centred within a pixel of where the target's centre truly is in that frame."""
+    import cv2
+
+    burst = simulate_target_burst(read_image(SET5 / "head_GT.bmp")[0], read_image(SET5 / "woman_GT.bmp")[0],
+                                  n=16, seed=4, speed=3.0)
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mkv"), cv2.VideoWriter_fourcc(*"FFV1"), 25, (160, 112))
+    for frame in burst.frames:
+        writer.write(cv2.cvtColor(np.round(frame * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    writer.release()
+    x, y, w, h = burst.settings["target_box"]
+    result = invoke("video", tmp_path / "clip.mkv", "--window", 6, "--step", 5, "--roi", f"{x},{y},{w},{h}",
+                    "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "video.json").read_text())
+    truth = np.array(burst.settings["target_matrices"])
+    for output in record["outputs"]:
+        bx, by, bw, bh = map(int, output["roi"].split(","))
+        cx, cy, cw = truth[output["frame"]] @ [x + (w - 1) / 2, y + (h - 1) / 2, 1.0]
+        assert abs(bx + (bw - 1) / 2 - cx / cw) <= 1.0 and abs(by + (bh - 1) / 2 - cy / cw) <= 1.0
+        assert read_image(tmp_path / "out" / "frames" / f"frame_{output['frame']:06d}.png")[0].shape == (3 * h, 3 * w, 3)
+    assert [o["frame"] for o in record["outputs"]] == [0, 5, 10, 15]

@@ -175,8 +175,11 @@ def cache(cache_dir, clear):
 @click.option("--share-registration/--no-share-registration", default=False, show_default=True,
               help="Keep what the previous window registered and register only the frames new to the window "
                    "(23% faster on a real clip; results differ, see the README).")
+@click.option("--roi", default=None, metavar="X,Y,W,H",
+              help="A box around a target in the clip's first frame: it is followed through the clip and every "
+                   "output frame is that box, centred on the target, at 3x.")
 @device_option
-def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, device):
+def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, roi, device):
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
     that frame the reference. A killed run, started again with the same settings, keeps the frames
     it had finished (OUT/frames)."""
@@ -185,7 +188,7 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step,
-                                 share_registration=share_registration, device=device)
+                                 share_registration=share_registration, device=device, roi=roi)
     seconds = [o["seconds"] for o in record["outputs"] if not o["resumed"]]
     per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every frame from the earlier run"
     click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")
