@@ -12,7 +12,6 @@ again as each burst ends, so it always describes the run folders beside it; one 
 writes into a folder (``OUT/.batch.lock``). A rerun finds every finished stage in the stage
 cache, so it computes only what was left.
 """
-import fcntl
 import os
 import re
 import signal
@@ -24,6 +23,7 @@ from .errors import UserError, os_error_line
 from .files import write_json
 from .io import IMAGE_SUFFIXES, natural_key
 from .params import ALL_FRAMES
+from .rundir import locked
 from .video import is_video
 
 __all__ = ["find_bursts", "run_batch", "run_one", "check_scheduler", "check_threads"]
@@ -114,18 +114,6 @@ def _unexpected(burst: str, error: BaseException) -> str:
 
 
 @contextmanager
-def _batch_lock(out_dir: Path):
-    """Hold ``out_dir/.batch.lock``; a second batch into the same folder is refused at once."""
-    with open(out_dir / ".batch.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"out_dir {out_dir}: another multisr batch is writing to this folder; wait for it to "
-                            "finish or write elsewhere") from None
-        yield
-
-
-@contextmanager
 def _without_sigint():
     """Ctrl-C ignored while the cluster's processes start, so that they inherit the ignoring: the
     batch's own process takes Ctrl-C and closes them, instead of every worker printing a traceback."""
@@ -162,7 +150,7 @@ def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presen
     summary = {"pipeline": pipeline_name, "overrides": list(overrides), "n": n,
                "scheduler": scheduler or f"LocalCluster({workers} workers x {threads} threads)",
                "bursts": list(rows.values()), "failed": 0, "finished": False, "seconds": 0.0}
-    with _batch_lock(out_dir):
+    with locked(out_dir, lock=".batch.lock", holder="batch"):
         write_json(out_dir / "batch.json", summary)  # an earlier batch's summary no longer describes the folder
         cluster = None
         try:

@@ -50,15 +50,16 @@ def check_out_dir(out_dir: Path, frames_dir: Path) -> None:
 
 
 @contextmanager
-def locked(out_dir: Path):
-    """Hold ``out_dir``'s lock (``.lock``, an advisory ``flock``) for a run; another run on the same
-    folder is refused with :class:`UserError` at once rather than mixing its files with this one's.
-    The operating system releases the lock when the process ends, however it ends."""
-    with open(out_dir / ".lock", "a") as handle:
+def locked(out_dir: Path, *, lock: str = ".lock", holder: str = "run"):
+    """Hold ``out_dir``'s lock (``lock``, an advisory ``flock``) for a run (or another ``holder``:
+    a batch holds ``.batch.lock``); another on the same folder is refused with :class:`UserError`
+    at once rather than mixing its files with this one's. The operating system releases the lock
+    when the process ends, however it ends."""
+    with open(out_dir / lock, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"out_dir {out_dir}: another multisr run is writing to this folder; wait for it to "
+            raise UserError(f"out_dir {out_dir}: another multisr {holder} is writing to this folder; wait for it to "
                             "finish or write elsewhere") from None
         try:
             yield
