@@ -8,7 +8,9 @@ changes between frames are matched first (a gain and an offset per frame).
 import cv2
 import numpy as np
 
-__all__ = ["match_brightness", "frame_weights", "moving_region"]
+from .color import luma
+
+__all__ = ["match_brightness", "frame_weights", "moving_region", "agreeing_samples", "repeated_rows"]
 
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
     """``(h, w)`` uint8: 1 where the LR ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
@@ -121,3 +123,26 @@ def moving_region(matrices: np.ndarray, anchor: int, weights: np.ndarray, *, sha
         return None
     x, y, w, h = (int(v) for v in stats[largest, :4])
     return [x, y, max(w, min(8, width - x)), max(h, min(8, height - y))]
+
+
+def agreeing_samples(frames: np.ndarray, matrices: np.ndarray, registration: list, reference: int
+                     ) -> tuple[np.ndarray, list[int] | None]:
+    """``(N, h, w)`` uint8: 1 where frame k's LR samples agree with the reference (after matching
+    its brightness), for the frames used; all 1 for the others (left out anyway); and the box of
+    what moves on its own (:func:`moving_region`)."""
+    agreeing = np.ones(frames.shape[:3], np.uint8)
+    used = [k for k, r in enumerate(registration) if not r.excluded]
+    if len(used) < 2:
+        return agreeing, None
+    anchor = used.index(reference)
+    matched, _ = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor)
+    agreeing[used] = frame_weights(matched, matrices[used], anchor)
+    return agreeing, moving_region(matrices[used], anchor, agreeing[used])
+
+
+def repeated_rows(lr: np.ndarray, first: int, stop: int, scale: int) -> np.ndarray:
+    """Rows ``first:stop`` of ``lr`` ``(h, w)`` at ``scale`` x by repetition (an LR pixel's value
+    over the ``scale x scale`` HR pixels it covers), float32, without the whole HR copy."""
+    top, bottom = first // scale, -(-stop // scale)
+    block = np.repeat(np.repeat(lr[top:bottom].astype(np.float32), scale, axis=0), scale, axis=1)
+    return block[first - scale * top : stop - scale * top]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .errors import UserError, os_error_line
 from .files import write_json
-from .io import IMAGE_SUFFIXES, natural_key
+from .folders import natural_key
+from .io import IMAGE_SUFFIXES
 from .params import ALL_FRAMES
 from .rundir import locked
 from .video import is_video

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from .errors import UserError
 from .color import luma
 from .geometry import rms_displacement, similarity_parameters
-from .io import list_images, read_image, to_uint
+from .folders import list_images
+from .io import read_image, to_uint
 from .metrics import score_image, score_luma
 from .params import DEFAULT_FRAMES, SCALE
 from .pipeline import load_pipeline

@@ -11,7 +11,8 @@ from .color import luma
 from .engine import run_frames
 from .errors import UserError
 from .geometry import rms_displacement
-from .io import list_images, read_image, to_uint
+from .folders import list_images
+from .io import read_image, to_uint
 from .moving_target import simulate_target_burst
 from .params import SCALE
 from .pipeline import load_pipeline

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import Artifact, cached_outputs, link_stage, new_entry, save_stage, stage_key
-from .cachedir import cache_root, make_room, using
+from .cachedir import cache_root, using
+from .diskspace import bytes_to_write, check_disk
 from .errors import UserError
 from .loading import burst_artifacts
 from .params import DEFAULT_REFERENCE, SCALE
@@ -96,8 +97,8 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
     records = []
     for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
-            needed = _bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
-            _check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes,
+            needed = bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
+            check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes,
                         own_entries=[cache / steps[0][0].name / records[0]["key"]] if use_cache else [])
             store["disk_bytes"] = Artifact("disk_bytes", needed)
             # the burst as loaded, for the record (select_reference keeps one frame, renumbered 0)
@@ -143,47 +144,6 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
             store[name] = Artifact(f"{key}:{name}", value)
         records.append({**record, "cached": False})
     return store, records
-
-
-def _bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int:
-    """About how many bytes a run on frames of ``frames_shape`` writes under its folder at most:
-    with the cache, every stage entry (the frames, each stack of high-resolution frames, the
-    result); without it, the two stacks and the mask that the scratch folder holds at once."""
-    count, height, width = frames_shape[:3]
-    channels = frames_shape[3] if len(frames_shape) == 4 else 1
-    frame_bytes = height * width * channels * 4
-    total, stacks, masks = (count * frame_bytes if use_cache else 0), [], 0
-    for stage, _ in steps[1:]:
-        if stage.name == "select_reference":
-            count = 1
-        if stage.uses_workspace:
-            stacks.append(count * SCALE**2 * frame_bytes)
-            masks += count * SCALE**2 * height * width if "valid" in stage.writes else 0
-        elif "result" in stage.writes and use_cache:
-            total += SCALE**2 * frame_bytes
-    if use_cache:
-        return total + sum(stacks) + masks
-    return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output
-
-
-def _check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None, own_entries: list[Path]) -> None:
-    """:class:`UserError` before a run would write ``needed`` bytes under ``folder`` (the stage
-    cache, or without it the run folder) when that is over ``limit``, or when the disk has less
-    free, even after removing the cache entries the run does not use (:func:`multisr.cachedir.make_room`;
-    ``own_entries``: those it has used so far)."""
-    where = f"cache_dir {folder}" if use_cache else f"out_dir {folder}"
-    hint = "; a run without the stage cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
-    if limit is not None and needed > limit:
-        raise UserError(f"max_disk_bytes: expected the run to write at most {limit / 1e9:.1f} GB, but it would "
-                        f"write about {needed / 1e9:.1f} GB under {folder}{hint}")
-    free = shutil.disk_usage(folder).free
-    if needed > free and use_cache and make_room(folder, needed - free):
-        if not all(entry.is_dir() for entry in own_entries):
-            raise UserError(f"{where}: the cache was cleared as this run began; run it again")
-        free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise UserError(f"{where}: the run would write about {needed / 1e9:.1f} GB there, but "
-                        f"{free / 1e9:.1f} GB are free{hint}")
 
 
 def target_steps(roi: str | None, reference: int | str) -> list:

@@ -12,7 +12,8 @@ import numpy as np
 
 from .color import luma
 from .errors import UserError
-from .io import list_images, read_image
+from .folders import list_images
+from .io import read_image
 from .metrics import score_luma
 from .params import SCALE
 from .sr.inference import super_resolve_luma

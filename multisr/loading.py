@@ -13,7 +13,8 @@ from .color import luma
 from .errors import UserError
 from .files import file_digest
 from .frame_selection import sharpest_frame
-from .io import FolderListing, image_size, read_picture, scan_folder
+from .folders import FolderListing, scan_folder
+from .io import image_size, read_picture
 from .params import ALL_FRAMES
 from .threads import in_threads
 from .video import is_video, read_video

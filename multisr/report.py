@@ -22,7 +22,8 @@ from .engine import target_steps
 from .errors import UserError
 from .files import write_json
 from .geometry import similarity_parameters
-from .io import list_images, read_image, write_image
+from .folders import list_images
+from .io import read_image, write_image
 from .metrics import score_image
 from .params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .pipeline import load_pipeline

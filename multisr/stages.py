@@ -32,7 +32,7 @@ from tqdm import tqdm
 from .color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from .errors import UserError
 from .files import file_digest
-from .agreement import frame_weights, match_brightness, moving_region
+from .agreement import agreeing_samples, repeated_rows
 from .fusion import FUSIONS
 from .geometry import to_high_resolution, warp_rows
 from .loading import burst_fingerprint, load_burst
@@ -174,7 +174,7 @@ def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dic
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, SCALE)
     rows = band_rows(width, workers=workers())
-    agreeing, moving = _agreeing(frames, matrices, registration, reference)
+    agreeing, moving = agreeing_samples(frames, matrices, registration, reference)
 
     def one(item: tuple[int, int]) -> None:
         k, top = item
@@ -182,35 +182,12 @@ def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dic
         band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
                                  (top, bottom))
         aligned[k, top:bottom] = band
-        agrees, _ = warp_rows(lambda first, stop: _repeated_rows(agreeing[k], first, stop), (height, width),
+        agrees, _ = warp_rows(lambda first, stop: repeated_rows(agreeing[k], first, stop, SCALE), (height, width),
                               matrices_hr[k], width, (top, bottom))
         valid[k, top:bottom] = inside & (agrees > 0.5) & (not registration[k].excluded)
 
     in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": aligned, "valid": valid, "moving": moving}
-
-
-def _agreeing(frames: np.ndarray, matrices: np.ndarray, registration: list, reference: int
-              ) -> tuple[np.ndarray, list[int] | None]:
-    """``(N, h, w)`` uint8: 1 where frame k's LR samples agree with the reference (after matching
-    its brightness), for the frames used; all 1 for the others (left out anyway); and the box of
-    what moves on its own (:func:`multisr.agreement.moving_region`)."""
-    agreeing = np.ones(frames.shape[:3], np.uint8)
-    used = [k for k, r in enumerate(registration) if not r.excluded]
-    if len(used) < 2:
-        return agreeing, None
-    anchor = used.index(reference)
-    matched, _ = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor)
-    agreeing[used] = frame_weights(matched, matrices[used], anchor)
-    return agreeing, moving_region(matrices[used], anchor, agreeing[used])
-
-
-def _repeated_rows(lr: np.ndarray, first: int, stop: int) -> np.ndarray:
-    """Rows ``first:stop`` of ``lr`` ``(h, w)`` at 3x by repetition (an LR pixel's value over the
-    3x3 HR pixels it covers), float32, without the whole HR copy."""
-    top, bottom = first // SCALE, -(-stop // SCALE)
-    block = np.repeat(np.repeat(lr[top:bottom].astype(np.float32), SCALE, axis=0), SCALE, axis=1)
-    return block[first - SCALE * top : stop - SCALE * top]
 
 
 def _fuse(*, hr, valid, method) -> dict:

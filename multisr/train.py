@@ -24,7 +24,8 @@ from .engine import run_frames
 from .errors import UserError
 from .evaluate import evaluation_pair, true_luma
 from .files import atomic_output
-from .io import list_images, read_image
+from .folders import list_images
+from .io import read_image
 from .pipeline import Pipeline, load_pipeline
 from .params import SCALE
 from .simulate import PROTOCOLS, simulate
