@@ -5,8 +5,11 @@ when every decoded frame has three equal channels, as grey sequences stored in c
 """
 import hashlib
 import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -38,6 +41,10 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
     the ``decoder``. A file that does not open, decode or hold enough frames is :class:`UserError`.
     """
     path = Path(path)
+    # each frame's own size, checked beside OpenCV's decoding (PyAV lets go of the GIL as it decodes)
+    sizes = ThreadPoolExecutor(max_workers=1)
+    checked = sizes.submit(check_frame_sizes, path, frames=start + count if count is not None else sys.maxsize)
+    sizes.shutdown(wait=False)
     kept, found, grey = [], 0, True
     frames = None  # with a known count, each frame goes straight into the one float32 copy
     rgb_digest, grey_digest = hashlib.sha256(), hashlib.sha256()  # of the 8-bit frames, as grey or RGB
@@ -64,6 +71,7 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
         if len(kept) == count:
             break
     needed = 2 if count is None else count
+    checked.result()
     if len(kept) < needed:
         asked = f"start={start}, n={count or 'all'}" if start else f"n={count or 'all'}"
         raise UserError(f"{path}: expected at least {start + needed} frames ({asked}), found {found}")
@@ -89,7 +97,30 @@ def video_info(path: Path) -> tuple[int, float, bool]:
             rate = float(capture.get(cv2.CAP_PROP_FPS)) or rate
         grey = grey and bool((frame[..., 0] == frame[..., 1]).all() and (frame[..., 1] == frame[..., 2]).all())
         count += 1
+    check_frame_sizes(path, frames=count)
     return count, rate, grey
+
+
+def check_frame_sizes(path: Path, *, frames: int) -> None:
+    """:class:`UserError` when the first ``frames`` frames of the video ``path`` are not all of one
+    size (a clip spliced from two): OpenCV's reader scales every frame to the first one's size and
+    reports that size throughout, so the frames are decoded again here by PyAV, which gives each
+    frame's own. A file PyAV cannot read is left to OpenCV's reading and its errors."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            first = None
+            for index, frame in enumerate(container.decode(stream)):
+                if index >= frames:
+                    return
+                first = first or (frame.width, frame.height)
+                if (frame.width, frame.height) != first:
+                    raise UserError(f"{path}: expected every frame of the video to be {first[0]}x{first[1]} like "
+                                    f"its first, but frame {index} is {frame.width}x{frame.height} (a clip spliced "
+                                    "from two?); cut it where the size changes")
+    except (av.FFmpegError, IndexError):
+        return
 
 
 def iter_video(path: Path, *, grey: bool):

@@ -264,3 +264,26 @@ def test_research_options_are_checked_before_any_work(tmp_path):
                           "--threads", "100000")
     assert_one_line_error(invoke("bench", "speed", "--sizes", "100000x100000"), "--sizes", "100000x100000")
     assert not (tmp_path / "t").exists()
+
+
+def test_a_video_whose_frame_size_changes_midway_is_one_line(tmp_path):
+    """Two MPEG-1 streams of 64x48 and 96x64 frames, one after the other in one file: OpenCV's
+    reader would scale the second's frames to 64x48 without a word."""
+    import cv2
+
+    parts = []
+    for size, name in (((64, 48), "a.mpg"), ((96, 64), "b.mpg")):
+        writer = cv2.VideoWriter(str(tmp_path / name), cv2.VideoWriter_fourcc(*"PIM1"), 25, size)
+        assert writer.isOpened()
+        for k in range(6):
+            frame = np.zeros((size[1], size[0], 3), np.uint8)
+            frame[:, : 8 * (k + 1)] = 200
+            writer.write(frame)
+        writer.release()
+        parts.append((tmp_path / name).read_bytes())
+    (tmp_path / "spliced.mpg").write_bytes(b"".join(parts))
+    assert_one_line_error(invoke("run", tmp_path / "spliced.mpg", "--n", 9, "--out", tmp_path / "out"), "spliced.mpg",
+                          "to be 64x48 like its first, but frame 5 is 96x64")
+    assert invoke("run", tmp_path / "spliced.mpg", "--n", 4, "--out", tmp_path / "first", "--pipeline", "bicubic").exit_code == 0
+    assert_one_line_error(invoke("video", tmp_path / "spliced.mpg", "--window", 3, "--out", tmp_path / "video"),
+                          "frame 5 is 96x64")
