@@ -17,8 +17,8 @@ __all__ = ["open_run", "load_pipeline", "run_frames", "Result", "Registration"]
 
 # where each public name lives; imported on first use, so that ``multisr --help`` and the command
 # line's argument errors do not wait for the library (registration, cache, numpy, OpenCV, torch)
-_HOMES = {"open_run": "rundir", "load_pipeline": "pipeline", "run_frames": "engine", "Result": "engine",
-          "Registration": "registration"}
+_HOMES = {"open_run": "storage.rundir", "load_pipeline": "runs.pipeline", "run_frames": "runs.engine",
+          "Result": "runs.engine", "Registration": "registration.burst"}
 
 
 def __getattr__(name: str):

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from multisr.cli import cli
-from multisr.scenes import licence_plate
-from multisr.simulate import save_burst, simulate_burst
+from multisr.research.scenes import licence_plate
+from multisr.research.simulate import save_burst, simulate_burst
 
 REPO_DATA = Path(__file__).resolve().parent / "data"  # Set5 and its MATLAB x3 files (SOURCES.md there)
 DATA = Path(os.environ.get("MULTISR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

@@ -3,7 +3,7 @@ burst failing alone, a rerun computing nothing."""
 import json
 
 from conftest import copy_burst, invoke
-from multisr.batch import find_bursts
+from multisr.outputs.batch import find_bursts
 
 
 def test_a_batch_equals_separate_runs_and_a_bad_burst_fails_alone(tiny_burst, tmp_path):

@@ -159,8 +159,8 @@ def test_clearing_the_cache_waits_for_no_run_and_leaves_runs_readable_with_one_l
 def test_an_intact_entry_is_kept_when_another_run_saves_the_same_key(tmp_path):
     """Two runs that compute one stage at once: the second to finish keeps the first's entry (a
     run may be reading it) and gets its arrays from there."""
-    from multisr.cache import new_entry, save_stage
-    from multisr.stacks import Stack
+    from multisr.storage.cache import new_entry, save_stage
+    from multisr.storage.stacks import Stack
 
     entry = tmp_path / "cache" / "upscale" / "k"
     for value in (1.0, 2.0):
@@ -176,10 +176,10 @@ def test_an_intact_entry_is_kept_when_another_run_saves_the_same_key(tmp_path):
 def test_a_burst_in_memory_gives_what_its_files_give(tiny_burst, tmp_path, pipeline):
     """run_frames on the frames as arrays equals run_pipeline on their files: the same result.png
     pixels, registration and frames left out; with the cache, a second call computes nothing."""
-    from multisr.io import read_image, to_uint
-    from multisr.pipeline import load_pipeline
-    from multisr.engine import run_frames
-    from multisr.runner import run_pipeline
+    from multisr.storage.io import read_image, to_uint
+    from multisr.runs.pipeline import load_pipeline
+    from multisr.runs.engine import run_frames
+    from multisr.runs.runner import run_pipeline
 
     loaded = load_pipeline(pipeline)
     files = sorted(tiny_burst.glob("frame_*.png"))[:5]
@@ -200,12 +200,12 @@ def test_registration_is_typed_in_memory_and_json_only_in_the_cache(tiny_burst, 
     """The register stage hands a Registration per frame to the next stages, the cache keeps it as
     JSON, and a notebook reading the run folder gets the same Registrations back (matrix within
     float64 round-off); an entry whose registration JSON this version cannot read is recomputed."""
-    from multisr.engine import run_frames
-    from multisr.io import read_image
-    from multisr.pipeline import load_pipeline
-    from multisr.registration import Registration
-    from multisr.rundir import open_run
-    from multisr.runner import run_pipeline
+    from multisr.runs.engine import run_frames
+    from multisr.storage.io import read_image
+    from multisr.runs.pipeline import load_pipeline
+    from multisr.registration.burst import Registration
+    from multisr.storage.rundir import open_run
+    from multisr.runs.runner import run_pipeline
 
     files = sorted(tiny_burst.glob("frame_*.png"))[:5]
     frames = np.stack([read_image(path)[0] for path in files])
@@ -231,7 +231,7 @@ def test_registration_is_typed_in_memory_and_json_only_in_the_cache(tiny_burst, 
 @pytest.mark.parametrize("text, limit", [("20G", 20 * 10**9), ("500M", 5 * 10**8), ("1.5g", 15 * 10**8), ("0", 0),
                                          ("123", 123), ("64KB", 64000), ("", 20 * 10**9)])
 def test_the_cache_limit_is_read_from_the_environment(monkeypatch, text, limit):
-    from multisr.cachedir import cache_limit
+    from multisr.storage.cachedir import cache_limit
 
     monkeypatch.setenv("MULTISR_CACHE_LIMIT", text)
     assert cache_limit() == limit
@@ -251,7 +251,7 @@ def test_runs_keep_the_cache_within_its_limit_removing_the_entries_used_longest_
     """Three-frame runs A, B, then A again (from the cache), then C under a limit that holds two
     runs' entries: B's, used longest ago, are removed; A's and C's stay. A run's own entries stay
     even when they alone are over the limit. Without a limit reached, nothing is removed."""
-    from multisr.cachedir import usage
+    from multisr.storage.cachedir import usage
 
     def bicubic(start, out):
         run(tiny_burst, tmp_path / out, "--n", 3, "--start", start, "--pipeline", "bicubic")
@@ -283,12 +283,12 @@ def test_a_run_short_of_disk_makes_room_by_removing_entries_it_does_not_use(tiny
     import shutil as shell
 
     from conftest import assert_one_line_error
-    from multisr.cachedir import usage
+    from multisr.storage.cachedir import usage
 
     earlier = run(tiny_burst, tmp_path / "a", "--start", 0)
     budget = earlier["disk_bytes"] + 10**6
     real = shell.disk_usage(tmp_path)
-    monkeypatch.setattr("multisr.engine.shutil.disk_usage",
+    monkeypatch.setattr("multisr.runs.engine.shutil.disk_usage",
                         lambda path: real._replace(free=budget - usage(own_stage_cache)[1]))
     held = [(tmp_path / "a" / "stages" / stage).resolve() for stage in ALL]
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import assert_one_line_error, copy_burst, invoke
-from multisr.io import ORIENTATIONS, read_picture, to_uint, write_image
+from multisr.storage.io import ORIENTATIONS, read_picture, to_uint, write_image
 
 # EXIF orientation -> how to store an upright image so that a viewer shows it upright again
 STORE_FOR_ORIENTATION = {

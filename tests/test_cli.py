@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, copy_burst, invoke
-from multisr.geometry import rms_displacement
-from multisr.scenes import licence_plate
-from multisr.io import read_image, write_image
+from multisr.imaging.geometry import rms_displacement
+from multisr.research.scenes import licence_plate
+from multisr.storage.io import read_image, write_image
 
 
 def test_run_end_to_end(tiny_burst, tmp_path):

@@ -1,8 +1,8 @@
 import numpy as np
 
-from multisr.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
-from multisr.io import to_uint
-from multisr.metrics import psnr, score_luma, ssim
+from multisr.imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from multisr.storage.io import to_uint
+from multisr.imaging.metrics import psnr, score_luma, ssim
 
 
 def test_ycbcr_matches_matlab_on_white_black_and_red():

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from multisr.color import luma
-from multisr.fourier_mellin import FourierMellin
-from multisr.geometry import rms_displacement, similarity_matrix, similarity_parameters, warp
-from multisr.registration import register_pair
-from multisr.resize import downscale
-from multisr.scenes import licence_plate
+from multisr.imaging.color import luma
+from multisr.registration.fourier_mellin import FourierMellin
+from multisr.imaging.geometry import rms_displacement, similarity_matrix, similarity_parameters, warp
+from multisr.registration.burst import register_pair
+from multisr.imaging.resize import downscale
+from multisr.research.scenes import licence_plate
 
 # The coarse step only has to land the refinement in the right basin, about a pixel. Measured on these
 # noise-free frames: 0.01-0.23 px at 160x80; 0.13-0.97 px at 600x300, which is registered

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from multisr.geometry import (
+from multisr.imaging.geometry import (
     rms_displacement,
     scale_matrix,
     similarity_matrix,

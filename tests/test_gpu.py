@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from conftest import shared_data
 from multisr.cli import cli
-from multisr.evaluate import evaluate_folder
+from multisr.research.evaluate import evaluate_folder
 from multisr.sr.inference import super_resolve_luma
 from multisr.sr.weights import load_model
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, copy_burst, invoke
-from multisr.io import read_image, write_image
+from multisr.storage.io import read_image, write_image
 from multisr.sr.weights import MODEL_NAMES, WEIGHTS_DIR, load_model
 
 COMMAND = [sys.executable, "-c", "from multisr.cli import cli; cli()"]
@@ -125,7 +125,7 @@ def test_an_unreadable_frame_is_refused(tiny_burst, tmp_path, monkeypatch):
     (frames / "frame_001.png").chmod(0)
     if os.geteuid() == 0:  # root reads any file: the permission check is told the truth a user would get
         allowed = os.access
-        monkeypatch.setattr("multisr.io.os.access", lambda path, mode: Path(path).name != "frame_001.png"
+        monkeypatch.setattr("multisr.storage.io.os.access", lambda path, mode: Path(path).name != "frame_001.png"
                             and allowed(path, mode))
     assert_one_line_error(invoke("run", frames, "--n", 6, "--out", tmp_path / "out"), "frame_001.png", "permission")
 
@@ -347,7 +347,7 @@ def test_no_cache_into_an_old_run_folder_leaves_no_stale_stage(tiny_burst, tmp_p
 def test_a_run_killed_between_result_and_record_leaves_no_record(tiny_burst, tmp_path, monkeypatch):
     """The result is written, then the process dies before run.json: the folder holds no run.json
     (never the previous run's beside the new result), and a rerun completes it consistently."""
-    import multisr.runner as runner
+    import multisr.runs.runner as runner
 
     out = tmp_path / "out"
     assert invoke("run", tiny_burst, "--n", 6, "--out", out).exit_code == 0
@@ -364,7 +364,7 @@ def test_a_run_killed_between_result_and_record_leaves_no_record(tiny_burst, tmp
     monkeypatch.setattr(runner, "write_json", write_json)
     assert invoke("run", tiny_burst, "--n", 6, "--out", out, "--set", "fuse.method=mean").exit_code == 0
     record = json.loads((out / "run.json").read_text())
-    from multisr.files import file_digest
+    from multisr.storage.files import file_digest
 
     assert record["result_sha256"] == file_digest(out / "result.png")
 
@@ -417,7 +417,7 @@ def test_a_run_on_a_folder_another_run_holds_is_refused_at_once(tiny_burst, tmp_
 def test_two_processes_on_one_folder_never_mix_their_runs(tiny_burst, plate, tmp_path):
     """Two real processes, two different bursts, one --out, started together: each either
     finishes as it would alone or is refused; the folder ends describing one of them exactly."""
-    from multisr.simulate import save_burst, simulate_burst
+    from multisr.research.simulate import save_burst, simulate_burst
 
     other = tmp_path / "other"
     save_burst(simulate_burst(plate[::-1].copy(), n=6, seed=8), other)
@@ -471,7 +471,7 @@ def test_a_run_that_would_fill_the_disk_stops_before_writing(tiny_burst, tmp_pat
     import shutil as shell
 
     usage = shell.disk_usage(tmp_path)
-    monkeypatch.setattr("multisr.engine.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
+    monkeypatch.setattr("multisr.runs.engine.shutil.disk_usage", lambda path: usage._replace(free=1_000_000))
     out = tmp_path / "out"
     assert_one_line_error(invoke("run", tiny_burst, "--n", 6, "--out", out), "the run would write about",
                           "GB are free", "without the stage cache writes less")

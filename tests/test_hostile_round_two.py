@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, copy_burst, invoke
-from multisr.io import write_image
+from multisr.storage.io import write_image
 from multisr.sr.weights import WEIGHTS_DIR
 
 COMMAND = [sys.executable, "-c", "from multisr.cli import cli; cli()"]
@@ -120,7 +120,7 @@ def in_process_scheduler():
 
 def test_a_burst_that_raises_anything_fails_alone_and_batch_json_follows(tiny_burst, tmp_path, monkeypatch,
                                                                          in_process_scheduler):
-    import multisr.batch as batch
+    import multisr.outputs.batch as batch
 
     inputs = tmp_path / "bursts"
     for name in "abc":
@@ -128,7 +128,7 @@ def test_a_burst_that_raises_anything_fails_alone_and_batch_json_follows(tiny_bu
     out = tmp_path / "out"
     first = invoke("batch", inputs, "--out", out, "--scheduler", in_process_scheduler, "--pipeline", "bicubic")
     assert first.exit_code == 0, first.output
-    import multisr.runner as runner
+    import multisr.runs.runner as runner
 
     original_run_one, original_run = batch.run_one, runner.run_pipeline
     seen = tmp_path / "seen"  # files, not objects: Dask pickles a task's function by value
@@ -210,7 +210,7 @@ def _wait_for(process, path, timeout=120):
 def test_a_run_stopped_by_a_signal_says_so_in_one_line(plate, tmp_path, signal_number, status, words):
     """A signal while the frames register (a run of about 10 s): one line, the shell's status,
     no result and no record."""
-    from multisr.simulate import save_burst, simulate_burst
+    from multisr.research.simulate import save_burst, simulate_burst
 
     save_burst(simulate_burst(plate, n=20, seed=5), tmp_path / "burst")
     out = tmp_path / "out"

@@ -5,22 +5,22 @@ import cv2
 import numpy as np
 
 from conftest import shared_data
-from multisr.bench import plant_outliers, registration_errors
-from multisr.color import luma
-from multisr.geometry import similarity_matrix
-from multisr.metrics import score_image, score_luma
+from multisr.research.bench import plant_outliers, registration_errors
+from multisr.imaging.color import luma
+from multisr.imaging.geometry import similarity_matrix
+from multisr.imaging.metrics import score_image, score_luma
 from multisr.sr.inference import super_resolve_luma
 from multisr.sr.weights import load_model
-from multisr.pipeline import load_pipeline
-from multisr.agreement import frame_weights
-from multisr.observation import blur, psf_kernel, sampling_matrix, sampling_positions
-from multisr.reconstruct import choose_psf, reconstruct
-from multisr.registration import register_burst
-from multisr.resize import downscale, upscale
-from multisr.runner import run_pipeline
-from multisr.io import read_image
-from multisr.scenes import licence_plate
-from multisr.simulate import save_burst, simulate_burst, simulate_camera_burst
+from multisr.runs.pipeline import load_pipeline
+from multisr.reconstruction.agreement import frame_weights
+from multisr.reconstruction.observation import blur, psf_kernel, sampling_matrix, sampling_positions
+from multisr.reconstruction.reconstruct import choose_psf, reconstruct
+from multisr.registration.burst import register_burst
+from multisr.imaging.resize import downscale, upscale
+from multisr.runs.runner import run_pipeline
+from multisr.storage.io import read_image
+from multisr.research.scenes import licence_plate
+from multisr.research.simulate import save_burst, simulate_burst, simulate_camera_burst
 
 # The registration target (RMS over frames, LR pixels), met by the matrices the multiframe solve
 # refines (test_multiframe_beats_presenters).

@@ -10,7 +10,7 @@ def test_non_editable_install_has_its_data_files(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
-    check = ("import multisr, multisr.pipeline as p, multisr.sr.weights as m; from importlib import resources; "
+    check = ("import multisr, multisr.runs.pipeline as p, multisr.sr.weights as m; from importlib import resources; "
              "assert multisr.__file__.startswith(%r), multisr.__file__; "
              "assert p.builtin_pipelines() == ['bicubic', 'multiframe', 'presenters', 'single']; "
              "[p.load_pipeline(n) for n in p.builtin_pipelines()]; m.load_model('srcnn-955'); m.load_model('srcnn-915'); "

@@ -1,7 +1,7 @@
 import pytest
 
 from multisr.errors import UserError
-from multisr.pipeline import builtin_pipelines, load_pipeline, with_overrides
+from multisr.runs.pipeline import builtin_pipelines, load_pipeline, with_overrides
 
 
 def test_builtin_pipelines_load_with_defaults_filled_in():

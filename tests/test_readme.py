@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from conftest import invoke
-from multisr.io import read_image
-from multisr.metrics import psnr
+from multisr.storage.io import read_image
+from multisr.imaging.metrics import psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

@@ -4,15 +4,15 @@ import cv2
 import numpy as np
 import pytest
 
-from multisr.alignment import align
-from multisr.color import luma
-from multisr.fusion import masked_mean, masked_median
-from multisr.geometry import rms_displacement, similarity_matrix, warp
-from multisr.frame_selection import sharpest_frame
-from multisr.registration import register_burst, register_pair
-from multisr.resize import downscale
-from multisr.scenes import licence_plate
-from multisr.simulate import simulate_camera_burst
+from multisr.registration.alignment import align
+from multisr.imaging.color import luma
+from multisr.reconstruction.fusion import masked_mean, masked_median
+from multisr.imaging.geometry import rms_displacement, similarity_matrix, warp
+from multisr.registration.frame_selection import sharpest_frame
+from multisr.registration.burst import register_burst, register_pair
+from multisr.imaging.resize import downscale
+from multisr.research.scenes import licence_plate
+from multisr.research.simulate import simulate_camera_burst
 
 # Robust Lucas-Kanade registration error on these tiny (106x56) SR bursts measured 0.06-0.10 LR px
 # with the homography model (seeds 11-13; 0.04-0.05 px with the similarity model, the bursts' own);
@@ -126,7 +126,7 @@ def test_fusion_by_bands_equals_one_band(fuse, monkeypatch):
     frames = rng.random((7, 23, 11, 3)).astype(np.float32)
     valid = rng.random((7, 23, 11)) > 0.3
     whole = fuse(frames, valid)
-    monkeypatch.setattr("multisr.fusion.BAND_SAMPLES", 7 * 11 * 3 * 2 * (os.cpu_count() or 1))  # two rows a band
+    monkeypatch.setattr("multisr.reconstruction.fusion.BAND_SAMPLES", 7 * 11 * 3 * 2 * (os.cpu_count() or 1))  # two rows a band
     assert np.array_equal(fuse(frames, valid), whole, equal_nan=True)
 
 

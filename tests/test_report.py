@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 from conftest import shared_data
 from multisr.cli import cli
-from multisr.io import read_image
-from multisr.metrics import score_image
-from multisr.simulate import save_burst, simulate_burst
+from multisr.storage.io import read_image
+from multisr.imaging.metrics import score_image
+from multisr.research.simulate import save_burst, simulate_burst
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -112,7 +112,7 @@ def test_the_report_shows_the_reference_every_run_used(tiny_burst, tmp_path):
     import cv2
 
     from conftest import copy_burst, invoke
-    from multisr.io import write_image
+    from multisr.storage.io import write_image
 
     frames = copy_burst(tiny_burst, tmp_path / "frames")
     image, _ = read_image(frames / "frame_000.png")

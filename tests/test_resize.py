@@ -3,8 +3,8 @@ import pytest
 
 from conftest import shared_data
 from multisr.errors import UserError
-from multisr.io import read_image
-from multisr.resize import downscale, resize, upscale
+from multisr.storage.io import read_image
+from multisr.imaging.resize import downscale, resize, upscale
 
 
 @pytest.mark.parametrize("index", [1, 2, 3, 4, 5])

@@ -4,11 +4,11 @@ import json
 import cv2
 import numpy as np
 
-from multisr.color import luma
-from multisr.geometry import to_high_resolution, warp
-from multisr.io import read_image
-from multisr.scenes import licence_plate
-from multisr.simulate import save_burst, simulate_camera_burst
+from multisr.imaging.color import luma
+from multisr.imaging.geometry import to_high_resolution, warp
+from multisr.storage.io import read_image
+from multisr.research.scenes import licence_plate
+from multisr.research.simulate import save_burst, simulate_camera_burst
 
 
 def test_camera_truth_json_describes_the_frames(tmp_path):

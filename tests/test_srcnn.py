@@ -5,11 +5,11 @@ import torch
 from conftest import shared_data
 from multisr.sr import inference
 from multisr.errors import UserError
-from multisr.evaluate import evaluate_folder
+from multisr.research.evaluate import evaluate_folder
 from multisr.sr.arch import SRCNN
 from multisr.sr.inference import sharpen_frames, super_resolve, super_resolve_luma
 from multisr.sr.weights import MODEL_NAMES, WEIGHTS_DIR, load_model, save_weights
-from multisr.train import make_patches, make_restoration_patches, restoration_patches_kept, train
+from multisr.research.train import make_patches, make_restoration_patches, restoration_patches_kept, train
 
 # The paper's 9-1-5 result on 91 images (Set5 x3); the shipped 9-5-5 must reach it.
 SET5_X3_FLOOR_DB = 32.39
@@ -38,7 +38,7 @@ def test_super_resolve_colour_and_grey_shapes():
 
 
 def test_short_training_lowers_the_loss(tmp_path, plate):
-    from multisr.io import write_image
+    from multisr.storage.io import write_image
 
     write_image(tmp_path / "images" / "plate.png", plate)
     inputs, labels = make_patches(tmp_path / "images")
@@ -57,7 +57,7 @@ def test_short_training_lowers_the_loss(tmp_path, plate):
 def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
     """The restore network's inputs are reconstructions of simulated bursts: much closer to the
     truth than the bicubic inputs of the same image (measured 28.8 vs 23.0 dB on the plate)."""
-    from multisr.io import write_image
+    from multisr.storage.io import write_image
 
     write_image(tmp_path / "images" / "plate.png", plate)
     solved, truth = make_restoration_patches(tmp_path / "images", n=8, protocols=("sr",))
@@ -71,7 +71,7 @@ def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
 def test_restoration_patches_are_solved_once_per_training_folder(tmp_path, monkeypatch):
     calls = []
     pairs = (np.full((2, 33, 33), 0.25, np.float32), np.full((2, 33, 33), 0.5, np.float32))
-    monkeypatch.setattr("multisr.train.make_restoration_patches", lambda folder: calls.append(folder) or pairs)
+    monkeypatch.setattr("multisr.research.train.make_restoration_patches", lambda folder: calls.append(folder) or pairs)
     first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")
     again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")  # a resumed training
     assert calls == [tmp_path / "T91"]
@@ -146,7 +146,7 @@ def test_a_frame_too_large_for_one_batch_goes_in_bands_with_the_same_result(monk
 
 
 def test_resuming_another_architecture_is_refused(tmp_path, plate):
-    from multisr.io import write_image
+    from multisr.storage.io import write_image
 
     write_image(tmp_path / "images" / "plate.png", plate)
     inputs, labels = make_patches(tmp_path / "images")
@@ -156,7 +156,7 @@ def test_resuming_another_architecture_is_refused(tmp_path, plate):
 
 
 def test_paper_sgd_uses_a_tenth_of_the_rate_for_the_last_layer():
-    from multisr.train import make_optimizer
+    from multisr.research.train import make_optimizer
 
     model = SRCNN(9, 5, 5)
     optimizer = make_optimizer(model, "sgd", 1e-4)

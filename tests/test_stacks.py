@@ -6,15 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from multisr.fusion import masked_median
-from multisr.geometry import similarity_matrix, to_high_resolution, warp
+from multisr.reconstruction.fusion import masked_median
+from multisr.imaging.geometry import similarity_matrix, to_high_resolution, warp
 from multisr.params import SCALE
-from multisr.registration import Registration
-from multisr.resize import upscale
+from multisr.registration.burst import Registration
+from multisr.imaging.resize import upscale
 from multisr.sr.inference import sharpen_frames
 from multisr.sr.weights import load_model
-from multisr.stacks import Stack
-from multisr.stages import UPSCALE_MARGIN, _fuse, _realign, _srcnn, _upscale
+from multisr.storage.stacks import Stack
+from multisr.runs.stages import UPSCALE_MARGIN, _fuse, _realign, _srcnn, _upscale
 
 BAND = 7  # rows a band in these tests, far fewer than a frame's
 
@@ -22,7 +22,7 @@ BAND = 7  # rows a band in these tests, far fewer than a frame's
 @pytest.fixture
 def small_bands(monkeypatch):
     """Bands of ``BAND`` rows for every stage, and a record of every read's rows."""
-    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1, workers=1: BAND)
+    monkeypatch.setattr("multisr.runs.stages.band_rows", lambda width, frames=1, workers=1: BAND)
     reads = []
     original = Stack.__getitem__
 
@@ -101,7 +101,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
 
 
 def test_fuse_reads_the_stacks_in_bands(tmp_path, small_bands, monkeypatch):
-    monkeypatch.setattr("multisr.fusion.BAND_SAMPLES", 4 * BAND * 50 * 3 * (os.cpu_count() or 1))
+    monkeypatch.setattr("multisr.reconstruction.fusion.BAND_SAMPLES", 4 * BAND * 50 * 3 * (os.cpu_count() or 1))
     rng = np.random.default_rng(4)
     frames = rng.random((4, 40, 50, 3)).astype(np.float32)
     mask = rng.random((4, 40, 50)) > 0.2
@@ -115,9 +115,9 @@ def test_fuse_reads_the_stacks_in_bands(tmp_path, small_bands, monkeypatch):
 
 def test_upscale_reads_only_its_band_and_the_kernel_reach(tmp_path, monkeypatch):
     """The LR frames are in memory; the check is on what each band upscales."""
-    monkeypatch.setattr("multisr.stages.band_rows", lambda width, frames=1, workers=1: SCALE * BAND)
+    monkeypatch.setattr("multisr.runs.stages.band_rows", lambda width, frames=1, workers=1: SCALE * BAND)
     heights = []
-    monkeypatch.setattr("multisr.stages.upscale", lambda image, scale, **k: heights.append(len(image)) or
+    monkeypatch.setattr("multisr.runs.stages.upscale", lambda image, scale, **k: heights.append(len(image)) or
                         upscale(image, scale, **k))
     _upscale(frames=np.zeros((2, 50, 20), np.float32), kernel="matlab", workspace=tmp_path)
     assert max(heights) <= BAND + 2 * UPSCALE_MARGIN and len(heights) == 2 * -(-50 // BAND)

@@ -1,20 +1,20 @@
 """A target that moves on its own: tracked through known homographies, cut to windows, the box's
 result equal to the crop of a whole-frame run where nothing moves, frames without the target left
-out, every bad box one line. The truths are simulated target bursts (multisr.moving_target)."""
+out, every bad box one line. The truths are simulated target bursts (multisr.research.moving_target)."""
 import json
 
 import numpy as np
 import pytest
 
 from conftest import REPO_DATA, assert_one_line_error, invoke
-from multisr.bench_target import target_registration_error
-from multisr.color import luma
-from multisr.engine import run_frames
-from multisr.io import read_image
-from multisr.moving_target import simulate_target_burst
-from multisr.pipeline import load_pipeline
-from multisr.simulate import save_burst
-from multisr.tracking import track_target
+from multisr.research.bench_target import target_registration_error
+from multisr.imaging.color import luma
+from multisr.runs.engine import run_frames
+from multisr.storage.io import read_image
+from multisr.research.moving_target import simulate_target_burst
+from multisr.runs.pipeline import load_pipeline
+from multisr.research.simulate import save_burst
+from multisr.registration.tracking import track_target
 
 SET5 = REPO_DATA / "eval" / "Set5"
 TRACKING_TOLERANCE = 0.05  # LR px RMS over the burst; measured 0.022-0.036 on these bursts

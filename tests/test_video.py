@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, invoke
-from multisr.io import read_image, to_uint, write_image
-from multisr.scenes import licence_plate
-from multisr.video import read_video
+from multisr.storage.io import read_image, to_uint, write_image
+from multisr.research.scenes import licence_plate
+from multisr.storage.video import read_video
 
 
 def write_lossless_video(path, frames, fourcc="FFV1"):
@@ -110,12 +110,12 @@ def test_a_killed_video_resumes_where_it_stopped(burst_frames, tmp_path, monkeyp
     with another step it starts over, without the earlier run's frames."""
     import json
 
-    import multisr.videosr
+    import multisr.outputs.videosr
 
     clip = tmp_path / "clip.mkv"
     write_lossless_video(clip, burst_frames)
     assert invoke("video", clip, "--window", 3, "--step", 1, "--out", tmp_path / "whole").exit_code == 0
-    solve, calls = multisr.videosr._solve_window, []
+    solve, calls = multisr.outputs.videosr._solve_window, []
 
     def dies_at_the_third(*args, **kwargs):
         calls.append(args[4])
@@ -125,7 +125,7 @@ def test_a_killed_video_resumes_where_it_stopped(burst_frames, tmp_path, monkeyp
 
     out = tmp_path / "video"
     with monkeypatch.context() as patched:
-        patched.setattr(multisr.videosr, "_solve_window", dies_at_the_third)
+        patched.setattr(multisr.outputs.videosr, "_solve_window", dies_at_the_third)
         invoke("video", clip, "--window", 3, "--step", 1, "--out", out)
     assert sorted(p.name for p in (out / "frames").glob("frame_*.png")) == ["frame_000000.png", "frame_000001.png"]
     write_image(out / "frames" / "frame_000001.png", np.zeros((4, 4)))  # changed since: made again
@@ -166,10 +166,10 @@ def test_a_known_registration_composes_onto_the_new_reference():
     """The previous window's matrices (here the true ones, against frame 0), composed onto frame 1,
     agree with registering against frame 1 directly: within 0.1 LR px (measured up to 0.05) on a
     burst turned by up to 15 degrees, where composing the wrong way round is 0.7-0.8 px off."""
-    from multisr.geometry import rms_displacement
-    from multisr.registration import register_burst
-    from multisr.simulate import simulate_burst
-    from multisr.videosr import known_matrices
+    from multisr.imaging.geometry import rms_displacement
+    from multisr.registration.burst import register_burst
+    from multisr.research.simulate import simulate_burst
+    from multisr.outputs.videosr import known_matrices
 
     burst = simulate_burst(licence_plate(width=300, height=190), n=7, seed=11, max_angle=15)
     known = known_matrices(range(0, 6), burst.matrices[:6], set(), range(1, 7), 1)

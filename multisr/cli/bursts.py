@@ -50,8 +50,8 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, ov
     into any folder) whose inputs and parameters for that stage are the same; OUT/stages/ links
     to the entries this run used.
     """
-    from ..pipeline import load_pipeline, with_overrides
-    from ..runner import run_pipeline
+    from ..runs.pipeline import load_pipeline, with_overrides
+    from ..runs.runner import run_pipeline
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     if reference is None:
@@ -87,7 +87,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, ov
 @device_option
 def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, roi, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
-    from ..report import compare as write_report, parse_crop
+    from ..outputs.report import compare as write_report, parse_crop
 
     names = tuple(name.strip() for name in pipelines.split(",") if name.strip())
     if not names:
@@ -104,7 +104,7 @@ def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, cro
 @click.argument("out_dir", type=click.Path(path_type=Path))
 def stages(out_dir):
     """Table of a run's stages: cached or computed, wall time, output shapes."""
-    from ..rundir import open_run
+    from ..storage.rundir import open_run
 
     run = open_run(out_dir)
     click.echo(f"{run.record['pipeline']} on {run.record['parameters']['frames']} ({run.record['device']})")
@@ -126,10 +126,10 @@ def stages(out_dir):
 def upscale(image, out_path, scale, model, device):
     """Single-image SR of IMAGE: bicubic, then SRCNN on Y; same bit depth out as in, upright by
     its EXIF orientation; its transparency (alpha), if any, upscaled with bicubic."""
-    from ..io import check_image_destination, read_picture, write_image
-    from ..resize import upscale as bicubic
+    from ..imaging.resize import upscale as bicubic
     from ..sr.inference import super_resolve
     from ..sr.weights import DEFAULT_MODEL, load_model
+    from ..storage.io import check_image_destination, read_picture, write_image
 
     check_image_destination(out_path)
     picture = read_picture(image)
@@ -150,7 +150,7 @@ def upscale(image, out_path, scale, model, device):
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
 def cache(cache_dir, clear):
     """Where the stage cache is, how much it holds and its limit; --clear empties it."""
-    from ..cachedir import LIMIT_ENV, cache_limit, cache_root, clear as clear_cache, usage
+    from ..storage.cachedir import LIMIT_ENV, cache_limit, cache_root, clear as clear_cache, usage
 
     root = cache_root(cache_dir)
     if clear:
@@ -183,8 +183,8 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
     that frame the reference. A killed run, started again with the same settings, keeps the frames
     it had finished (OUT/frames)."""
-    from ..pipeline import load_pipeline, with_overrides
-    from ..videosr import super_resolve_video
+    from ..outputs.videosr import super_resolve_video
+    from ..runs.pipeline import load_pipeline, with_overrides
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step,
@@ -214,8 +214,8 @@ def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers,
     each, OUT/batch.json and a table; one bad burst fails alone; a rerun computes only what is left."""
     from tqdm import tqdm
 
-    from ..batch import find_bursts, run_batch
-    from ..pipeline import load_pipeline, with_overrides
+    from ..outputs.batch import find_bursts, run_batch
+    from ..runs.pipeline import load_pipeline, with_overrides
 
     with_overrides(load_pipeline(pipeline_name), list(overrides))  # checked before any task starts
     failures = []

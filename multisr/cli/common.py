@@ -124,7 +124,7 @@ def warn_left_out(excluded: list[dict]) -> None:
 def warn_passed_over(source: dict) -> None:
     """One warning line for the files of a frames folder that are not frames (sidecars, system
     files, RAW files), as the load stage recorded them."""
-    from ..folders import passed_over_line
+    from ..storage.folders import passed_over_line
 
     line = passed_over_line(source.get("folder"), source.get("passed_over") or {})
     if line is not None:

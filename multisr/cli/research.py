@@ -21,8 +21,8 @@ ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
 @click.option("--height", type=click.IntRange(min=90), default=210, show_default=True)
 def scene(out_path, text, width, height):
     """Render the test scene, a licence plate on a car, to OUT_PATH (the sample burst's source)."""
-    from ..io import write_image
-    from ..scenes import licence_plate
+    from ..research.scenes import licence_plate
+    from ..storage.io import write_image
 
     write_image(out_path, licence_plate(text, width=width, height=height))
     click.echo(f"{out_path}: {width}x{height}")
@@ -46,9 +46,9 @@ def scene(out_path, text, width, height):
               help="target protocol: the scene the target crosses (default: the licence plate scene).")
 def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, background_path):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
-    from ..io import read_image
-    from ..scenes import licence_plate
-    from ..simulate import save_burst, simulate as simulate_protocol
+    from ..research.scenes import licence_plate
+    from ..research.simulate import save_burst, simulate as simulate_protocol
+    from ..storage.io import read_image
 
     picture, _ = read_image(image)
     if protocol == "target":  # a fixed camera: the motion is the target's own
@@ -72,7 +72,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
 @device_option
 def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
     """PSNR/SSIM of bicubic and a model on a folder of images (SRCNN paper's protocol)."""
-    from ..evaluate import evaluate_folder
+    from ..research.evaluate import evaluate_folder
     from ..sr.weights import DEFAULT_MODEL, load_model
 
     network = None if bicubic_only else load_model(model or DEFAULT_MODEL, scale=scale, device=device)
@@ -113,11 +113,11 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
     import torch
 
-    from ..evaluate import evaluate_folder
+    from ..research.evaluate import evaluate_folder
+    from ..research.train import make_patches, restoration_patches_kept, train as run_training
     from ..sr.arch import SRCNN
     from ..sr.device import resolve_device
     from ..sr.weights import load_model
-    from ..train import make_patches, restoration_patches_kept, train as run_training
 
     if task == "restore" and (scale != SCALE or eval_data is not None):
         raise UserError(f"--task restore: expected --scale {SCALE} and no --eval-data (it scores single-image SR); "
@@ -185,7 +185,7 @@ def _target_table(result: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
-    from ..bench import quality_benchmark
+    from ..research.bench import quality_benchmark
 
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
     if outliers > n - 2:
@@ -230,7 +230,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def speed(sizes, pipelines, n, device, as_json):
     """Per-stage wall time, peak memory and SRCNN FLOP rate of each pipeline on simulated bursts."""
-    from ..bench import speed_benchmark
+    from ..research.bench import speed_benchmark
 
     try:
         parsed = [tuple(int(v) for v in size.lower().split("x")) for size in sizes.split(",")]
@@ -238,7 +238,7 @@ def speed(sizes, pipelines, n, device, as_json):
         parsed = []
     if not parsed or not all(len(size) == 2 and min(size) >= 16 for size in parsed):
         raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}")
-    from ..io import MAX_PIXELS_ENV, max_pixels
+    from ..storage.io import MAX_PIXELS_ENV, max_pixels
 
     for width, height in parsed:
         if width * height > max_pixels():

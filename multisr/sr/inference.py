@@ -1,7 +1,7 @@
 """Applying an SR network to images: Y through the network, colour by the change of Y, frames in
 batches and bands, on the device of the caller's choice.
 
-torch tensors live only in :mod:`multisr.sr` and in :mod:`multisr.train`; everything here takes
+torch tensors live only in :mod:`multisr.sr` and in :mod:`multisr.research.train`; everything here takes
 and returns numpy arrays under the data contract.
 """
 from concurrent.futures import ThreadPoolExecutor
@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..color import RGB_TO_Y, Y_OFFSET, Y_TO_RGB
+from ..imaging.color import RGB_TO_Y, Y_OFFSET, Y_TO_RGB
+from ..imaging.resize import upscale
 from ..params import SCALE
-from ..resize import upscale
 from .arch import SRCNN
 from .device import to_device, to_host
 
@@ -94,7 +94,7 @@ def _luma_weights(frames: torch.Tensor) -> tuple:
 def sharpen_frames(frames: np.ndarray, model: SRCNN, *, batch_size: int = 4, progress=None,
                    out: np.ndarray | None = None) -> np.ndarray:
     """SRCNN on a stack of bicubic-upscaled frames, ``(N, H, W)`` grey or ``(N, H, W, 3)`` RGB
-    (a numpy array or a :class:`~multisr.stacks.Stack`, read in batches).
+    (a numpy array or a :class:`~multisr.storage.stacks.Stack`, read in batches).
 
     Colour frames go through the network on Y, Cb and Cr stay as they are (SRCNN paper); grey
     frames go through Y as RGB frames with equal channels would. Colour conversion runs with

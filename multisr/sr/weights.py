@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from ..files import atomic_output, file_digest
 from ..params import SCALE
+from ..storage.files import atomic_output, file_digest
 from .arch import SRCNN
 from .device import resolve_device
 

@@ -1,0 +1,147 @@
+"""How a frame sees the high-resolution image: the point-spread function and the sampling.
+
+Frame k's low-resolution pixel ``q`` sees the high-resolution image X blurred by the PSF ``h``
+and sampled at ``P_k(q) = C inv(A_k) q`` (``A_k`` the registration, ``C`` the LR -> HR
+pixel-centre map; see :mod:`multisr.reconstruction.reconstruct`). ``h`` is separable, in HR pixels:
+
+- ``"matlab"``: MATLAB's antialiased bicubic downscale (how SR benchmarks make frames);
+- ``"box"``: each LR pixel averages the ``scale x scale`` HR pixels it covers (a sensor);
+- ``"box+<sigma>"``: that, after a Gaussian optical blur of ``sigma`` LR pixels;
+- ``"auto"`` (a request, not a PSF): :func:`multisr.reconstruction.reconstruct.choose_psf` picks one of
+  :data:`AUTO_CANDIDATES` from the burst.
+
+The sampling is one sparse matrix (bicubic, 16 entries a sample) on the solve's grid, the HR
+grid widened by :func:`grid_pad` pixels on each side.
+"""
+import cv2
+import numpy as np
+from scipy import sparse
+
+from ..imaging.geometry import apply, scale_matrix
+from ..imaging.resize import keys_cubic
+
+__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "blur", "to_grid", "grid_pad", "sampling_positions",
+           "sampling_matrix", "burst_sampling"]
+
+AUTO_CANDIDATES = ("box", "matlab", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")
+
+
+def parse_psf(psf: str) -> tuple[str, float]:
+    """``"matlab"``, ``"box"``, ``"box+<sigma>"`` or ``"auto"`` -> ``(kind, sigma in LR pixels)``;
+    raises ``ValueError`` naming what was expected."""
+    kind, _, sigma = psf.partition("+")
+    try:
+        value = float(sigma) if sigma else 0.0
+    except ValueError:
+        value = -1.0
+    if kind in ("matlab", "auto") and not sigma:
+        return kind, 0.0
+    if kind == "box" and np.isfinite(value) and 0 <= value <= 5:
+        return kind, value
+    raise ValueError(f"psf: expected auto, matlab, box or box+SIGMA (SIGMA in LR pixels, 0 to 5), got {psf!r}")
+
+
+def psf_kernel(psf: str, scale: int) -> np.ndarray:
+    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1.
+
+    ``scale`` must be odd (the box of a sensor pixel is then centred on an HR pixel); the
+    pipelines use 3.
+    """
+    if scale % 2 == 0:
+        raise ValueError(f"scale: expected an odd magnification, got {scale}")
+    kind, sigma = parse_psf(psf)
+    if kind == "matlab":
+        taps = np.arange(-2 * scale, 2 * scale + 1, dtype=np.float64)
+        kernel = keys_cubic(taps / scale)
+    else:
+        radius = scale // 2 + int(np.ceil(3 * sigma * scale))
+        taps = np.arange(-radius, radius + 1, dtype=np.float64)
+        kernel = (np.abs(taps) <= scale // 2).astype(np.float64)
+        if sigma > 0:
+            gaussian = np.exp(-0.5 * (taps / (sigma * scale)) ** 2)
+            kernel = np.convolve(kernel, gaussian / gaussian.sum(), mode="same")
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` (symmetric, 1-D) along both axes of ``(H, W)`` float32, zeros beyond the border.
+
+    Zero padding keeps the operator its own adjoint (conjugate gradients need that); the
+    samples the solve uses lie far enough inside that the padding never reaches them.
+    """
+    return cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+
+
+def to_grid(scale: int, pad: int) -> np.ndarray:
+    """Reference LR coordinates -> the solve's grid: the HR grid with ``pad`` pixels more on each side."""
+    c = scale_matrix(scale)
+    c[:2, 2] += pad
+    return c
+
+
+def grid_pad(scale: int) -> int:
+    """HR pixels the solve's grid extends beyond the output on each side: the widest candidate
+    PSF's reach, so that every sample inside the output has its whole footprint on the grid."""
+    return 2 * scale
+
+
+def sampling_positions(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, pad: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``, each ``(N, h, w)``: where frame k's LR pixel centres lie on the reference's HR grid
+    (widened by ``pad`` pixels on each side)."""
+    height, width = lr_shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    c = to_grid(scale, pad)
+    positions = [apply(c @ np.linalg.inv(m), xs, ys) for m in matrices]
+    return np.stack([p[0] for p in positions]), np.stack([p[1] for p in positions])
+
+
+def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, margin: float) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """Bicubic (Keys a = -0.5) sampling of an ``hr_shape`` image at the points ``(x, y)``.
+
+    Returns ``(S, inside)``: ``S`` is ``(points, H*W)`` sparse, one row per point (16 entries;
+    all zero for a point that is not ``inside``), and ``inside`` is a flat bool array, one per point,
+    True for points at least ``margin`` HR pixels inside the grid's pixel centres.
+    """
+    height, width = hr_shape
+    x, y = x.ravel(), y.ravel()
+    inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
+    floor_x, floor_y = np.floor(x), np.floor(y)
+    wx = _cubic_taps((x - floor_x).astype(np.float32))  # (points, 4): the taps at floor - 1 .. floor + 2
+    wy = _cubic_taps((y - floor_y).astype(np.float32))
+    wx[~inside] = 0
+    index = np.int32 if height * width < 2**31 else np.int64
+    offsets = np.arange(-1, 3, dtype=index)
+    cols_x = np.clip(floor_x.astype(index)[:, None] + offsets, 0, width - 1)
+    cols_y = np.clip(floor_y.astype(index)[:, None] + offsets, 0, height - 1) * index(width)
+    data = wy[:, :, None] * wx[:, None, :]
+    cols = cols_y[:, :, None] + cols_x[:, None, :]
+    # 16 entries a row, so the CSR arrays are written directly (a taps' repeat at the border
+    # is a duplicate column, which CSR products sum as they should)
+    indptr = np.arange(0, 16 * x.size + 1, 16, dtype=np.int64 if 16 * x.size >= 2**31 else np.int32)
+    matrix = sparse.csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(x.size, height * width))
+    return matrix, inside
+
+
+def _cubic_taps(t: np.ndarray) -> np.ndarray:
+    """``(P, 4)``: Keys' cubic (a = -0.5) at ``t + 1, t, 1 - t, 2 - t`` for fractions ``t`` in
+    [0, 1), ``(P,)``: the weights of the taps at floor - 1 .. floor + 2 (the same numbers as
+    :func:`~multisr.imaging.resize.keys_cubic`, in four polynomials of ``t``)."""
+    t2 = t * t
+    t3 = t2 * t
+    taps = np.empty((t.size, 4), np.float32)
+    taps[:, 0] = 0.5 * (2 * t2 - t3 - t)
+    taps[:, 1] = 0.5 * (3 * t3 - 5 * t2 + 2)
+    taps[:, 2] = 0.5 * (4 * t2 - 3 * t3 + t)
+    taps[:, 3] = 0.5 * (t3 - t2)
+    return taps
+
+
+def burst_sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, out_shape: tuple[int, int]
+              ) -> tuple[sparse.csr_matrix, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`sampling_matrix` of every frame (``lr_shape`` each) on the solve's grid, the
+    ``out_shape`` HR grid widened by :func:`grid_pad`, and the samples' positions ``(x, y)`` there."""
+    pad = grid_pad(scale)
+    x, y = sampling_positions(matrices, lr_shape, scale, pad)
+    matrix, inside = sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad)
+    return matrix, inside, (x, y)

@@ -1,0 +1,237 @@
+"""A target that moves on its own (a plate on a passing car, a face, a sign): its box in the
+reference frame tracked through a burst as a plane, and the burst cut to where it is.
+
+:func:`track_target` finds, for every frame, the homography that carries the box's content from
+the reference frame to that frame: frame by frame outwards from the reference (each frame starts
+from its neighbour's motion continued at the same velocity, and a template search over a window
+around that prediction catches the rest of a large step), then robust Lucas-Kanade
+(:func:`multisr.registration.alignment.align`, Tukey's weights: background in the box's corners and a partial
+occlusion have no say) of the frame against the reference's box itself, so that nothing drifts
+along the chain. A frame where the box leaves the picture or the fit fails is left out, with the
+reason.
+
+:func:`cut_to_target` cuts every frame to a window of one size around the target (the box's
+window in the reference, with :data:`MARGIN` pixels for the kernels of the stages that follow)
+and gives the motion between the windows, so that every later stage works on the box and costs
+what the box costs, whatever the frame's size.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+from ..imaging.color import luma
+from ..imaging.geometry import apply
+from .alignment import align
+
+__all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
+           "track_target", "cut_to_target", "translation", "Follower"]
+
+MIN_BOX = 8  # LR pixels: a box's shorter side, at least (the fit needs texture in it)
+MARGIN = 6  # LR pixels around the box that every frame's window keeps: the widest kernel's reach and more
+SEARCH = 16  # LR pixels: how far from its prediction the template search looks for the target
+MIN_CORRELATION = 0.6  # below this after alignment, the box's content is not there: hidden or changed
+MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the target to be in it
+# the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
+# on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both
+SMOOTHINGS = (3.0, 1.5, 0.75)
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """``"X,Y,W,H"`` -> four ints, or ``ValueError`` (a stage parameter's check names it)."""
+    parts = [part.strip() for part in str(text).split(",")]
+    if len(parts) != 4 or not all(part.lstrip("-").isdigit() for part in parts):
+        raise ValueError(f"expected four integers X,Y,W,H (the box's top-left pixel, its width and height in "
+                         f"the reference frame's pixels), got {text!r}")
+    x, y, w, h = map(int, parts)
+    return x, y, w, h
+
+
+def check_roi(roi, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``roi`` ``(x, y, w, h)`` checked against frames of ``shape = (height, width)``: inside, at
+    least :data:`MIN_BOX` on a side; :class:`UserError` naming ``roi`` otherwise."""
+    x, y, w, h = roi
+    height, width = shape
+    if w < MIN_BOX or h < MIN_BOX:
+        raise UserError(f"roi: expected a box of at least {MIN_BOX}x{MIN_BOX} pixels, got {w}x{h}")
+    if x < 0 or y < 0 or x + w > width or y + h > height:
+        raise UserError(f"roi: expected a box inside the {width}x{height} frame, got {x},{y},{w},{h} (it reaches "
+                        f"{x + w},{y + h})")
+    return x, y, w, h
+
+
+@dataclass
+class Tracked:
+    """:func:`track_target`'s result: ``matrices`` ``(N, 3, 3)``, reference LR pixels -> frame
+    k's for the target's plane (NaN for a frame it is not found in); ``reasons``: ``None`` for a
+    frame the target was found in, else why not; ``correlations``: of the aligned box and the
+    reference's (NaN where not aligned)."""
+
+    matrices: np.ndarray
+    reasons: list
+    correlations: list
+
+
+def _box_corners(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([0.0, w - 1, 0, w - 1]), np.array([0.0, 0, h - 1, h - 1])
+
+
+def _inside_fraction(matrix: np.ndarray, w: int, h: int, shape: tuple[int, int]) -> float:
+    ys, xs = np.mgrid[0:h:2, 0:w:2].astype(np.float64)
+    u, v = apply(matrix, xs, ys)
+    return float(np.mean((u >= 0) & (u <= shape[1] - 1) & (v >= 0) & (v <= shape[0] - 1)))
+
+
+def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """``start`` (box pixels -> frame pixels) moved by the shift that best matches ``template``
+    within :data:`SEARCH` pixels around where ``start`` puts it (normalised cross-correlation of
+    the frame resampled onto the box's grid by ``start``)."""
+    h, w = template.shape
+    around = start @ translation(-SEARCH, -SEARCH)
+    window = cv2.warpPerspective(frame, around, (w + 2 * SEARCH, h + 2 * SEARCH),
+                                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    _, _, _, (best_x, best_y) = cv2.minMaxLoc(scores)
+    return start @ translation(best_x - SEARCH, best_y - SEARCH)
+
+
+def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The Y of the part of ``frame`` (``(H, W[, 3])``) where ``matrix`` (box pixels -> frame
+    pixels) puts the box, with room for the search and a zoom of up to 1.5, and the translation
+    from the frame's pixels to that part's: a frame of any size costs what the box costs."""
+    height, width = frame.shape[:2]
+    u, v = apply(matrix, *_box_corners(w, h))
+    reach = SEARCH + 0.5 * max(w, h)
+    left, top = int(np.clip(np.floor(u.min() - reach), 0, width - 1)), int(np.clip(np.floor(v.min() - reach), 0, height - 1))
+    right = int(np.clip(np.ceil(u.max() + reach), left + 1, width))
+    bottom = int(np.clip(np.ceil(v.max() + reach), top + 1, height))
+    return luma(frame[top:bottom, left:right]).astype(np.float32), translation(-left, -top)
+
+
+def predicted(found: list[np.ndarray]) -> np.ndarray:
+    """The next frame's motion from the motions found so far in one direction (nearest last; the
+    reference's identity first): the last one continued at the same velocity."""
+    return found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
+
+
+def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,
+                model: str = "homography") -> tuple[np.ndarray | None, str | None, float]:
+    """The box's content ``template`` (the reference's Y at ``box = (x, y, w, h)``) found in
+    ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference pixels -> frame pixels).
+    Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
+    is not in the frame (it leaves the picture, is hidden or changed, or the fit fails)."""
+    height, width = frame.shape[:2]
+    x, y, w, h = box
+    to_box = translation(x, y)  # box pixels -> reference pixels
+    part, to_part = _near(frame, guess @ to_box, w, h)
+    start = _search(template, part, to_part @ guess @ to_box)
+    fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
+    if fit is None:
+        leaves = _inside_fraction(np.linalg.inv(to_part) @ start, w, h, (height, width)) < MIN_INSIDE
+        return None, "the target leaves the picture" if leaves else "the target was not found: the fit failed", np.nan
+    in_frame = np.linalg.inv(to_part) @ fit.matrix
+    if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:
+        return None, "the target leaves the picture", fit.correlation
+    if fit.correlation < MIN_CORRELATION:
+        return None, (f"the target is hidden or changed: correlation {fit.correlation:.2f} with the reference's box, "
+                      f"below {MIN_CORRELATION}"), fit.correlation
+    matrix = in_frame @ np.linalg.inv(to_box)
+    return matrix / matrix[2, 2], None, fit.correlation
+
+
+def box_template(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The Y of ``frame`` inside ``box = (x, y, w, h)``, float32: what :func:`find_target` looks for."""
+    x, y, w, h = box
+    return np.ascontiguousarray(luma(frame[y : y + h, x : x + w]), dtype=np.float32)
+
+
+def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
+                 model: str = "homography") -> Tracked:
+    """Track the box ``roi = (x, y, w, h)`` of ``frames[reference]`` through ``frames``
+    (``(N, H, W[, 3])`` float in [0, 1]; each frame's Y is taken only around where the target is
+    expected) as a plane (see the module docstring); ``model`` is the fit's motion model
+    (:data:`multisr.registration.alignment.MODELS`)."""
+    count = len(frames)
+    template = box_template(frames[reference], roi)
+    matrices = np.full((count, 3, 3), np.nan)
+    matrices[reference] = np.eye(3)
+    reasons: list = [None] * count
+    correlations = [np.nan] * count
+    correlations[reference] = 1.0
+    for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
+        found = [np.eye(3)]  # the motions of the frames found so far in this direction, nearest last
+        for k in order:
+            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found), model=model)
+            if matrix is not None:
+                matrices[k] = matrix
+                found.append(matrix)
+    return Tracked(matrices, reasons, correlations)
+
+
+def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int, int, int], reference: int,
+                  *, indices: list[int] | None = None, margin: int = MARGIN) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the frames ``indices`` (by default all) of ``frames`` (``(N, H, W[, C])``; the frames
+    the target was found in, ``matrices`` and ``reference`` counted among them) to one window
+    size around the target, without copying the frames whole.
+
+    The reference's window is the box with ``margin`` pixels on each side; every other frame's is
+    where that window lands by ``matrices`` (reference pixels -> frame k's), and all take the size
+    of the largest (a target that grows towards the camera), moved inside the frame where it
+    would reach past an edge. Returns ``(windows, window_matrices, offsets)``: ``(N, S_h, S_w[,
+    C])``; ``(N, 3, 3)``, reference-window pixels -> frame k's window pixels; ``(N, 2)`` int,
+    each window's top-left pixel ``(x, y)`` in its frame.
+    """
+    indices = list(range(len(frames))) if indices is None else list(indices)
+    count, height, width = len(indices), *frames.shape[1:3]
+    x, y, w, h = roi
+    corner_x = np.array([x - margin, x + w - 1 + margin, x - margin, x + w - 1 + margin], np.float64)
+    corner_y = np.array([y - margin, y - margin, y + h - 1 + margin, y + h - 1 + margin], np.float64)
+    boxes = []
+    for matrix in matrices:
+        u, v = apply(matrix, corner_x, corner_y)
+        boxes.append((u.min(), v.min(), u.max(), v.max()))
+    size_w = min(width, int(np.ceil(max(b[2] - b[0] for b in boxes))) + 1)
+    size_h = min(height, int(np.ceil(max(b[3] - b[1] for b in boxes))) + 1)
+    offsets = np.zeros((count, 2), int)
+    for k, (left, top, right, bottom) in enumerate(boxes):
+        offsets[k, 0] = int(np.clip(np.floor((left + right) / 2 - (size_w - 1) / 2), 0, width - size_w))
+        offsets[k, 1] = int(np.clip(np.floor((top + bottom) / 2 - (size_h - 1) / 2), 0, height - size_h))
+    windows = np.stack([frames[index, oy : oy + size_h, ox : ox + size_w] for index, (ox, oy) in zip(indices, offsets)])
+    origin = translation(*offsets[reference])
+    window_matrices = np.stack([translation(-ox, -oy) @ matrix @ origin for matrix, (ox, oy) in zip(matrices, offsets)])
+    return windows, window_matrices / window_matrices[:, 2:, 2:], offsets
+
+
+class Follower:
+    """The box ``box`` of a clip's first frame followed through the clip as its frames come, in
+    order (``multisr video --roi``): :meth:`add` each frame, then :meth:`box_in` gives the box of
+    that size centred where the target is in a frame (where it was last found, while it is lost)."""
+
+    def __init__(self, first: np.ndarray, box: tuple[int, int, int, int], *, model: str = "homography"):
+        self.box, self.model = check_roi(box, first.shape[:2]), model
+        self.shape = first.shape[:2]
+        self.template = box_template(first, self.box)
+        self.found = [np.eye(3)]
+        self.latest = {0: np.eye(3)}
+
+    def add(self, k: int, frame: np.ndarray) -> None:
+        """Frame ``k`` of the clip (``k`` > 0, after frame ``k - 1``)."""
+        if k == 0:
+            return
+        matrix, _, _ = find_target(self.template, self.box, frame, predicted(self.found), model=self.model)
+        if matrix is not None:
+            self.found.append(matrix)
+        self.latest[k] = self.found[-1]
+
+    def box_in(self, k: int) -> str:
+        """``"x,y,w,h"``: the box of frame ``k`` where the target's centre is, inside the frame."""
+        x, y, w, h = self.box
+        u, v = apply(self.latest[k], np.array([x + (w - 1) / 2]), np.array([y + (h - 1) / 2]))
+        left = int(np.clip(np.round(u[0] - (w - 1) / 2), 0, self.shape[1] - w))
+        top = int(np.clip(np.round(v[0] - (h - 1) / 2), 0, self.shape[0] - h))
+        return f"{left},{top},{w},{h}"

@@ -1,0 +1,32 @@
+"""A simulated burst with its truth: what every protocol of :mod:`multisr.research.simulate` and
+:mod:`multisr.research.moving_target` returns."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Burst"]
+
+
+@dataclass
+class Burst:
+    """A simulated burst.
+
+    Attributes:
+        frames: ``(N, h, w[, 3])`` float32 in [0, 1], on 8-bit levels.
+        truth: ``(scale*h, scale*w[, 3])`` float32, frame 0's high-resolution image.
+        matrices: ``(N, 3, 3)``: reference (frame 0) LR coordinates -> frame k LR coordinates.
+        scale: the downscaling factor.
+        protocol: ``"sr"``, ``"camera"`` or ``"target"``.
+        object_region: camera protocol: ``(x, y, width, height)`` in ``truth``'s pixels, the
+            rectangle the moving object covers in any frame (in frame 0's coordinates, global
+            motion removed): where ghosts would appear. ``None`` without an object.
+        settings: the protocol's parameters and the values drawn for this burst (JSON-able).
+    """
+
+    frames: np.ndarray
+    truth: np.ndarray
+    matrices: np.ndarray
+    scale: int
+    protocol: str = "sr"
+    object_region: tuple[int, int, int, int] | None = None
+    settings: dict = field(default_factory=dict)

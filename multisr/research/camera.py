@@ -1,0 +1,56 @@
+"""What a hand-held camera does to a burst, for the camera protocol of
+:func:`multisr.research.simulate.simulate_camera_burst`: near-identity homographies (shift, turn, a
+drifting zoom, a little perspective), an object that moves on its own, and JPEG."""
+import cv2
+import numpy as np
+
+from ..imaging.geometry import similarity_matrix
+
+__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg"]
+
+
+def camera_margin(height: int, width: int, *, max_shift: float, max_angle: float, max_zoom: float,
+                   perspective: float) -> int:
+    """HR pixels to crop on each side so that no frame of the camera protocol sees past the image."""
+    half_diagonal = np.hypot(height, width) / 2
+    turn = half_diagonal * 2 * np.sin(np.deg2rad(max_angle) / 2)
+    return int(np.ceil(np.hypot(max_shift, max_shift) + turn + 1.1 * max_zoom * half_diagonal + 2 * perspective)) + 2
+
+
+def near_identity_homography(rng, k: int, n: int, center, half_diagonal: float, *, max_shift: float,
+                              max_angle: float, zoom_drift: float, perspective: float) -> np.ndarray:
+    """Frame k's HR homography: frame 0 coordinates -> frame k's (the identity for k = 0)."""
+    if k == 0:
+        return np.eye(3)
+    shift = rng.uniform(-max_shift, max_shift, size=2)
+    angle = rng.uniform(-max_angle, max_angle)
+    zoom = 1.0 + zoom_drift * k / max(n - 1, 1)
+    similarity = similarity_matrix(scale=zoom, angle=angle, shift=shift, center=center)
+    # perspective: w = 1 + g.(p - c), moving a corner by up to about `perspective` pixels
+    g = rng.uniform(-1, 1, size=2) * perspective / half_diagonal**2
+    to_center, back = similarity_matrix(shift=(-center[0], -center[1])), similarity_matrix(shift=center)
+    tilt = np.eye(3)
+    tilt[2, :2] = g
+    return similarity @ back @ tilt @ to_center
+
+
+def with_moving_object(image: np.ndarray, rect: tuple[int, int, int, int], offset) -> np.ndarray:
+    """``image`` with the object (``rect``'s content turned by 180 degrees, so that its edges
+    differ from the background) pasted at ``rect`` moved by the integer ``offset`` (dx, dy)."""
+    x, y, w, h = rect
+    dx, dy = offset
+    scene = image.copy()
+    scene[y + dy : y + dy + h, x + dx : x + dx + w] = image[y : y + h, x : x + w][::-1, ::-1]
+    return scene
+
+
+def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    """``frame`` (8-bit levels in [0, 1], grey or RGB) through JPEG at ``quality``, as OpenCV codes it."""
+    pixels = np.round(frame * 255).astype(np.uint8)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if decoded.ndim == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return decoded.astype(np.float32) / 255

@@ -1,0 +1,119 @@
+"""A burst's source: its frames read from a folder of images (natural order) or a video file,
+checked, named, and its reference frame chosen. These are the ``load`` stage's function and its
+cache fingerprint (:mod:`multisr.runs.stages`); :func:`burst_artifacts` also serves bursts already in
+memory (:func:`multisr.runs.engine.run_frames`).
+"""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import psutil
+
+from ..errors import UserError
+from ..imaging.color import luma
+from ..params import ALL_FRAMES
+from ..registration.frame_selection import sharpest_frame
+from ..storage.files import file_digest
+from ..storage.folders import FolderListing, scan_folder
+from ..storage.io import image_size, read_picture
+from ..storage.video import is_video, read_video
+from ..threads import in_threads
+
+__all__ = ["MIN_SIDE", "load_burst", "burst_artifacts", "burst_fingerprint", "memory_budget"]
+
+MIN_SIDE = 8  # pixels: a frame's shorter side, at least (registration's windows need a few)
+MEMORY_SHARE = 0.5  # of the memory available when the run starts: the most that a burst's frames may take
+
+
+def memory_budget() -> int:
+    """Bytes a burst's decoded frames may take: half the memory available now (the stages that
+    follow need the rest)."""
+    return int(MEMORY_SHARE * psutil.virtual_memory().available)
+
+
+def _selected(folder: str, n: int | str, start: int) -> tuple[list[Path], FolderListing]:
+    listing = scan_folder(Path(folder))
+    files = listing.images
+    if n == ALL_FRAMES:
+        if len(files) - start < 2:
+            raise UserError(f"{folder}: expected at least 2 frames from frame {start} on (n=all), found "
+                            f"{max(0, len(files) - start)}")
+        return files[start:], listing
+    if len(files) < start + n:
+        asked = f"start={start}, n={n}" if start else f"n={n}"
+        raise UserError(f"{folder}: expected at least {start + n} frames ({asked}), found {len(files)}; "
+                        f"n=all takes every frame")
+    return files[start : start + n], listing
+
+
+def _check_memory(files: list[Path]) -> None:
+    """:class:`UserError` before decoding when the frames, as their headers give them, would take
+    more than :func:`memory_budget` as float32 RGB."""
+    size = image_size(files[0])
+    if size is None:
+        return
+    needed = len(files) * size[0] * size[1] * 3 * 4
+    budget = memory_budget()
+    if needed > budget:
+        raise UserError(f"{files[0].parent}: expected a burst that fits in memory, but {len(files)} frames of "
+                        f"{size[0]}x{size[1]} take about {needed / 1e9:.1f} GB and {budget / 1e9:.1f} GB can be "
+                        f"used; take fewer frames (n)")
+
+
+def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -> dict:
+    """The ``load`` stage: frames ``start`` to ``start + n - 1`` (``n`` ``"all"``: to the last) of
+    a folder of images or a video file, upright by their EXIF orientation, with their ``source``
+    (where they came from; for a folder also the files passed over, each frame's EXIF
+    orientation, and whether the reference has an alpha channel, which ``alpha`` carries)."""
+    if is_video(Path(folder)):
+        frames, source = read_video(Path(folder), start=start, count=None if n == ALL_FRAMES else n,
+                                    budget=memory_budget())
+        names = [f"{Path(folder).name}#{start + k}" for k in range(len(frames))]
+        return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source, "known": None,
+                "alpha": None}
+    files, listing = _selected(folder, n, start)
+    _check_memory(files)
+    pictures = in_threads(read_picture, files)
+    first = pictures[0].image.shape
+    for path, picture in zip(files, pictures):
+        if picture.image.shape != first:
+            raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
+                            f"found {_describe(picture.image.shape)}")
+    artifacts = burst_artifacts(np.stack([picture.image for picture in pictures]), [p.name for p in files],
+                                bit_depth=max(picture.bit_depth for picture in pictures), reference=reference)
+    alpha = pictures[artifacts["reference"]].alpha
+    source = {"folder": str(Path(folder).resolve()), "first": start, "count": len(files),
+              "exif_orientation": [picture.orientation for picture in pictures],
+              "alpha": None if alpha is None else "the reference frame's, upscaled with MATLAB's bicubic",
+              "passed_over": listing.passed_over}
+    return {**artifacts, "source": source, "known": None, "alpha": alpha}
+
+
+def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:
+    """What a burst's source stage writes (``frames``, ``names``, ``bit_depth``, ``reference``), the
+    frames ``(N, h, w[, 3])`` checked and the reference chosen (an index, or ``"sharpest"``)."""
+    if isinstance(reference, int) and not 0 <= reference < len(frames):
+        raise UserError(f"reference: expected a frame index from 0 to {len(frames) - 1}, got {reference}")
+    if min(frames.shape[1:3]) < MIN_SIDE:
+        raise UserError(f"{names[0]}: expected frames of at least {MIN_SIDE}x{MIN_SIDE} pixels, found "
+                        f"{frames.shape[2]}x{frames.shape[1]}")
+    if reference == "sharpest":
+        reference = sharpest_frame(luma(frame) for frame in frames)  # one Y at a time in memory
+    return {"frames": frames, "names": list(names), "bit_depth": bit_depth, "reference": reference}
+
+
+def _describe(shape: tuple) -> str:
+    kind = "colour" if len(shape) == 3 else "grey"
+    return f"{shape[1]}x{shape[0]} {kind}"
+
+
+def burst_fingerprint(params: dict) -> str:
+    folder, n, start = params["folder"], params["n"], params["start"]
+    try:
+        if is_video(Path(folder)):  # the decoded frames depend on the file and the decoder
+            return f"{file_digest(Path(folder))}:{start}:{n}:{cv2.__version__}"
+        files, listing = _selected(folder, n, start)  # the files passed over are in the record
+        return ",".join(file_digest(p) for p in files) + repr(sorted(listing.passed_over.items()))
+    except OSError as error:
+        raise UserError(f"{error.filename}: expected a readable file, but it cannot be read "
+                        f"({error.strerror})") from None

@@ -1,0 +1,120 @@
+"""Running a pipeline on a burst read from files into a run directory (:mod:`multisr.storage.rundir`):
+the run engine (:mod:`multisr.runs.engine`) through the stage cache, then the run's files."""
+import time
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+from ..imaging.resize import upscale
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
+from ..sr.device import resolve_device, warm_up
+from ..storage.cachedir import cache_root, using
+from ..storage.files import file_digest, remove, write_json
+from ..storage.io import write_image
+from ..storage.rundir import check_out_dir, clean_leftovers, locked
+from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
+from .pipeline import Pipeline
+from .stages import STAGES
+
+__all__ = ["run_pipeline"]
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    frames_dir: Path,
+    *,
+    out_dir: Path,
+    n: int = DEFAULT_FRAMES,
+    start: int = 0,
+    reference: int | str = DEFAULT_REFERENCE,
+    use_cache: bool = True,
+    cache_dir: Path | None = None,
+    device: str = "auto",
+    max_disk_bytes: int | None = None,
+    roi: str | None = None,
+) -> dict:
+    """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
+    video file) from frame ``start`` on (``n`` ``"all"``: every frame from there); write the run
+    into ``out_dir``: ``result.png``, with the reference frame's alpha channel (upscaled with
+    MATLAB's bicubic) when its file has transparent pixels, ``transforms.json`` and ``run.json``.
+
+    Returns the run record that is also written to ``out_dir/run.json``: parameters,
+    versions, device, and per stage its key, whether it came from the cache, its wall time in
+    seconds and its output shapes; ``excluded`` lists frames left out of the burst; and
+    ``disk_bytes``, about how much the run wrote under ``out_dir`` at most. A run that would
+    write more than ``max_disk_bytes``, or than the disk has free once the cache entries it does
+    not use are removed (:func:`multisr.storage.cachedir.make_room`), is refused before it writes.
+    With ``use_cache``, each stage is taken from the stage cache (:mod:`multisr.storage.cache`; its
+    folder ``cache_dir``, by default :func:`multisr.storage.cachedir.cache_root`'s) when an earlier run of
+    any pipeline computed it, else computed and kept there; ``OUT/stages/<stage>`` links to it.
+    ``reference`` is the frame to super-resolve: its index, or ``"sharpest"``
+    (:func:`multisr.registration.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
+    ``roi``: ``"X,Y,W,H"``, a box in the reference frame's pixels (``reference`` an index): the
+    target in it is tracked through the burst (it may move on its own), every stage works on
+    windows around it, and ``result.png`` is the box at 3x, the same pixels as
+    ``[3Y:3(Y+H), 3X:3(X+W)]`` of a whole-frame result; ``transforms.json`` holds the target's
+    motion and ``run.json`` the box (``target``).
+    """
+    started = time.perf_counter()
+    reference = STAGES["load"].params["reference"].check("reference", reference)
+    n = STAGES["load"].params["n"].check("n", n)
+    torch_device = resolve_device(device)
+    out_dir = Path(out_dir)
+    steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
+                               "reference": reference})]
+    steps += [*target_steps(roi, reference), *pipeline.steps]
+    check_out_dir(out_dir, Path(frames_dir))
+    with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
+        clean_leftovers(out_dir)
+        # without the cache, stacks go to a scratch folder that the run removes when it ends
+        scratch = None if use_cache else out_dir / f".scratch-{uuid.uuid4().hex[:8]}"
+        # the GPU's start-up overlaps the CPU stages before the first network stage
+        warming = warm_up(torch_device) if any(stage.uses_device for stage, _ in steps) else None
+        try:
+            store, records = run_steps(steps, out_dir, cache=cache, scratch=scratch, torch_device=torch_device,
+                                        max_disk_bytes=max_disk_bytes)
+            return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache)
+        finally:
+            if warming is not None:
+                warming.join()
+            if scratch is not None:
+                remove(scratch)
+
+
+def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
+            use_cache: bool) -> dict:
+    """Write ``result.png``, ``transforms.json`` and ``run.json``; return the run record.
+
+    The run folder never describes a result it does not hold: the previous ``run.json`` goes
+    first, then the result and the transforms are written (each atomically; a pipeline without
+    transforms removes an old ``transforms.json``), and ``run.json`` comes last, with the
+    result's SHA-256. A run killed on the way leaves no ``run.json``. Without the cache, the
+    stage entries of an earlier run go too, so that nothing opens them as this run's."""
+    result = result_of(pipeline, store)
+    names, reference = store["names"].get(), store["reference"].get()
+    transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
+                  if "matrices" in store else None)
+    if transforms is not None and "target" in store:
+        transforms["roi"] = store["target"].get()["roi"]
+    run = record_of(pipeline, store, records, torch_device, started)
+    bit_depth = store["bit_depth"].get()
+    alpha = store["alpha"].get()
+    if alpha is not None:
+        alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
+        if "target" in store:
+            x, y, w, h = store["target"].get()["roi"]
+            alpha = alpha[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
+    store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
+    (out_dir / "run.json").unlink(missing_ok=True)
+    if not use_cache:
+        remove(out_dir / "stages")
+    write_image(out_dir / "result.png", result, bit_depth=bit_depth, alpha=alpha)
+    if transforms is None:
+        (out_dir / "transforms.json").unlink(missing_ok=True)
+    else:
+        write_json(out_dir / "transforms.json", transforms)
+    run["result_sha256"] = file_digest(out_dir / "result.png")
+    write_json(out_dir / "run.json", run)
+    return run

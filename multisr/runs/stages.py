@@ -1,0 +1,255 @@
+"""The stages a pipeline is made of: plain functions over the data contract, each with a name,
+a version and its parameters' defaults.
+
+A stage reads named artifacts (arrays or small JSON values) and writes new ones. The artifacts
+that flow through a run:
+
+- ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames (from a folder of images or a
+  video file); ``names``: their file names (``clip.mp4#K`` for frame K of a video); ``source``:
+  where they came from (the folder or file, the first frame, the count; a video's decoded digest);
+  ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
+  or ``"sharpest"``: :func:`multisr.registration.frame_selection.sharpest_frame`).
+- ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
+  contract); ``registration``: per-frame scores and the reasons frames were left out.
+- ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
+  ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample. Both are
+  :class:`~multisr.storage.stacks.Stack` files that the stages read and write in bands of rows, so a
+  run's memory does not grow with the frame size.
+- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
+  ``reconstruct`` also writes ``matrices`` again, refined against its solution, and ``solve``
+  (the PSF it used, the cross-validation errors, the fraction of each frame's samples kept);
+  ``restore`` runs a network trained on reconstructions over the result's Y.
+
+Bump a stage's ``version`` whenever its output for the same inputs changes: the version is part
+of the cache key.
+"""
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from ..imaging.geometry import to_high_resolution, warp_rows
+from ..imaging.resize import KERNELS, upscale
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
+from ..reconstruction.agreement import agreeing_samples, repeated_rows
+from ..reconstruction.fusion import FUSIONS
+from ..reconstruction.observation import parse_psf
+from ..reconstruction.reconstruct import reconstruct
+from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
+from ..registration.tracking import check_roi, cut_to_target, parse_roi, track_target
+from ..sr.inference import sharpen_frames
+from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
+from ..storage.files import file_digest
+from ..storage.stacks import Stack, band_rows
+from ..threads import in_threads, workers
+from .loading import burst_fingerprint, load_burst
+
+__all__ = ["Stage", "STAGES"]
+
+UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named, versioned step.
+
+    ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
+    artifacts written; ``params`` declares each parameter (:class:`~multisr.params.Param`), the one place its
+    default and allowed values are written, checked before any stage runs.
+    ``fingerprint(params)`` names outside data the output depends on (file contents), for the
+    cache key. ``uses_device`` stages get the run's torch device (not part of
+    the key); ``uses_workspace`` stages get ``workspace``, an empty folder where they write their
+    :class:`~multisr.storage.stacks.Stack` outputs as ``<artifact>.npy`` (the stage's cache entry while
+    it is written, so the stack is never copied). A stage may overwrite an array it reads when it
+    writes the artifact of the same name (``restore`` does): the runner has saved the array before
+    handing it on, and no later stage reads the replaced version.
+    """
+
+    name: str
+    version: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    run: Callable
+    params: dict[str, Param] = field(default_factory=dict)
+    fingerprint: Callable[[dict], str] | None = None
+    uses_device: bool = False
+    uses_workspace: bool = False
+
+    @property
+    def defaults(self) -> dict:
+        """Every parameter's default, by name."""
+        return {name: param.default for name, param in self.params.items()}
+
+
+def _register(*, frames, reference, names, known, coarse, iterations, refine, model, min_success, min_correlation,
+              min_sharpness, max_scale_change, max_shift_fraction) -> dict:
+    with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
+        results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
+                                 model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
+                                 max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
+                                 known=known, workers=workers(), progress=lambda k: bar.update())
+    registration = [replace(result, frame=name) for name, result in zip(names, results)]
+    left_out = [r for r in registration if r.excluded]
+    if len(registration) - len(left_out) < 2:  # stop here, before the costly stages
+        shown = "; ".join(f"{r.frame}: {r.excluded}" for r in left_out[:2])
+        more = f"; and {len(left_out) - 2} more" if len(left_out) > 2 else ""
+        raise UserError(f"frames: expected at least 2 frames that register, but {len(left_out)} of "
+                        f"{len(registration)} were left out: {shown}{more}")
+    return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
+
+
+def _target(*, frames, names, reference, roi) -> dict:
+    """The ``target`` stage (runs given a box, ``--roi``): the box tracked through the burst
+    (:func:`multisr.registration.tracking.track_target`), the frames it is found in cut to windows around it,
+    their motion ``known`` to the register stage; ``target`` records the box, each window's
+    offset, the target's motion in the frames' own pixels and the frames it was lost in."""
+    box = check_roi(parse_roi(roi), frames.shape[1:3])
+    if not isinstance(reference, int):
+        raise UserError(f"reference: expected a frame index with a box (the frame it is drawn on), got {reference!r}")
+    with tqdm(total=1, desc="track target", unit="burst", leave=False) as bar:
+        tracked = track_target(frames, reference, box)
+        bar.update()
+    kept = [k for k, reason in enumerate(tracked.reasons) if reason is None]
+    lost = [{"frame": names[k], "reason": reason} for k, reason in enumerate(tracked.reasons) if reason is not None]
+    if len(lost) * 2 > len(frames):
+        shown = "; ".join(f"{entry['frame']}: {entry['reason']}" for entry in lost[:2])
+        raise UserError(f"roi: expected the target in at least half the frames, but it was lost in {len(lost)} of "
+                        f"{len(frames)} ({shown}); draw the box on the target in the reference frame")
+    windows, matrices, offsets = cut_to_target(frames, tracked.matrices[kept], box, kept.index(reference), indices=kept)
+    info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
+            "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
+            "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
+    return {"frames": windows, "names": info["frames"], "reference": kept.index(reference), "known": matrices,
+            "target": info}
+
+
+def _select_reference(*, frames, reference, names) -> dict:
+    return {"frames": frames[reference : reference + 1], "names": [names[reference]], "reference": 0}
+
+
+def _upscale(*, frames, kernel, workspace) -> dict:
+    count, height, width = frames.shape[:3]
+    hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
+    rows = max(1, band_rows(SCALE * width, workers=workers()) // SCALE)  # LR rows a band
+
+    def one(item: tuple[int, int]) -> None:  # a band, with the kernel's reach of its neighbours' rows
+        k, top = item
+        bottom = min(top + rows, height)
+        above, below = max(0, top - UPSCALE_MARGIN), min(height, bottom + UPSCALE_MARGIN)
+        band = upscale(frames[k, above:below], SCALE, kernel=kernel)
+        hr[k, SCALE * top : SCALE * bottom] = band[SCALE * (top - above) : SCALE * (bottom - above)]
+
+    in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
+    return {"hr": hr}
+
+
+def _srcnn(*, hr, model, batch_size, device, workspace) -> dict:
+    network = load_model(model, scale=SCALE, device=str(device))
+    sharpened = Stack.create(workspace / "hr.npy", hr.shape)
+    with tqdm(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
+        sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=sharpened)
+    return {"hr": sharpened}
+
+
+def _restore(*, result, model, device) -> dict:
+    network = load_model(model, scale=SCALE, device=str(device))
+    # in place (see Stage): a 4000x3000 result is 1.3 GB
+    return {"result": sharpen_frames(result[None], network, out=result[None])[0]}
+
+
+def _srcnn_fingerprint(params: dict) -> str:
+    return file_digest(weights_path(params["model"]))
+
+
+def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dict:
+    """Every SR frame warped onto the reference's HR grid; ``valid`` is False where a frame has no
+    real sample, and where it disagrees with the reference by more than noise and a small
+    misregistration explain (:func:`multisr.reconstruction.agreement.frame_weights` on the LR frames: something
+    that moves on its own keeps the reference's samples instead of leaving ghosts in the median)."""
+    count, height, width = hr.shape[:3]
+    aligned = Stack.create(workspace / "hr.npy", hr.shape)
+    valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
+    matrices_hr = to_high_resolution(matrices, SCALE)
+    rows = band_rows(width, workers=workers())
+    agreeing, moving = agreeing_samples(frames, matrices, registration, reference)
+
+    def one(item: tuple[int, int]) -> None:
+        k, top = item
+        bottom = min(top + rows, height)
+        band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
+                                 (top, bottom))
+        aligned[k, top:bottom] = band
+        agrees, _ = warp_rows(lambda first, stop: repeated_rows(agreeing[k], first, stop, SCALE), (height, width),
+                              matrices_hr[k], width, (top, bottom))
+        valid[k, top:bottom] = inside & (agrees > 0.5) & (not registration[k].excluded)
+
+    in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
+    return {"hr": aligned, "valid": valid, "moving": moving}
+
+
+def _fuse(*, hr, valid, method) -> dict:
+    return {"result": FUSIONS[method](hr, valid)}
+
+
+def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds) -> dict:
+    used = [k for k, r in enumerate(registration) if not r.excluded]
+    y = np.stack([luma(frames[k]) for k in used])
+    with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
+        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
+                                            tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
+                                            workers=workers(), progress=bar.update)
+    matrices = matrices.copy()
+    matrices[used] = refined
+    if frames.ndim == 3:
+        return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
+    # chroma: bicubic, as in the SRCNN paper (of the LR chroma: the same numbers as the chroma of
+    # the bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
+    ycbcr = np.empty((*solved.shape, 3), np.float32)
+    ycbcr[..., 0] = solved
+    del solved
+    chroma = rgb_to_ycbcr(frames[reference])
+    for channel in (1, 2):  # one high-resolution channel at a time
+        ycbcr[..., channel] = upscale(chroma[..., channel], SCALE)
+    return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
+
+
+STAGES = {
+    stage.name: stage
+    for stage in [
+        Stage("load", "5", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha"), load_burst,
+              {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
+               "start": Param(int, low=0, default=0),
+               "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
+              burst_fingerprint),
+        Stage("register", "8", ("frames", "reference", "names", "known"), ("matrices", "registration"), _register,
+              defaults_from(register_burst, {
+                  "coarse": Param(str, COARSE_METHODS), "iterations": Param(int, low=1, high=100),
+                  "refine": Param(str, REFINEMENTS), "model": Param(str, MODELS),
+                  "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
+                  "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
+                  "max_shift_fraction": Param(float, low=0, high=1)})),
+        Stage("target", "3", ("frames", "names", "reference"), ("frames", "names", "reference", "known", "target"),
+              _target, {"roi": Param(str, parse_roi, default="")}),
+        Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
+              _select_reference),
+        Stage("upscale", "3", ("frames",), ("hr",), _upscale, defaults_from(upscale, {"kernel": Param(str, KERNELS)}),
+              uses_workspace=True),
+        Stage("srcnn", "4", ("hr",), ("hr",), _srcnn,
+              {"model": Param(str, default=DEFAULT_MODEL), "batch_size": Param(int, low=1, high=1024, default=4)},
+              _srcnn_fingerprint, uses_device=True, uses_workspace=True),
+        Stage("realign", "5", ("hr", "frames", "reference", "matrices", "registration"), ("hr", "valid", "moving"),
+              _realign,
+              uses_workspace=True),
+        Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
+              {"method": Param(str, tuple(FUSIONS), default="median")}),
+        Stage("reconstruct", "9", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+              _reconstruct, defaults_from(reconstruct, {
+                  "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
+                  "refine_rounds": Param(int, low=0, high=10)})),
+        Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
+              _srcnn_fingerprint, uses_device=True),
+    ]
+}

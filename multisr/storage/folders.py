@@ -1,0 +1,89 @@
+"""A folder of frames as a camera, a phone or an editor leaves it: which files are the frames (in
+natural order), and which are passed over (sidecars, system files, RAW files, video clips)."""
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from .io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_regular_file
+
+__all__ = ["RAW_SUFFIXES", "FolderListing", "natural_key", "list_images", "scan_folder", "passed_over_line"]
+
+# what a camera, a phone or an editor leaves beside the pictures: passed over with a warning
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".rwl", ".3fr", ".erf", ".kdc", ".mrw", ".x3f", ".iiq", ".gpr", ".raw")
+SIDECAR_SUFFIXES = (".xmp", ".aae", ".thm", ".json", ".txt", ".xml", ".pp3", ".dop", ".lrv", ".md5", ".sha256",
+                    ".log", ".csv", ".exif", ".acr", ".on1", ".cos")
+SYSTEM_FILES = ("thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r")
+
+
+@dataclass
+class FolderListing:
+    """A folder's frames (``images``, natural order) and the files passed over as not frames, by
+    kind (``"sidecar"``, ``"system"``, ``"raw"``, ``"video"``) -> their names."""
+
+    images: list[Path]
+    passed_over: dict[str, list[str]] = field(default_factory=dict)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``frame_2`` before ``frame_10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files in ``folder`` in natural order (:func:`scan_folder`)."""
+    return scan_folder(folder).images
+
+
+def scan_folder(folder: Path) -> FolderListing:
+    """The frames of ``folder``, a camera's folder as it is, and what was passed over.
+
+    Passed over: hidden files (``.*``: ``.DS_Store``, ``._IMG_0001.JPG``) and what ``multisr
+    simulate`` writes beside its frames (``truth.png``, ``truth.json``), silently; sidecar and
+    system files (``.xmp``, ``.aae``, ``.thm``, ``.json``, ``.txt``, ``Thumbs.db``,
+    ``desktop.ini``, ...), RAW files (not read yet) and video clips, listed in the result for a
+    warning (:func:`passed_over_line`). Raises :class:`UserError` for a missing folder, one with no
+    images, or a file of any other kind (a ``.heic`` or ``.pdf``: a frame that would be missed).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        found = "it is a file" if folder.is_file() else "it does not exist"
+        raise UserError(f"{folder}: expected a folder of frames or a video ({', '.join(VIDEO_SUFFIXES)}), but {found}")
+    files, passed_over = [], {}
+    for path in sorted(folder.iterdir(), key=lambda p: natural_key(p.name)):
+        suffix = path.suffix.lower()
+        if path.name.startswith(".") or path.is_dir() or path.name in ("truth.png", "truth.json"):
+            continue
+        kind = ("system" if path.name.lower() in SYSTEM_FILES else "sidecar" if suffix in SIDECAR_SUFFIXES
+                else "raw" if suffix in RAW_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None)
+        if kind is not None:
+            passed_over.setdefault(kind, []).append(path.name)
+        elif suffix not in IMAGE_SUFFIXES:
+            raise UserError(
+                f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in the frames folder, "
+                f"found a {path.suffix or 'suffix-less'} file; convert it or move it out"
+            )
+        else:
+            check_regular_file(path)
+            files.append(path)
+    if not files:
+        raws = f"; {len(passed_over['raw'])} RAW files, which multisr does not read yet" if "raw" in passed_over else ""
+        raise UserError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none{raws}")
+    return FolderListing(files, passed_over)
+
+
+def passed_over_line(folder, passed_over: dict[str, list[str]]) -> str | None:
+    """One warning line for the files :func:`scan_folder` passed over, by kind with their
+    suffixes (``3 sidecar (.xmp, .aae)``), or ``None`` when there were none."""
+    if not passed_over:
+        return None
+    nouns = {"sidecar": "sidecar", "system": "system", "raw": "RAW (not read yet: the images are used)",
+             "video": "video"}
+    parts = []
+    for kind, names in passed_over.items():
+        kinds = sorted({Path(name).suffix.lower() or name for name in names}) if kind != "system" else sorted(set(names))
+        parts.append(f"{len(names)} {nouns[kind]} ({', '.join(kinds)})")
+    return f"{folder}: passed over {sum(map(len, passed_over.values()))} files that are not frames: {'; '.join(parts)}"
+
+
