@@ -1,0 +1,1 @@
+"""Images as arrays: colour (BT.601 YCbCr), the three bicubics, the geometry contract, PSNR and SSIM."""

@@ -1,0 +1,2 @@
+"""The multi-frame solve (observation model, agreement with the reference, the tiled solve) and the
+fusions of aligned frames."""

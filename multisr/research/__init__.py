@@ -1,0 +1,1 @@
+"""Simulated bursts with their truth, benchmarks, evaluation and training."""
