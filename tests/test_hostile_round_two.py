@@ -287,3 +287,11 @@ def test_a_video_whose_frame_size_changes_midway_is_one_line(tmp_path):
     assert invoke("run", tmp_path / "spliced.mpg", "--n", 4, "--out", tmp_path / "first", "--pipeline", "bicubic").exit_code == 0
     assert_one_line_error(invoke("video", tmp_path / "spliced.mpg", "--window", 3, "--out", tmp_path / "video"),
                           "frame 5 is 96x64")
+
+
+def test_a_pipe_named_like_a_video_is_one_line_and_nothing_hangs(tmp_path):
+    """Found reviewing every video open: the cache key read a pipe named clip.mp4 forever."""
+    os.mkfifo(tmp_path / "clip.mp4")
+    done = subprocess.run(COMMAND + ["run", str(tmp_path / "clip.mp4"), "--n", "3", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "expected a video file, found a special file" in done.stderr and "Traceback" not in done.stderr, done.stderr

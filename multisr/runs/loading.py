@@ -15,7 +15,7 @@ from ..params import ALL_FRAMES
 from ..registration.frame_selection import sharpest_frame
 from ..storage.files import file_digest
 from ..storage.folders import FolderListing, scan_folder
-from ..storage.io import image_size, read_picture
+from ..storage.io import check_regular_file, image_size, read_picture
 from ..storage.video import is_video, read_video
 from ..threads import in_threads
 
@@ -111,6 +111,7 @@ def burst_fingerprint(params: dict) -> str:
     folder, n, start = params["folder"], params["n"], params["start"]
     try:
         if is_video(Path(folder)):  # the decoded frames depend on the file and the decoder
+            check_regular_file(Path(folder), what="a video file")  # a pipe named like a video would be read forever
             return f"{file_digest(Path(folder))}:{start}:{n}:{cv2.__version__}"
         files, listing = _selected(folder, n, start)  # the files passed over are in the record
         return ",".join(file_digest(p) for p in files) + repr(sorted(listing.passed_over.items()))

@@ -54,17 +54,17 @@ class Picture:
     orientation: int = 1
 
 
-def check_regular_file(path: Path) -> None:
+def check_regular_file(path: Path, *, what: str = "an image file") -> None:
     """:class:`UserError` unless ``path`` is (or links to) a regular file this process may read:
     a FIFO or a device would be read forever, a broken link not at all."""
     try:
         mode = path.stat().st_mode
     except OSError as error:  # a broken link, a loop of links
-        raise UserError(f"{path}: expected an image file, but it cannot be reached ({error.strerror})") from None
+        raise UserError(f"{path}: expected {what}, but it cannot be reached ({error.strerror})") from None
     if not stat.S_ISREG(mode):
-        raise UserError(f"{path}: expected an image file, found a special file (a pipe, a device or a socket)")
+        raise UserError(f"{path}: expected {what}, found a special file (a pipe, a device or a socket)")
     if not os.access(path, os.R_OK):
-        raise UserError(f"{path}: expected a readable image file, but permission is denied")
+        raise UserError(f"{path}: expected {what} this process may read, but permission is denied")
 
 
 def read_image(path: Path) -> tuple[np.ndarray, int]:

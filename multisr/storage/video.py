@@ -41,6 +41,7 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
     the ``decoder``. A file that does not open, decode or hold enough frames is :class:`UserError`.
     """
     path = Path(path)
+    check_regular_file(path, what="a video file")  # before PyAV opens it: a pipe would block its thread
     # each frame's own size, checked beside OpenCV's decoding (PyAV lets go of the GIL as it decodes)
     sizes = ThreadPoolExecutor(max_workers=1)
     checked = sizes.submit(check_frame_sizes, path, frames=start + count if count is not None else sys.maxsize)
@@ -133,7 +134,7 @@ def iter_video(path: Path, *, grey: bool):
 def _decoded(path: Path):
     """``(index, BGR uint8 frame, capture)`` for every frame of the video ``path``."""
     path = Path(path)
-    check_regular_file(path)
+    check_regular_file(path, what="a video file")
     quiet = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # OpenCV's own warnings before ours
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
