@@ -119,7 +119,8 @@ def test_a_target_lost_in_most_frames_stops_with_one_line(tmp_path):
 def test_every_bad_box_is_one_line(tiny_burst, tmp_path, roi, fragments):
     result = invoke("run", tiny_burst, "--n", "all", "--roi", roi, "--out", tmp_path / "out")
     assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "out" / "result.png").exists()
+    assert not (tmp_path / "out").exists()  # refused before any work: no run folder, no stage
+    assert not list((tmp_path / "stage-cache").glob("*/*"))
 
 
 def test_a_box_needs_the_frame_it_is_drawn_on(tiny_burst, tmp_path):

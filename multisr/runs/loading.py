@@ -13,13 +13,14 @@ from ..errors import UserError
 from ..imaging.color import luma
 from ..params import ALL_FRAMES
 from ..registration.frame_selection import sharpest_frame
+from ..registration.tracking import check_roi, parse_roi
 from ..storage.files import file_digest
 from ..storage.folders import FolderListing, scan_folder
 from ..storage.io import check_regular_file, image_size, read_picture
 from ..storage.video import is_video, read_video
 from ..threads import in_threads
 
-__all__ = ["MIN_SIDE", "load_burst", "burst_artifacts", "burst_fingerprint", "memory_budget"]
+__all__ = ["MIN_SIDE", "load_burst", "burst_artifacts", "burst_fingerprint", "memory_budget", "check_box_early"]
 
 MIN_SIDE = 8  # pixels: a frame's shorter side, at least (registration's windows need a few)
 MEMORY_SHARE = 0.5  # of the memory available when the run starts: the most that a burst's frames may take
@@ -58,6 +59,19 @@ def _check_memory(files: list[Path]) -> None:
         raise UserError(f"{files[0].parent}: expected a burst that fits in memory, but {len(files)} frames of "
                         f"{size[0]}x{size[1]} take about {needed / 1e9:.1f} GB and {budget / 1e9:.1f} GB can be "
                         f"used; take fewer frames (n)")
+
+
+def check_box_early(roi: str, folder: Path) -> None:
+    """A box (``"X,Y,W,H"``) checked against a folder's frames from the first image's header,
+    before anything is decoded (a video's size is known once it is decoded: the target stage
+    checks it then)."""
+    if is_video(folder) or not folder.is_dir():
+        return
+    size = image_size(scan_folder(folder).images[0])
+    if size is not None:
+        width, height, orientation = size
+        upright = (width, height) if orientation < 5 else (height, width)  # 5-8 turn the picture
+        check_roi(parse_roi(roi), upright[::-1])
 
 
 def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -> dict:

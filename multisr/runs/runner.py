@@ -15,6 +15,7 @@ from ..storage.files import file_digest, remove, write_json
 from ..storage.io import write_image
 from ..storage.rundir import check_out_dir, clean_leftovers, locked
 from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
+from .loading import check_box_early
 from .pipeline import Pipeline
 from .stages import STAGES
 
@@ -65,6 +66,8 @@ def run_pipeline(
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
                                "reference": reference})]
     steps += [*target_steps(roi, reference), *pipeline.steps]
+    if roi is not None:
+        check_box_early(roi, Path(frames_dir))
     check_out_dir(out_dir, Path(frames_dir))
     with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         clean_leftovers(out_dir)
