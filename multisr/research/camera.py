@@ -6,7 +6,7 @@ import numpy as np
 
 from ..imaging.geometry import similarity_matrix
 
-__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg"]
+__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg", "sensor"]
 
 
 def camera_margin(height: int, width: int, *, max_shift: float, max_angle: float, max_zoom: float,
@@ -54,3 +54,17 @@ def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
     if decoded.ndim == 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return decoded.astype(np.float32) / 255
+
+
+def sensor(frame_hr: np.ndarray, rng, *, scale: int, blur_sigma_lr: float, shot_noise: float, read_noise: float,
+           jpeg_quality: int) -> np.ndarray:
+    """What the camera protocols' optics and sensor make of a high-resolution frame (``(H, W[, 3])``,
+    H and W multiples of ``scale``): a Gaussian blur of ``blur_sigma_lr`` LR pixels, pixel-area
+    sampling, noise of variance ``shot_noise * value + read_noise**2`` (drawn from ``rng``), 8 bits
+    and JPEG at ``jpeg_quality``; float32 in [0, 1]."""
+    height, width = frame_hr.shape[:2]
+    blurred = cv2.GaussianBlur(frame_hr, (0, 0), blur_sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
+    frame = cv2.resize(blurred, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
+    sigma = np.sqrt(shot_noise * np.clip(frame, 0, 1) + read_noise**2)
+    frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
+    return jpeg(frame.astype(np.float32), jpeg_quality)

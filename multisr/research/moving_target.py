@@ -22,7 +22,7 @@ import numpy as np
 from ..imaging.geometry import similarity_matrix, to_low_resolution, warp
 from ..params import SCALE
 from .burst import Burst
-from .camera import jpeg, near_identity_homography
+from .camera import near_identity_homography, sensor
 
 __all__ = ["LR_SIZE", "simulate_target_burst"]
 
@@ -84,11 +84,8 @@ def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int 
         frame_hr, _ = warp(moment, np.linalg.inv(camera), (canvas_h, canvas_w))
         if k == 0:
             truth = moment.copy()
-        frame_hr = cv2.GaussianBlur(frame_hr, (0, 0), sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
-        frame = cv2.resize(frame_hr, (lr_w, lr_h), interpolation=cv2.INTER_AREA)
-        noise_sigma = np.sqrt(gain * np.clip(frame, 0, 1) + read_noise**2)
-        frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * noise_sigma, 0.0, 1.0) * 255.0) / 255.0
-        frames.append(jpeg(frame.astype(np.float32), jpeg_quality))
+        frames.append(sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
+                             read_noise=read_noise, jpeg_quality=jpeg_quality))
         matrices.append(to_low_resolution(camera, scale))
         target_matrices.append(to_low_resolution(camera @ plane @ np.linalg.inv(place), scale))
     box = [x0, y0, box_w, box_h]

@@ -18,7 +18,6 @@ global motion; the object's own motion is not in it).
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import UserError
@@ -27,7 +26,7 @@ from ..imaging.resize import downscale
 from ..params import SCALE
 from ..storage.io import write_image
 from .burst import Burst
-from .camera import camera_margin, jpeg, near_identity_homography, with_moving_object
+from .camera import camera_margin, near_identity_homography, sensor, with_moving_object
 from .moving_target import simulate_target_burst
 
 __all__ = ["PROTOCOLS", "Burst", "simulate_burst", "simulate_camera_burst", "simulate", "save_burst"]
@@ -157,11 +156,8 @@ def simulate_camera_burst(
                                               max_angle=max_angle, zoom_drift=zoom_drift, perspective=perspective)
         scene = still if offsets[k] == (0, 0) else with_moving_object(image, placed, offsets[k])
         frame_hr, _ = warp(scene, to_image @ np.linalg.inv(hr_matrix), (crop_h, crop_w))
-        frame_hr = cv2.GaussianBlur(frame_hr, (0, 0), sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
-        frame = cv2.resize(frame_hr, (crop_w // scale, crop_h // scale), interpolation=cv2.INTER_AREA)
-        sigma = np.sqrt(gain * np.clip(frame, 0, 1) + read_noise**2)
-        frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
-        frames.append(jpeg(frame.astype(np.float32), jpeg_quality))
+        frames.append(sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
+                             read_noise=read_noise, jpeg_quality=jpeg_quality))
         matrices.append(to_low_resolution(hr_matrix, scale))
     truth = still[margin : margin + crop_h, margin : margin + crop_w].copy()
     region = None

@@ -165,7 +165,8 @@ def full_frame_matrices(store: dict) -> np.ndarray:
         return matrices
     info = store["target"].get()
     offsets = info["offsets"]
-    origin = translation(-offsets[store["reference"].get()][0], -offsets[store["reference"].get()][1])
+    ox, oy = offsets[store["reference"].get()]
+    origin = translation(-ox, -oy)
     full = np.stack([translation(*offset) @ matrix @ origin for matrix, offset in zip(matrices, offsets)])
     return full / full[:, 2:, 2:]
 

@@ -60,7 +60,8 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
                             f"GB and {budget / 1e9:.1f} GB can be used; take fewer frames (n)")
         grey = grey and bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
         rgb_digest.update(memoryview(rgb).cast("B"))
-        grey_digest.update(memoryview(np.ascontiguousarray(rgb[..., 0])).cast("B"))
+        if grey:  # a colour frame settles it: no grey digest is needed from then on
+            grey_digest.update(memoryview(np.ascontiguousarray(rgb[..., 0])).cast("B"))
         if count is not None:
             if frames is None:
                 frames = np.empty((count, *rgb.shape), np.float32)
