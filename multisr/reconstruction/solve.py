@@ -67,30 +67,34 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
     shape = start.shape
     used = weights > 0  # the samples that count: the others cost products and change nothing
     matrix, samples, weights = matrix[used], samples[used], weights[used]
-    transposed = matrix.T.tocsr()  # row-major: its products run faster than a transposed view's
+    transposed = matrix.T  # a view (CSC): its products scatter as fast as a CSR copy's gather, without the copy
     total = max(float(weights.sum()), 1.0)
     scale_data = 1.0 / total
     scale_prior = tv_weight / start.size if density is None else tv_weight * density / total
 
-    def forward(image):  # A image, A = S h
-        return matrix @ blur(image, kernel).ravel()
-
-    def adjoint(values):  # A^T values (h is symmetric)
-        return blur((transposed @ values).reshape(shape).astype(np.float32), kernel)
+    def data_normal(image):  # A^T W A image / sum w, A = S h (h is symmetric)
+        values = matrix @ blur(image, kernel).ravel()
+        values *= weights
+        return blur((transposed @ values).reshape(shape).astype(np.float32, copy=False), kernel) * scale_data
 
     estimate = start.astype(np.float32).copy()
-    right = adjoint(weights * samples) * scale_data
-    data_diagonal = _data_diagonal(transposed, weights, kernel, shape) * scale_data
+    right = blur((transposed @ (weights * samples)).reshape(shape).astype(np.float32), kernel) * scale_data
+    squared = sparse.csr_matrix((matrix.data * matrix.data, matrix.indices, matrix.indptr), shape=matrix.shape)
+    # the diagonal of A^T W A without the products of different taps: close enough to
+    # precondition with, and positive
+    data_diagonal = blur((squared.T @ weights).reshape(shape).astype(np.float32), kernel**2) * scale_data
+    residual = right - data_normal(estimate)  # of the data term; each round subtracts its own prior's
     for _ in range(rounds):
         tv = _total_variation_weights(estimate).astype(np.float32)
 
         def normal(image):
-            return adjoint(weights * forward(image)) * scale_data + scale_prior * _gradient_operator(image, tv)
+            return data_normal(image) + scale_prior * _gradient_operator(image, tv)
 
         # Jacobi: the total variation's weights span three orders of magnitude (flat regions
         # weigh most), which plain conjugate gradients crawl through
         inverse = 1.0 / np.maximum(data_diagonal + scale_prior * _gradient_diagonal(tv), 1e-12)
-        residual = right - normal(estimate)
+        prior_part = scale_prior * _gradient_operator(estimate, tv)
+        residual -= prior_part  # this round's residual, without another product with A
         preconditioned = residual * inverse
         direction = preconditioned.copy()
         energy = float(np.vdot(residual, preconditioned))
@@ -105,17 +109,8 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
             new_energy = float(np.vdot(residual, preconditioned))
             direction = preconditioned + (new_energy / energy) * direction
             energy = new_energy
+        residual += scale_prior * _gradient_operator(estimate, tv)  # back to the data term's alone
     return estimate
-
-
-def _data_diagonal(transposed: sparse.csr_matrix, weights: np.ndarray, kernel: np.ndarray, shape: tuple[int, int]
-                   ) -> np.ndarray:
-    """``(H, W)``: the diagonal of ``h S^T diag(weights) S h`` without the products of different
-    taps (``sum_i w_i sum_k S_ik^2 h_kj^2``), from ``transposed = S^T`` (CSR): close enough to
-    precondition with, and positive."""
-    squared = sparse.csr_matrix((transposed.data * transposed.data, transposed.indices, transposed.indptr),
-                                shape=transposed.shape)
-    return blur((squared @ weights).reshape(shape).astype(np.float32), (kernel**2).astype(np.float32))
 
 
 def _gradient_diagonal(tv: np.ndarray) -> np.ndarray:
