@@ -5,6 +5,8 @@ misregistration explains (a moving object, a person) gets weight 0 there, so the
 the reference's content (Wronski et al. 2019 do this with their robustness mask); exposure
 changes between frames are matched first (a gain and an offset per frame).
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -35,7 +37,8 @@ def _aligned_reference(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, 
                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
-def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) -> tuple[np.ndarray, np.ndarray]:
+def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, workers: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Every frame's brightness matched to the reference's: real cameras change exposure and gain
     within a burst (a few levels of 255), which a sampling model without it reads as motion.
 
@@ -44,16 +47,16 @@ def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) ->
     it then agrees on (:func:`_agreement`, so that a moving object does not bias the fit), and
     corrected to ``(frame - offset) / gain``. When that fit leaves fewer than a quarter of the
     pixels agreeing (a frame that is mostly something moving: the background of a window cut
-    around a moving target), it starts again from the pixels that agree without any change. Returns ``(frames, fits)``: the corrected
+    around a moving target), it starts again from the pixels that agree without any change.
+    Frames are fitted by ``workers`` threads. Returns ``(frames, fits)``: the corrected
     ``(N, h, w)`` float32 and ``(N, 2)`` ``(gain, offset)`` per frame (the reference's ``(1, 0)``).
     """
     corrected = frames_y.astype(np.float32).copy()
     fits = np.tile(np.array([1.0, 0.0]), (len(frames_y), 1))
     inner = np.zeros(frames_y.shape[1:], dtype=bool)
     inner[2:-2, 2:-2] = True
-    for k in range(len(frames_y)):
-        if k == anchor:
-            continue
+
+    def one(k: int) -> None:
         reference = cv2.GaussianBlur(_aligned_reference(frames_y, matrices, anchor, k), (0, 0), 1.5)
         frame = cv2.GaussianBlur(frames_y[k].astype(np.float32), (0, 0), 1.5)
         gain, offset, agreeing = _fit(reference, frame, inner, inner)
@@ -63,6 +66,9 @@ def match_brightness(frames_y: np.ndarray, matrices: np.ndarray, anchor: int) ->
                 gain, offset, _ = _fit(reference, frame, unchanged, inner)
         fits[k] = (gain, offset)
         corrected[k] = (frames_y[k] - offset) / gain
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, [k for k in range(len(frames_y)) if k != anchor]))
     return corrected, fits
 
 
@@ -72,8 +78,7 @@ def _fit(reference: np.ndarray, frame: np.ndarray, used: np.ndarray, inner: np.n
     pixels of ``inner`` agree with it (``(1, 0)`` and 0 for an implausible gain)."""
     agreeing = 0
     for _ in range(2):
-        design = np.stack([reference[used], np.ones(int(used.sum()), np.float32)], 1)
-        (gain, offset), *_ = np.linalg.lstsq(design, frame[used], rcond=None)
+        gain, offset = _line(reference[used], frame[used])
         if not (np.isfinite(gain) and 0.5 <= gain <= 2.0):
             return 1.0, 0.0, 0
         agree = _agreement(gain * reference + offset, frame, 0.5).astype(bool) & inner
@@ -84,16 +89,33 @@ def _fit(reference: np.ndarray, frame: np.ndarray, used: np.ndarray, inner: np.n
     return float(gain), float(offset), agreeing
 
 
-def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5) -> np.ndarray:
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The least-squares line ``y ~ gain * x + offset`` of two ``(n,)`` arrays, from their means
+    and moments in float64 (``(nan, nan)`` when ``x`` is constant)."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    x_mean, y_mean = x.mean(), y.mean()
+    x -= x_mean
+    spread = float(np.dot(x, x))
+    gain = float(np.dot(x, y - y_mean)) / spread if spread > 0 else float("nan")
+    return gain, float(y_mean - gain * x_mean)
+
+
+def frame_weights(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, *, tolerance: float = 0.5,
+                  workers: int = 1) -> np.ndarray:
     """``(N, h, w)`` uint8 data weights (a byte a sample: a phone burst's weights are as many as
     its pixels): 1 where frame k agrees with the reference frame aligned onto it
     (:func:`_agreement`), 0 where it does not (a moving object), always 1 for the reference
-    (``anchor``)."""
+    (``anchor``). Frames are compared by ``workers`` threads."""
     count, height, width = frames_y.shape
     weights = np.ones((count, height, width), dtype=np.uint8)
-    for k in range(count):
-        if k != anchor:
-            weights[k] = _agreement(_aligned_reference(frames_y, matrices, anchor, k), frames_y[k], tolerance)
+
+    def one(k: int) -> None:
+        weights[k] = _agreement(_aligned_reference(frames_y, matrices, anchor, k), frames_y[k], tolerance)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(one, [k for k in range(count) if k != anchor]))
     return weights
 
 

@@ -96,20 +96,24 @@ def sampling_positions(matrices: np.ndarray, lr_shape: tuple[int, int], scale: i
     return np.stack([p[0] for p in positions]), np.stack([p[1] for p in positions])
 
 
-def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, margin: float) -> tuple[sparse.csr_matrix, np.ndarray]:
+def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, margin: float,
+                    keep: np.ndarray | None = None) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Bicubic (Keys a = -0.5) sampling of an ``hr_shape`` image at the points ``(x, y)``.
 
-    Returns ``(S, inside)``: ``S`` is ``(points, H*W)`` sparse, one row per point (16 entries;
-    all zero for a point that is not ``inside``), and ``inside`` is a flat bool array, one per point,
-    True for points at least ``margin`` HR pixels inside the grid's pixel centres.
+    Returns ``(S, rows)``: ``rows`` is a flat bool array, one per point, True for the points at
+    least ``margin`` HR pixels inside the grid's pixel centres (and ``keep``, where given: the
+    samples that will count), and ``S`` is ``(rows.sum(), H*W)`` sparse, one row of 16 entries
+    per such point, in order. A point without a row costs nothing in the solve's products.
     """
     height, width = hr_shape
     x, y = x.ravel(), y.ravel()
-    inside = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
+    rows = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
+    if keep is not None:
+        rows &= keep.ravel()
+    x, y = x[rows], y[rows]
     floor_x, floor_y = np.floor(x), np.floor(y)
     wx = _cubic_taps((x - floor_x).astype(np.float32))  # (points, 4): the taps at floor - 1 .. floor + 2
     wy = _cubic_taps((y - floor_y).astype(np.float32))
-    wx[~inside] = 0
     index = np.int32 if height * width < 2**31 else np.int64
     offsets = np.arange(-1, 3, dtype=index)
     cols_x = np.clip(floor_x.astype(index)[:, None] + offsets, 0, width - 1)
@@ -117,10 +121,10 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     data = wy[:, :, None] * wx[:, None, :]
     cols = cols_y[:, :, None] + cols_x[:, None, :]
     # 16 entries a row, so the CSR arrays are written directly (a taps' repeat at the border
-    # is a duplicate column, which CSR products sum as they should)
+    # of a margin under 2 is a duplicate column, which CSR products sum as they should)
     indptr = np.arange(0, 16 * x.size + 1, 16, dtype=np.int64 if 16 * x.size >= 2**31 else np.int32)
     matrix = sparse.csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(x.size, height * width))
-    return matrix, inside
+    return matrix, rows
 
 
 def _cubic_taps(t: np.ndarray) -> np.ndarray:
@@ -137,11 +141,14 @@ def _cubic_taps(t: np.ndarray) -> np.ndarray:
     return taps
 
 
-def burst_sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, out_shape: tuple[int, int]
-              ) -> tuple[sparse.csr_matrix, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def burst_sampling(matrices: np.ndarray, lr_shape: tuple[int, int], scale: int, out_shape: tuple[int, int], *,
+                   keep: np.ndarray | None = None
+                   ) -> tuple[sparse.csr_matrix, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """:func:`sampling_matrix` of every frame (``lr_shape`` each) on the solve's grid, the
-    ``out_shape`` HR grid widened by :func:`grid_pad`, and the samples' positions ``(x, y)`` there."""
+    ``out_shape`` HR grid widened by :func:`grid_pad`, with a row for each sample inside it and
+    ``keep`` (``(N, h, w)`` bool, if given); returns ``(S, rows, (x, y))``: the matrix, the flat
+    bool mask of the samples with a row, and every sample's position on the grid."""
     pad = grid_pad(scale)
     x, y = sampling_positions(matrices, lr_shape, scale, pad)
-    matrix, inside = sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad)
-    return matrix, inside, (x, y)
+    matrix, rows = sampling_matrix(x, y, (out_shape[0] + 2 * pad, out_shape[1] + 2 * pad), margin=pad, keep=keep)
+    return matrix, rows, (x, y)

@@ -66,7 +66,8 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
     """
     shape = start.shape
     used = weights > 0  # the samples that count: the others cost products and change nothing
-    matrix, samples, weights = matrix[used], samples[used], weights[used]
+    if not used.all():
+        matrix, samples, weights = matrix[used], samples[used], weights[used]
     transposed = matrix.T  # a view (CSC): its products scatter as fast as a CSR copy's gather, without the copy
     total = max(float(weights.sum()), 1.0)
     scale_data = 1.0 / total
@@ -124,35 +125,39 @@ def _gradient_diagonal(tv: np.ndarray) -> np.ndarray:
 
 
 def solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None, rounds=4,
-                 density=None) -> tuple[np.ndarray, dict]:
+                 density=None, cg_steps=8) -> tuple[np.ndarray, dict]:
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`multisr.reconstruction.observation.grid_pad`.
 
     ``frames_y``, ``weights``: ``(N, h, w)``; ``matrices``: the frames' registration against the
     output's LR grid; ``start``: ``(H, W)`` on the output grid (which sets its size);
-    ``sampling``: :func:`multisr.reconstruction.observation.burst_sampling` of ``matrices`` if already made; ``rounds``, ``density``:
-    :func:`solve`'s. Returns the ``(H, W)`` estimate and ``parts``: the widened estimate, the
-    sampling matrix, which samples lie inside, their positions on the widened grid, the kernel.
+    ``sampling``: :func:`multisr.reconstruction.observation.burst_sampling` of ``matrices`` if already made (by
+    default made here for the samples of positive weight); ``rounds``, ``density``,
+    ``cg_steps``: :func:`solve`'s. Returns the ``(H, W)`` estimate and ``parts``: the widened
+    estimate, the sampling matrix, which samples have a row in it (``"inside"``, flat), every
+    sample's position on the widened grid, the kernel.
     """
     count = len(frames_y)
     pad = grid_pad(scale)
     if sampling is None:
-        sampling = burst_sampling(matrices, frames_y.shape[1:], scale, start.shape)
+        sampling = burst_sampling(matrices, frames_y.shape[1:], scale, start.shape, keep=weights > 0)
     matrix, inside, positions = sampling
-    w = (weights.reshape(count, -1) * inside.reshape(count, -1)).astype(np.float32)
+    w = weights.reshape(count, -1).astype(np.float32)
     if used is not None:
         w[~np.isin(np.arange(count), used)] = 0
     kernel = psf_kernel(psf, scale)
     widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    widened = solve(frames_y.reshape(-1).astype(np.float32), w.ravel(), matrix, kernel, widened, tv_weight=tv_weight,
-                    density=density, rounds=rounds)
+    widened = solve(frames_y.reshape(-1)[inside].astype(np.float32), w.ravel()[inside], matrix, kernel, widened,
+                    tv_weight=tv_weight, density=density, rounds=rounds, cg_steps=cg_steps)
     return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "positions": positions,
                                          "kernel": kernel}
 
 
 def predicted_frames(parts: dict, shape: tuple[int, int, int]) -> np.ndarray:
     """Every frame as a solve predicts it, ``S (h * X)``, ``shape = (N, h, w)`` (``parts`` from
-    :func:`solve_burst`; zero for the samples that are not inside)."""
-    return (parts["matrix"] @ blur(parts["widened"], parts["kernel"]).ravel()).reshape(shape)
+    :func:`solve_burst`; zero for the samples without a row)."""
+    predicted = np.zeros(int(np.prod(shape)), np.float32)
+    predicted[parts["inside"]] = parts["matrix"] @ blur(parts["widened"], parts["kernel"]).ravel()
+    return predicted.reshape(shape)
 
 
 def cut_window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, box: tuple[int, int, int, int]
@@ -191,7 +196,7 @@ TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighb
 
 
 def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str, scale: int,
-                tv_weight: float, start: np.ndarray, *, tile: int = TILE, workers: int = 2, rounds: int = 4
+                tv_weight: float, start: np.ndarray, *, tile: int = TILE, workers: int = 2, rounds: int = 4, cg_steps: int = 8
                 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`solve` (with ``rounds``) of the whole burst, tile by tile, in ``workers`` threads.
 
@@ -218,7 +223,7 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
                                           (box_top, box_left, box_bottom - box_top, box_right - box_left))
         part, parts = solve_burst(cut, moved, cut_weights, psf, scale, tv_weight,
                                    start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right],
-                                   rounds=rounds, density=density)
+                                   rounds=rounds, density=density, cg_steps=cg_steps)
         rows = slice(scale * (top - box_top), scale * (bottom - box_top))
         columns = slice(scale * (left - box_left), scale * (right - box_left))
         estimate[scale * top : scale * bottom, scale * left : scale * right] = part[rows, columns]
