@@ -36,13 +36,16 @@ Then every frame's motion is refined against the blurred solution (noise-free an
 unlike the reference frame that registration had to use) by robust Lucas-Kanade in the chosen
 motion model, the PSF is chosen (with ``"auto"``; the first solve uses
 :data:`PROVISIONAL_PSF`), and the solve runs again. Every solve runs in tiles of the reference's LR grid,
-one per core at a time (:func:`multisr.reconstruction.solve.solve_tiled`), so memory goes with the tile, not the frame. Pure numpy,
-scipy and OpenCV on the CPU; no tensor is involved.
+one per core at a time (:func:`multisr.reconstruction.tiles.solve_tiled`), so memory goes with the tile, not the frame. The
+solves run in torch on the device given (on the CPU with scipy's and OpenCV's products); the rest
+is numpy and OpenCV on the CPU.
 """
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from ..imaging.resize import upscale
@@ -50,7 +53,8 @@ from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
 from .agreement import frame_weights, match_brightness, moving_region
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, parse_psf, psf_kernel, to_grid
-from .solve import TILE, cut_window, predicted_frames, solve_burst, solve_tiled
+from .solve import predicted_frames, solve_burst
+from .tiles import DEVICE_TILE, TILE, cut_window, solve_tiled
 
 __all__ = ["choose_psf", "refine_motion", "reconstruct", "PROVISIONAL_PSF"]
 
@@ -61,7 +65,8 @@ NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` app
 
 
 def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights: np.ndarray, *, scale: int,
-               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64, workers: int = 2) -> tuple[str, dict]:
+               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64, workers: int = 2, device: str = "cpu"
+               ) -> tuple[str, dict]:
     """The PSF the burst shows, by cross-validation.
 
     The frames but the reference are dealt into :data:`FOLDS` folds; each fold is held out in
@@ -92,7 +97,8 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     def held_out_errors(fold_and_psf: tuple[list[int], str]) -> np.ndarray:
         held_out, psf = fold_and_psf
         used = [k for k in range(count) if k not in held_out]
-        _, parts = solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling)
+        _, parts = solve_burst(window, moved, sub_weights, psf, scale, tv_weight, start, used, sampling,
+                               device=device)
         w = (sub_weights * parts["inside"].reshape(window.shape))[held_out]
         residual = predicted_frames(parts, window.shape)[held_out] - window[held_out]
         return np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
@@ -141,7 +147,19 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     return refined
 
 
-@threadpool_limits.wrap(limits=1, user_api="blas")  # the tiles and folds are the parallel work; see register_burst
+@contextmanager
+def _one_torch_thread(device: str):
+    """torch's CPU threads set to one inside (on the CPU: the tiles and folds are the parallel
+    work; two tiles' operations each spread over both cores took 1.2x as long), restored after."""
+    previous = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def reconstruct(
     frames_y: np.ndarray,
     matrices: np.ndarray,
@@ -152,8 +170,9 @@ def reconstruct(
     tv_weight: float = 0.0005,
     model: str = "homography",
     refine_rounds: int = 1,
-    tile: int = TILE,
+    tile: int | None = None,
     workers: int = 2,
+    device: str = "cpu",
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -169,9 +188,12 @@ def reconstruct(
         model: the motion model in which the solve refines the registration (one of
             :data:`multisr.registration.alignment.MODELS`).
         refine_rounds: how many times the motion is refined and the solve repeated (0: never).
-        tile, workers: the solve runs in tiles of ``tile x tile`` LR pixels, ``workers`` at a
-            time (:func:`multisr.reconstruction.solve.solve_tiled`); the result depends on ``tile`` only within a few
-            levels of 255 along the tiles' seams.
+        tile, workers: the solve runs in tiles of ``tile x tile`` LR pixels (by default
+            :data:`~multisr.reconstruction.tiles.TILE` on the CPU, ``DEVICE_TILE`` on a GPU), ``workers``
+            at a time on the CPU (:func:`multisr.reconstruction.tiles.solve_tiled`); the result
+            depends on ``tile`` only within a few levels of 255 along the tiles' seams.
+        device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
+            within float rounding.
         progress: called with 1 after each solve, if given.
 
     Returns:
@@ -181,6 +203,14 @@ def reconstruct(
         the prior weight it led to, the fraction of samples each frame kept and
         each frame's ``(gain, offset)`` against the reference (:func:`multisr.reconstruction.agreement.match_brightness`).
     """
+    # the tiles and folds are the parallel work (see register_burst)
+    with threadpool_limits(limits=1, user_api="blas"), _one_torch_thread(device):
+        return _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers,
+                            device, progress)
+
+
+def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
+                 progress) -> tuple[np.ndarray, np.ndarray, dict]:
     originals = np.asarray(frames_y, dtype=np.float32)
     frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
     info = {}
@@ -192,12 +222,15 @@ def reconstruct(
         psf = PROVISIONAL_PSF
     else:
         psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                 workers=workers)
+                                 workers=workers, device=device)
         info["psf_error_levels"] = _in_levels(errors)
+
+    if tile is None:
+        tile = TILE if torch.device(device).type == "cpu" else DEVICE_TILE
 
     def solved(prior: float, start: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
         return solve_tiled(frames_y, matrices, weights, psf, scale, prior, start, tile=tile, workers=workers,
-                           rounds=rounds)
+                           rounds=rounds, device=device)
 
     # when another solve follows, the first only has to show the noise and carry the motion
     # refinement: one round of the total variation does (two cost 18 % more of the whole and
@@ -217,7 +250,7 @@ def reconstruct(
         weights = frame_weights(frames_y, matrices, anchor, workers=workers)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
             psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                     workers=workers)
+                                     workers=workers, device=device)
             info["psf_error_levels"] = _in_levels(errors)
         estimate, _ = solved(stronger, estimate)
         if progress is not None:

@@ -194,13 +194,13 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds) -> dict:
+def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     y = np.stack([luma(frames[k]) for k in used])
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
-                                            workers=workers(), progress=bar.update)
+                                            workers=workers(), device=str(device), progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if frames.ndim == 3:
@@ -248,7 +248,7 @@ STAGES = {
         Stage("reconstruct", "9", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
-                  "refine_rounds": Param(int, low=0, high=10)})),
+                  "refine_rounds": Param(int, low=0, high=10)}), uses_device=True),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),
     ]
