@@ -208,6 +208,10 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
         if any("object_psnr" in row.get(name, {}) for name in names):
             extra += "   object PSNR: " + ", ".join(f"{name} {row[name]['object_psnr']:.2f}" for name in names
                                                     if "object_psnr" in row[name])
+        if any("rgb_psnr" in row.get(name, {}) for name in names):
+            extra += "   RGB PSNR / CIEDE2000: " + ", ".join(
+                f"{name} {row[name]['rgb_psnr']:.2f} / {row[name]['ciede2000']:.2f}" for name in names
+                if "rgb_psnr" in row[name])
         if "planted" in row:
             left_out = next((row[name]["left_out"] for name in names if "left_out" in row[name]), [])
             extra += f"   planted {row['planted']}, left out {left_out}"

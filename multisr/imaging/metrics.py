@@ -1,9 +1,12 @@
 """Image quality metrics by the SRCNN paper's protocol (see docs/DESIGN.md, "Evaluation protocol").
 
 Scores compare Y channels quantized to 8 bits, with ``shave`` pixels cropped from every side,
-so the numbers agree with the SR literature's tables.
+so the numbers agree with the SR literature's tables. Colour images are also scored on colour:
+PSNR over the 8-bit RGB channels together, and the mean CIEDE2000 colour difference (scikit-image's,
+from sRGB through CIELAB with the D65 white; about 1 is the smallest difference people see).
 """
 import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
 from skimage.metrics import structural_similarity
 
 from .color import luma
@@ -49,5 +52,12 @@ def score_luma(y: np.ndarray, y_true: np.ndarray, *, shave: int) -> dict:
 
 
 def score_image(image: np.ndarray, truth: np.ndarray, *, shave: int) -> dict:
-    """:func:`score_luma` of two ``(H, W[, 3])`` images in [0, 1] on their Y channels."""
-    return score_luma(luma(image), luma(truth), shave=shave)
+    """:func:`score_luma` of two ``(H, W[, 3])`` images in [0, 1] on their Y channels; for two colour
+    images also ``"rgb_psnr"`` (dB, the 8-bit RGB channels together) and ``"ciede2000"`` (the mean
+    CIEDE2000 difference of their 8-bit sRGB), both with ``shave``."""
+    scores = score_luma(luma(image), luma(truth), shave=shave)
+    if image.ndim == 3 and truth.ndim == 3:
+        a, b = _shave(_levels(image), shave), _shave(_levels(truth), shave)
+        scores["rgb_psnr"] = psnr(a, b)
+        scores["ciede2000"] = float(np.mean(deltaE_ciede2000(rgb2lab(a / 255.0), rgb2lab(b / 255.0))))
+    return scores

@@ -116,8 +116,9 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
     if not scored:
         raise UserError(f"{data_dir}: no image gave a result with every pipeline; see the errors with --json")
-    keys = ("psnr", "ssim", "object_psnr") if protocol == "camera" else ("psnr", "ssim")
-    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in keys} for p in loaded}
+    keys = ("psnr", "ssim", "object_psnr", "rgb_psnr", "ciede2000")  # those every scored image has
+    mean = {p.name: {k: float(np.mean([r[p.name][k] for r in scored])) for k in keys
+                     if all(k in r[p.name] for r in scored)} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
                          "outliers": outliers, "scale": SCALE}}
