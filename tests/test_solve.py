@@ -1,4 +1,4 @@
-"""The multi-frame solve against the solve before issue 25, and on every device.
+"""The multi-frame solve against the solve before issue 25, on every device, and of colour.
 
 ``data/solve/camera-burst.npz`` holds an 8-frame camera-protocol burst (40x80 LR), its truth,
 and what the solve of commit 6113983 made of it (``benchmarks/solve_fixture.py``).
@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO_DATA
+from multisr.imaging.color import rgb_to_ycbcr
 from multisr.imaging.metrics import score_luma
+from multisr.imaging.resize import upscale
 from multisr.reconstruction.observation import burst_sampling, psf_kernel
 from multisr.reconstruction.operator import BurstOperator
 from multisr.reconstruction.reconstruct import reconstruct
 from multisr.reconstruction.tiles import TILE
+from multisr.research.simulate import simulate_camera_burst
+from multisr.storage.io import read_image
 
 OLD = Path(__file__).parent / "data" / "solve" / "camera-burst.npz"
 
@@ -76,3 +81,24 @@ def test_the_solve_on_the_gpu_agrees_with_the_cpu(old):
     gpu, gpu_matrices, _ = reconstruct(y, matrices, anchor=0, tile=TILE, device="cuda")
     rms, largest = _levels(gpu, cpu)
     assert rms < 0.05 and largest < 1.0, (rms, largest)
+
+
+def test_chroma_from_the_burst_recovers_the_colour():
+    """A colour camera-protocol burst (Set5's butterfly, JPEG 4:2:0 chroma, a moving object):
+    Cb and Cr solved from the burst are closer to the truth's than the reference's bicubic
+    chroma, by at least 0.5 dB of chroma PSNR (measured 0.99: 34.28 against 33.29 dB), and Y
+    is the Y-only solve's to the bit."""
+    image, _ = read_image(REPO_DATA / "eval" / "Set5" / "butterfly_GT.bmp")
+    burst = simulate_camera_burst(image, n=10, seed=4)
+    ycbcr = np.stack([rgb_to_ycbcr(frame) for frame in burst.frames])
+    truth = rgb_to_ycbcr(burst.truth)
+    y_only, _, _ = reconstruct(ycbcr[..., 0], burst.matrices, anchor=0)
+    solved, _, _ = reconstruct(ycbcr[..., 0], burst.matrices, anchor=0, chroma=ycbcr[..., 1:])
+    assert np.array_equal(solved[..., 0], y_only)
+    bicubic = np.stack([upscale(ycbcr[0, ..., c], 3) for c in (1, 2)], axis=-1)
+
+    def chroma_psnr(chroma):
+        error = (chroma - truth[..., 1:])[3:-3, 3:-3]
+        return 10 * np.log10(1 / np.mean(error**2))
+
+    assert chroma_psnr(solved[..., 1:]) > chroma_psnr(bicubic) + 0.5, (chroma_psnr(solved[..., 1:]), chroma_psnr(bicubic))

@@ -52,6 +52,7 @@ from ..imaging.resize import upscale
 from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
 from .agreement import frame_weights, match_brightness, moving_region
+from .chroma import solve_chroma
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, parse_psf, psf_kernel, to_grid
 from .solve import predicted_frames, solve_burst
 from .tiles import DEVICE_TILE, TILE, cut_window, solve_tiled
@@ -173,6 +174,7 @@ def reconstruct(
     tile: int | None = None,
     workers: int = 2,
     device: str = "cpu",
+    chroma: np.ndarray | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -194,10 +196,13 @@ def reconstruct(
             depends on ``tile`` only within a few levels of 255 along the tiles' seams.
         device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
             within float rounding.
+        chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
+            burst too (:func:`multisr.reconstruction.chroma.solve_chroma`), after Y.
         progress: called with 1 after each solve, if given.
 
     Returns:
-        ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y, not clipped; the
+        ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y (``(scale*h, scale*w, 3)``
+        Y, Cb, Cr with ``chroma``), not clipped; the
         ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
         the cross-validation errors of ``"auto"`` (``psf_error_levels``) and the first solve's residual in levels of 255 and
         the prior weight it led to, the fraction of samples each frame kept and
@@ -205,12 +210,20 @@ def reconstruct(
     """
     # the tiles and folds are the parallel work (see register_burst)
     with threadpool_limits(limits=1, user_api="blas"), _one_torch_thread(device):
-        return _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers,
-                            device, progress)
+        solved, matrices, info, weights, fits, tile = _reconstruct(
+            frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress)
+        if chroma is None:
+            return solved, matrices, info
+        ycbcr = np.empty((*solved.shape, 3), np.float32)
+        ycbcr[..., 0] = solved
+        ycbcr[..., 1:] = solve_chroma(chroma, matrices, weights, fits[:, 0], anchor=anchor, psf=info["psf"], scale=scale,
+                                      tv_weight=info["tv_weight"], tile=tile, workers=workers, device=device)
+        return ycbcr, matrices, info
 
 
 def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
-                 progress) -> tuple[np.ndarray, np.ndarray, dict]:
+                 progress) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
+    """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size."""
     originals = np.asarray(frames_y, dtype=np.float32)
     frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
     info = {}
@@ -261,7 +274,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
     info["moving_region"] = moving_region(matrices, anchor, weights)
     info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in fits]
-    return estimate, matrices, info
+    return estimate, matrices, info, weights, fits, tile
 
 
 def _in_levels(errors: dict) -> dict:

@@ -22,11 +22,11 @@ def cut_window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, 
 
     Each frame is cut to where the window (and 2 pixels around it) lands in it, and the cuts
     are zero-padded to one shape with weight 0. Returns ``(frames, matrices, weights)``: the
-    ``(N, h', w')`` cuts and their weights, and each cut's registration against the window
-    (window LR pixels -> cut LR pixels).
+    ``(N, h', w'[, C])`` cuts (``frames_y`` may have channels) and their ``(N, h', w')`` weights, and
+    each cut's registration against the window (window LR pixels -> cut LR pixels).
     """
     top, left, height, width = box
-    frame_height, frame_width = frames_y.shape[1:]
+    frame_height, frame_width = frames_y.shape[1:3]
     xs = np.array([left - 2, left + width + 1, left - 2, left + width + 1], dtype=np.float64)
     ys = np.array([top - 2, top - 2, top + height + 1, top + height + 1], dtype=np.float64)
     cuts = []
@@ -36,7 +36,7 @@ def cut_window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, 
         y0, y1 = int(np.clip(np.floor(v.min()), 0, frame_height)), int(np.clip(np.ceil(v.max()) + 1, 0, frame_height))
         cuts.append((y0, max(y1, y0 + 1), x0, max(x1, x0 + 1)))
     shape = (len(frames_y), max(c[1] - c[0] for c in cuts), max(c[3] - c[2] for c in cuts))
-    frames, cut_weights = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    frames, cut_weights = np.zeros(shape + frames_y.shape[3:], np.float32), np.zeros(shape, np.float32)
     moved = np.empty_like(matrices)
     from_window = np.array([[1.0, 0, left], [0, 1, top], [0, 0, 1]])
     for k, (y0, y1, x0, x1) in enumerate(cuts):
@@ -57,6 +57,8 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
                 cg_steps: int = 8, device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """:func:`multisr.reconstruction.solve.solve` (with ``rounds``, ``cg_steps``) of the whole burst on
     ``device``, tile by tile, in ``workers`` threads on the CPU, one at a time on a GPU.
+    ``frames_y`` ``(N, h, w)``, or ``(N, h, w, C)`` with ``start`` ``(H, W, C)``: C channels solved
+    one after another on each tile, with one sampling matrix.
 
     The output grid is cut into equal tiles of at most ``tile x tile`` of the reference's LR
     pixels; each is solved with :data:`TILE_MARGIN` pixels of its neighbours around it (the
@@ -64,11 +66,15 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
     weighs the prior by the whole burst's sample density. Memory goes with the tile and the
     number of frames, not the frame size; a burst that fits one tile is solved whole.
 
-    Returns ``(estimate, residuals)``: the ``(scale*h, scale*w)`` float32 estimate and, per frame,
-    the weighted mean squared residual of its samples (each counted in the tile it falls in).
+    Returns ``(estimate, residuals)``: the ``(scale*h, scale*w[, C])`` float32 estimate and, per
+    frame, the weighted mean squared residual of its samples (each counted in the tile it falls
+    in; of all channels together).
     """
-    count, height, width = frames_y.shape
-    estimate = np.empty((scale * height, scale * width), np.float32)
+    one_channel = frames_y.ndim == 3
+    if one_channel:
+        frames_y, start = frames_y[..., None], start[..., None]
+    count, height, width, channels = frames_y.shape
+    estimate = np.empty((scale * height, scale * width, channels), np.float32)
     pad = grid_pad(scale)
     density = float(weights.sum()) / estimate.size  # every tile's prior weighs as in the whole
 
@@ -79,19 +85,24 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
         box_bottom, box_right = min(height, bottom + TILE_MARGIN), min(width, right + TILE_MARGIN)
         cut, moved, cut_weights = cut_window(frames_y, matrices, weights,
                                           (box_top, box_left, box_bottom - box_top, box_right - box_left))
-        part, parts = solve_burst(cut, moved, cut_weights, psf, scale, tv_weight,
-                                   start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right],
-                                   rounds=rounds, density=density, cg_steps=cg_steps, device=device)
+        tile_start = start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right]
         rows = slice(scale * (top - box_top), scale * (bottom - box_top))
         columns = slice(scale * (left - box_left), scale * (right - box_left))
-        estimate[scale * top : scale * bottom, scale * left : scale * right] = part[rows, columns]
-        # the samples that fall in this tile's own part (HR pixel centres +- 0.5)
-        x, y = parts["positions"]
-        own = ((x - pad >= columns.start - 0.5) & (x - pad < columns.stop - 0.5)
-               & (y - pad >= rows.start - 0.5) & (y - pad < rows.stop - 0.5))
-        w = cut_weights * parts["inside"].reshape(cut.shape) * own
-        residual = predicted_frames(parts, cut.shape) - cut
-        return np.sum(w * residual**2, axis=(1, 2)), np.sum(w, axis=(1, 2))
+        sampling, squares = None, 0.0
+        for channel in range(channels):
+            part, parts = solve_burst(cut[..., channel], moved, cut_weights, psf, scale, tv_weight,
+                                      tile_start[..., channel], sampling=sampling, rounds=rounds, density=density,
+                                      cg_steps=cg_steps, device=device)
+            sampling = parts["matrix"], parts["inside"], parts["positions"]  # the same for every channel
+            estimate[scale * top : scale * bottom, scale * left : scale * right, channel] = part[rows, columns]
+            # the samples that fall in this tile's own part (HR pixel centres +- 0.5)
+            x, y = parts["positions"]
+            own = ((x - pad >= columns.start - 0.5) & (x - pad < columns.stop - 0.5)
+                   & (y - pad >= rows.start - 0.5) & (y - pad < rows.stop - 0.5))
+            w = cut_weights * parts["inside"].reshape(cut_weights.shape) * own
+            residual = predicted_frames(parts, cut_weights.shape) - cut[..., channel]
+            squares = squares + np.sum(w * residual**2, axis=(1, 2))
+        return squares, np.sum(w, axis=(1, 2)) * channels
 
     tiles_down, tiles_across = -(-height // tile), -(-width // tile)  # as few as the size needs, of equal size
     tile_height, tile_width = -(-height // tiles_down), -(-width // tiles_across)
@@ -100,5 +111,5 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
     with ThreadPoolExecutor(max_workers=max(1, workers) if on_cpu else 1) as pool:
         sums = list(pool.map(one, corners))
     squares, totals = np.sum([s for s, _ in sums], axis=0), np.sum([t for _, t in sums], axis=0)
-    return estimate, squares / np.maximum(totals, 1.0)
+    return estimate[..., 0] if one_channel else estimate, squares / np.maximum(totals, 1.0)
 

@@ -194,25 +194,34 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds, device) -> dict:
+def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds, chroma,
+                 device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
+    colour = frames.ndim == 4
     y = np.stack([luma(frames[k]) for k in used])
+    # chroma "burst": Cb and Cr solved from every frame too; "reference": the reference's, upscaled
+    # by bicubic, as in the SRCNN paper
+    burst_chroma = np.stack([rgb_to_ycbcr(frames[k])[..., 1:] for k in used]) if colour and chroma == "burst" else None
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
-                                            workers=workers(), device=str(device), progress=bar.update)
+                                            workers=workers(), device=str(device), chroma=burst_chroma,
+                                            progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
-    if frames.ndim == 3:
+    if not colour:
         return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
-    # chroma: bicubic, as in the SRCNN paper (of the LR chroma: the same numbers as the chroma of
-    # the bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
+    info["chroma"] = chroma
+    if burst_chroma is not None:
+        return {"result": ycbcr_to_rgb(solved, out=solved), "matrices": matrices, "solve": info}
+    # the reference's chroma upscaled (of the LR chroma: the same numbers as the chroma of the
+    # bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
     ycbcr = np.empty((*solved.shape, 3), np.float32)
     ycbcr[..., 0] = solved
     del solved
-    chroma = rgb_to_ycbcr(frames[reference])
+    reference_chroma = rgb_to_ycbcr(frames[reference])
     for channel in (1, 2):  # one high-resolution channel at a time
-        ycbcr[..., channel] = upscale(chroma[..., channel], SCALE)
+        ycbcr[..., channel] = upscale(reference_chroma[..., channel], SCALE)
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
@@ -245,10 +254,12 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "9", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
+        Stage("reconstruct", "10", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
               _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
-                  "refine_rounds": Param(int, low=0, high=10)}), uses_device=True),
+                  "refine_rounds": Param(int, low=0, high=10)}) | {"chroma": Param(str, ("burst", "reference"),
+                                                                                   default="burst")},
+              uses_device=True),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),
     ]
