@@ -1,4 +1,4 @@
-"""A camera's folder as it is: sidecar, system and RAW files beside the frames, EXIF orientation,
+"""A camera's folder as it is: sidecar, system and video files beside the frames, EXIF orientation,
 alpha channels, and ``--n all``. Each case builds its folder from a simulated burst."""
 import json
 import shutil
@@ -35,34 +35,34 @@ def result_of(out):
     return cv2.imread(str(out / "result.png"), cv2.IMREAD_UNCHANGED)
 
 
-def test_sidecar_system_and_raw_files_are_passed_over_with_one_warning(tiny_burst, tmp_path):
+def test_sidecar_system_and_video_files_are_passed_over_with_one_warning(tiny_burst, tmp_path):
     frames = copy_burst(tiny_burst, tmp_path / "camera")
     for name in ("frame_000.xmp", "frame_001.xmp", "IMG_0001.AAE", "Thumbs.db", "desktop.ini", ".DS_Store",
-                 "notes.txt", "frame_000.DNG", "frame_001.dng", "clip.MOV"):
+                 "notes.txt", "clip.MOV"):
         (frames / name).write_bytes(b"not a frame")
     result = invoke("run", frames, "--n", "all", "--out", tmp_path / "out", "--pipeline", "bicubic")
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if "passed over" in line]
     assert len(warnings) == 1, result.stderr
-    for fragment in ("passed over 9 files", "4 sidecar (.aae, .txt, .xmp)", "2 system (Thumbs.db, desktop.ini)",
-                     "2 RAW (not read yet", "(.dng)", "1 video (.mov)"):
+    for fragment in ("passed over 7 files", "4 sidecar (.aae, .txt, .xmp)", "2 system (Thumbs.db, desktop.ini)",
+                     "1 video (.mov)"):
         assert fragment in warnings[0], warnings[0]
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["parameters"]["n"] == 6
-    assert record["source"]["passed_over"]["raw"] == ["frame_000.DNG", "frame_001.dng"]
+    assert record["source"]["passed_over"]["video"] == ["clip.MOV"]
     assert ".DS_Store" not in json.dumps(record["source"]["passed_over"])  # hidden files stay silent
     plain = invoke("run", tiny_burst, "--n", "all", "--out", tmp_path / "plain", "--pipeline", "bicubic")
     assert (result_of(tmp_path / "out") == result_of(tmp_path / "plain")).all()
     assert "passed over" not in plain.stderr
 
 
-def test_a_folder_of_raw_files_alone_or_an_unknown_kind_is_one_line(tiny_burst, tmp_path):
-    raws = tmp_path / "raws"
-    raws.mkdir()
+def test_a_folder_of_sidecars_alone_or_an_unknown_kind_is_one_line(tiny_burst, tmp_path):
+    sidecars = tmp_path / "sidecars"
+    sidecars.mkdir()
     for k in range(3):
-        (raws / f"IMG_{k}.CR2").write_bytes(b"raw")
-    assert_one_line_error(invoke("run", raws, "--n", "all", "--out", tmp_path / "o1"), "found none",
-                          "3 RAW files, which multisr does not read yet")
+        (sidecars / f"IMG_{k}.xmp").write_bytes(b"xmp")
+    assert_one_line_error(invoke("run", sidecars, "--n", "all", "--out", tmp_path / "o1"), "found none",
+                          "or RAW files")
     heic = copy_burst(tiny_burst, tmp_path / "heic")
     (heic / "IMG_0007.HEIC").write_bytes(b"heic")
     assert_one_line_error(invoke("run", heic, "--n", "all", "--out", tmp_path / "o2"), "IMG_0007.HEIC",

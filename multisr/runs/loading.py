@@ -16,7 +16,8 @@ from ..registration.frame_selection import sharpest_frame
 from ..registration.tracking import check_roi, parse_roi
 from ..storage.files import file_digest
 from ..storage.folders import FolderListing, scan_folder
-from ..storage.io import check_regular_file, image_size, read_picture
+from ..storage.io import Picture, check_regular_file, image_size, read_picture
+from ..storage.raw import DEVELOPMENT, RAW_SUFFIXES, raw_size, read_raw
 from ..storage.video import is_video, read_video
 from ..threads import in_threads
 
@@ -47,10 +48,26 @@ def _selected(folder: str, n: int | str, start: int) -> tuple[list[Path], Folder
     return files[start : start + n], listing
 
 
+def _frame_size(path: Path) -> tuple[int, int, int] | None:
+    """``(width, height, EXIF orientation)`` of a frame file from its header (a RAW file's as it
+    is read: upright, orientation 1), or ``None`` when the header does not say."""
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return (*raw_size(path), 1)
+    return image_size(path)
+
+
+def _read_frame(path: Path) -> tuple[Picture, dict | None]:
+    """One frame file: an image, or a RAW file developed by LibRaw (with what its file said)."""
+    if path.suffix.lower() in RAW_SUFFIXES:
+        image, info = read_raw(path)
+        return Picture(image, 16), info
+    return read_picture(path), None
+
+
 def _check_memory(files: list[Path]) -> None:
     """:class:`UserError` before decoding when the frames, as their headers give them, would take
     more than :func:`memory_budget` as float32 RGB."""
-    size = image_size(files[0])
+    size = _frame_size(files[0])
     if size is None:
         return
     needed = len(files) * size[0] * size[1] * 3 * 4
@@ -67,7 +84,7 @@ def check_box_early(roi: str, folder: Path) -> None:
     checks it then)."""
     if is_video(folder) or not folder.is_dir():
         return
-    size = image_size(scan_folder(folder).images[0])
+    size = _frame_size(scan_folder(folder).images[0])
     if size is not None:
         width, height, orientation = size
         upright = (width, height) if orientation < 5 else (height, width)  # 5-8 turn the picture
@@ -78,7 +95,8 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
     """The ``load`` stage: frames ``start`` to ``start + n - 1`` (``n`` ``"all"``: to the last) of
     a folder of images or a video file, upright by their EXIF orientation, with their ``source``
     (where they came from; for a folder also the files passed over, each frame's EXIF
-    orientation, and whether the reference has an alpha channel, which ``alpha`` carries)."""
+    orientation, whether the reference has an alpha channel, which ``alpha`` carries, and for RAW
+    frames what the reference's file said: pattern, levels, white balance, colour matrix)."""
     if is_video(Path(folder)):
         frames, source = read_video(Path(folder), start=start, count=None if n == ALL_FRAMES else n,
                                     budget=memory_budget())
@@ -87,7 +105,7 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
                 "alpha": None}
     files, listing = _selected(folder, n, start)
     _check_memory(files)
-    pictures = in_threads(read_picture, files)
+    pictures, raws = zip(*in_threads(_read_frame, files))
     first = pictures[0].image.shape
     for path, picture in zip(files, pictures):
         if picture.image.shape != first:
@@ -100,6 +118,8 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
               "exif_orientation": [picture.orientation for picture in pictures],
               "alpha": None if alpha is None else "the reference frame's, upscaled with MATLAB's bicubic",
               "passed_over": listing.passed_over}
+    if raws[0] is not None:  # RAW frames: how they were developed, and what the reference's file said
+        source["raw"] = {"development": DEVELOPMENT, **raws[artifacts["reference"]]}
     return {**artifacts, "source": source, "known": None, "alpha": alpha}
 
 
