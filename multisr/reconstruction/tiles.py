@@ -76,7 +76,7 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
     count, height, width, channels = frames_y.shape
     estimate = np.empty((scale * height, scale * width, channels), np.float32)
     pad = grid_pad(scale)
-    density = float(weights.sum()) / estimate.size  # every tile's prior weighs as in the whole
+    density = float(weights.sum()) / (estimate.size / channels)  # a channel's: each tile's prior weighs as in the whole
 
     def one(corner: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         top, left = corner
