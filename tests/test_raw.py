@@ -112,3 +112,16 @@ def test_a_damaged_or_unsupported_raw_file_is_one_line(content, dng_burst, tmp_p
     result = invoke("run", folder, "--n", "all", "--out", tmp_path / "out")
     assert_one_line_error(result, "IMG_0009.CR2", "expected a RAW file LibRaw can read")
     assert not (tmp_path / "out" / "result.png").exists() and not (tmp_path / "out" / "run.json").exists()
+
+
+def test_a_raw_file_given_as_an_image_is_one_line(dng_burst, tmp_path):
+    """A DNG is a TIFF whose pixels are the mosaic: `upscale` must not read it as a grey image."""
+    result = invoke("upscale", dng_burst / "IMG_0000.dng", "--out", tmp_path / "up.png")
+    assert_one_line_error(result, "IMG_0000.dng", "found a RAW file", "multisr run FOLDER")
+    assert not (tmp_path / "up.png").exists()
+
+
+def test_a_raw_frame_over_the_pixel_limit_is_refused_before_it_is_developed(dng_burst, tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTISR_MAX_PIXELS", "1000")
+    result = invoke("run", dng_burst, "--n", "all", "--out", tmp_path / "out")
+    assert_one_line_error(result, "IMG_0000.dng", "at most 1,000 pixels")

@@ -16,8 +16,8 @@ from ..registration.frame_selection import sharpest_frame
 from ..registration.tracking import check_roi, parse_roi
 from ..storage.files import file_digest
 from ..storage.folders import FolderListing, scan_folder
-from ..storage.io import Picture, check_regular_file, image_size, read_picture
-from ..storage.raw import DEVELOPMENT, RAW_SUFFIXES, raw_size, read_raw
+from ..storage.io import RAW_SUFFIXES, Picture, check_regular_file, image_size, read_picture
+from ..storage.raw import DEVELOPMENT, raw_size, read_raw
 from ..storage.video import is_video, read_video
 from ..threads import in_threads
 

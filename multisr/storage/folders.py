@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from .io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_regular_file
-from .raw import RAW_SUFFIXES
+from .io import IMAGE_SUFFIXES, RAW_SUFFIXES, VIDEO_SUFFIXES, check_regular_file
 
 __all__ = ["FolderListing", "natural_key", "list_images", "scan_folder", "passed_over_line"]
 
@@ -40,7 +39,7 @@ def list_images(folder: Path) -> list[Path]:
 def scan_folder(folder: Path) -> FolderListing:
     """The frames of ``folder``, a camera's folder as it is, and what was passed over.
 
-    The frames are its image files, or its RAW files (:data:`multisr.storage.raw.RAW_SUFFIXES`)
+    The frames are its image files, or its RAW files (:data:`multisr.storage.io.RAW_SUFFIXES`)
     when it has any: a camera that writes RAW and JPEG leaves one JPEG beside each RAW file (the
     same name), which is passed over, as the RAW file holds more. Passed over: hidden files (``.*``:
     ``.DS_Store``, ``._IMG_0001.JPG``) and what ``multisr simulate`` writes beside its frames

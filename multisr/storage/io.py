@@ -1,8 +1,9 @@
-"""Reading and writing image files: the only module that sees file formats.
+"""Reading and writing image files: the only module that sees image formats (RAW files: :mod:`multisr.storage.raw`).
 
 Everything returned follows the data contract: ``float32`` in [0, 1], ``(H, W)`` for grey or
 ``(H, W, 3)`` RGB. 8- and 16-bit files are read (PNG, TIFF, JPEG, BMP; palette images come out
-as RGB), turned upright by their EXIF orientation as image viewers show them; an alpha channel
+as RGB), turned upright by their EXIF orientation as image viewers show them (a RAW file is
+refused here: :mod:`multisr.storage.raw` reads those, as a burst's frames); an alpha channel
 that is not fully opaque comes back beside the image (:func:`read_picture`). A file's header is
 read before its pixels, and an image of more than :func:`max_pixels` pixels is refused undecoded.
 Writes are atomic: a file either appears whole or not at all, so no half-written image is left
@@ -23,10 +24,13 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import UserError
 from .files import atomic_output
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "MAX_PIXELS_ENV", "Picture", "read_image", "read_picture", "image_size",
-           "max_pixels", "write_image", "check_image_destination", "check_regular_file", "to_uint"]
+__all__ = ["IMAGE_SUFFIXES", "RAW_SUFFIXES", "VIDEO_SUFFIXES", "MAX_PIXELS_ENV", "Picture", "read_image", "read_picture",
+           "image_size", "max_pixels", "write_image", "check_image_destination", "check_regular_file", "to_uint"]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+# RAW files: read by multisr.storage.raw, as the frames of a burst, never as images here
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".rwl", ".3fr", ".erf", ".kdc", ".mrw", ".x3f", ".iiq", ".gpr", ".raw")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv")  # read by multisr.storage.video
 MAX_PIXELS_ENV = "MULTISR_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 200_000_000  # a 200-megapixel phone sensor's frame (16320x12240) fits
@@ -128,6 +132,9 @@ def read_picture(path: Path) -> Picture:
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: expected an image file, but it does not exist")
+    if path.suffix.lower() in RAW_SUFFIXES:  # a DNG is a TIFF whose pixels are a colour mosaic: never read as one
+        raise UserError(f"{path}: expected an image file ({', '.join(IMAGE_SUFFIXES)}), found a RAW file; multisr reads "
+                        f"RAW files as the frames of a burst (multisr run FOLDER)")
     check_regular_file(path)
     data = path.read_bytes()
     if path.suffix.lower() == ".png" and data.startswith(PNG_SIGNATURE) and not data.rstrip(b"\0").endswith(PNG_END):

@@ -15,10 +15,8 @@ import numpy as np
 from ..errors import UserError
 from .io import MAX_PIXELS_ENV, check_regular_file, max_pixels
 
-__all__ = ["RAW_SUFFIXES", "DEVELOPMENT", "read_raw", "raw_info", "raw_size"]
+__all__ = ["DEVELOPMENT", "read_raw", "raw_info", "raw_size"]
 
-RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
-                ".pef", ".srw", ".rwl", ".3fr", ".erf", ".kdc", ".mrw", ".x3f", ".iiq", ".gpr", ".raw")
 DEVELOPMENT = "LibRaw: black and white levels, the camera's white balance, AHD demosaicing, sRGB, 16 bits"
 
 
@@ -66,8 +64,8 @@ def read_raw(path: Path) -> tuple[np.ndarray, dict]:
     with _open(path) as raw:
         width, height = raw.sizes.width, raw.sizes.height
         if width * height > max_pixels():
-            raise UserError(f"{path}: expected an image of at most {max_pixels():,} pixels (${MAX_PIXELS_ENV}), but its "
-                            f"header says {width}x{height} ({width * height:,})")
+            raise UserError(f"{path}: expected an image of at most {max_pixels():,} pixels (${MAX_PIXELS_ENV}), "
+                            f"but its header says {width}x{height} ({width * height:,})")
         info = raw_info(raw)
         try:
             rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16,
