@@ -193,8 +193,12 @@ def test_a_cache_limit_beyond_any_disk_is_one_line(tiny_burst, tmp_path, monkeyp
 
 
 def _start(*args, cwd=None):
+    """multisr ARGS in its own process group, as a terminal starts a foreground job: with Ctrl-C's
+    default action, whatever this test process inherited (a shell's background job ignores SIGINT,
+    and a child would inherit that and never see the Ctrl-C)."""
     return subprocess.Popen(COMMAND + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, cwd=cwd)
+                            text=True, start_new_session=True, cwd=cwd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(process, path, timeout=120):
