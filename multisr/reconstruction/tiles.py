@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..imaging.geometry import apply
+from ..imaging.geometry import apply, similarity_matrix
 from .observation import grid_pad
 from .solve import predicted_frames, solve_burst
 
@@ -38,12 +38,12 @@ def cut_window(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, 
     shape = (len(frames_y), max(c[1] - c[0] for c in cuts), max(c[3] - c[2] for c in cuts))
     frames, cut_weights = np.zeros(shape + frames_y.shape[3:], np.float32), np.zeros(shape, np.float32)
     moved = np.empty_like(matrices)
-    from_window = np.array([[1.0, 0, left], [0, 1, top], [0, 0, 1]])
+    from_window = similarity_matrix(shift=(left, top))
     for k, (y0, y1, x0, x1) in enumerate(cuts):
         y1, x1 = min(y1, frame_height), min(x1, frame_width)
         frames[k, : y1 - y0, : x1 - x0] = frames_y[k, y0:y1, x0:x1]
         cut_weights[k, : y1 - y0, : x1 - x0] = weights[k, y0:y1, x0:x1]
-        moved[k] = np.array([[1.0, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ matrices[k] @ from_window
+        moved[k] = similarity_matrix(shift=(-x0, -y0)) @ matrices[k] @ from_window
     return frames, moved, cut_weights
 
 
@@ -88,18 +88,18 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
         tile_start = start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right]
         rows = slice(scale * (top - box_top), scale * (bottom - box_top))
         columns = slice(scale * (left - box_left), scale * (right - box_left))
-        sampling, squares = None, 0.0
+        sampling, w, squares = None, None, 0.0
         for channel in range(channels):
             part, parts = solve_burst(cut[..., channel], moved, cut_weights, psf, scale, tv_weight,
                                       tile_start[..., channel], sampling=sampling, rounds=rounds, density=density,
                                       cg_steps=cg_steps, device=device)
-            sampling = parts["matrix"], parts["inside"], parts["positions"]  # the same for every channel
             estimate[scale * top : scale * bottom, scale * left : scale * right, channel] = part[rows, columns]
-            # the samples that fall in this tile's own part (HR pixel centres +- 0.5)
-            x, y = parts["positions"]
-            own = ((x - pad >= columns.start - 0.5) & (x - pad < columns.stop - 0.5)
-                   & (y - pad >= rows.start - 0.5) & (y - pad < rows.stop - 0.5))
-            w = cut_weights * parts["inside"].reshape(cut_weights.shape) * own
+            if sampling is None:  # the matrix and the weights of the tile's own samples serve every channel
+                sampling = parts["matrix"], parts["inside"], parts["positions"]
+                x, y = parts["positions"]  # the samples that fall in this tile's own part (HR pixel centres +- 0.5)
+                own = ((x - pad >= columns.start - 0.5) & (x - pad < columns.stop - 0.5)
+                       & (y - pad >= rows.start - 0.5) & (y - pad < rows.stop - 0.5))
+                w = cut_weights * parts["inside"].reshape(cut_weights.shape) * own
             residual = predicted_frames(parts, cut_weights.shape) - cut[..., channel]
             squares = squares + np.sum(w * residual**2, axis=(1, 2))
         return squares, np.sum(w, axis=(1, 2)) * channels

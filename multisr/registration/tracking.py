@@ -22,11 +22,11 @@ import numpy as np
 
 from ..errors import UserError
 from ..imaging.color import luma
-from ..imaging.geometry import apply
+from ..imaging.geometry import apply, similarity_matrix
 from .alignment import align
 
 __all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
-           "track_target", "cut_to_target", "translation", "Follower"]
+           "track_target", "cut_to_target", "Follower"]
 
 MIN_BOX = 8  # LR pixels: a box's shorter side, at least (the fit needs texture in it)
 MARGIN = 6  # LR pixels around the box that every frame's window keeps: the widest kernel's reach and more
@@ -36,10 +36,6 @@ MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the ta
 # the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
 # on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both
 SMOOTHINGS = (3.0, 1.5, 0.75)
-
-
-def translation(dx: float, dy: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
@@ -92,12 +88,12 @@ def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray) -> np.nd
     within :data:`SEARCH` pixels around where ``start`` puts it (normalised cross-correlation of
     the frame resampled onto the box's grid by ``start``)."""
     h, w = template.shape
-    around = start @ translation(-SEARCH, -SEARCH)
+    around = start @ similarity_matrix(shift=(-SEARCH, -SEARCH))
     window = cv2.warpPerspective(frame, around, (w + 2 * SEARCH, h + 2 * SEARCH),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
     _, _, _, (best_x, best_y) = cv2.minMaxLoc(scores)
-    return start @ translation(best_x - SEARCH, best_y - SEARCH)
+    return start @ similarity_matrix(shift=(best_x - SEARCH, best_y - SEARCH))
 
 
 def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +106,7 @@ def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.nda
     left, top = int(np.clip(np.floor(u.min() - reach), 0, width - 1)), int(np.clip(np.floor(v.min() - reach), 0, height - 1))
     right = int(np.clip(np.ceil(u.max() + reach), left + 1, width))
     bottom = int(np.clip(np.ceil(v.max() + reach), top + 1, height))
-    return luma(frame[top:bottom, left:right]).astype(np.float32), translation(-left, -top)
+    return luma(frame[top:bottom, left:right]).astype(np.float32), similarity_matrix(shift=(-left, -top))
 
 
 def predicted(found: list[np.ndarray]) -> np.ndarray:
@@ -127,7 +123,7 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     is not in the frame (it leaves the picture, is hidden or changed, or the fit fails)."""
     height, width = frame.shape[:2]
     x, y, w, h = box
-    to_box = translation(x, y)  # box pixels -> reference pixels
+    to_box = similarity_matrix(shift=(x, y))  # box pixels -> reference pixels
     part, to_part = _near(frame, guess @ to_box, w, h)
     start = _search(template, part, to_part @ guess @ to_box)
     fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
@@ -202,8 +198,8 @@ def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int,
         offsets[k, 0] = int(np.clip(np.floor((left + right) / 2 - (size_w - 1) / 2), 0, width - size_w))
         offsets[k, 1] = int(np.clip(np.floor((top + bottom) / 2 - (size_h - 1) / 2), 0, height - size_h))
     windows = np.stack([frames[index, oy : oy + size_h, ox : ox + size_w] for index, (ox, oy) in zip(indices, offsets)])
-    origin = translation(*offsets[reference])
-    window_matrices = np.stack([translation(-ox, -oy) @ matrix @ origin for matrix, (ox, oy) in zip(matrices, offsets)])
+    origin = similarity_matrix(shift=offsets[reference])
+    window_matrices = np.stack([similarity_matrix(shift=(-ox, -oy)) @ matrix @ origin for matrix, (ox, oy) in zip(matrices, offsets)])
     return windows, window_matrices / window_matrices[:, 2:, 2:], offsets
 
 

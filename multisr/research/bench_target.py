@@ -9,9 +9,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import luma
-from ..imaging.geometry import rms_displacement
+from ..imaging.geometry import rms_displacement, similarity_matrix
 from ..params import SCALE
-from ..registration.tracking import translation
 from ..runs.engine import run_frames
 from ..runs.pipeline import load_pipeline
 from ..storage.folders import list_images
@@ -37,7 +36,7 @@ def target_registration_error(estimated: np.ndarray, truth: np.ndarray, box) -> 
     """RMS over frames of the RMS displacement error over the box's pixels (LR pixels) of the
     target's matrices (reference pixels -> frame k's)."""
     x, y, w, h = box
-    to_box = translation(x, y)
+    to_box = similarity_matrix(shift=(x, y))
     errors = [rms_displacement(e @ to_box, t @ to_box, (h, w)) for e, t in zip(estimated, truth)]
     return float(np.sqrt(np.mean(np.square(errors))))
 

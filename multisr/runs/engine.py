@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..imaging.geometry import similarity_matrix
 from ..params import DEFAULT_REFERENCE, SCALE
-from ..registration.tracking import translation
 from ..sr.device import resolve_device
 from ..storage.cache import Artifact, cached_outputs, link_stage, new_entry, save_stage, stage_key
 from ..storage.cachedir import cache_root, using
@@ -166,8 +166,8 @@ def full_frame_matrices(store: dict) -> np.ndarray:
     info = store["target"].get()
     offsets = info["offsets"]
     ox, oy = offsets[store["reference"].get()]
-    origin = translation(-ox, -oy)
-    full = np.stack([translation(*offset) @ matrix @ origin for matrix, offset in zip(matrices, offsets)])
+    origin = similarity_matrix(shift=(-ox, -oy))
+    full = np.stack([similarity_matrix(shift=offset) @ matrix @ origin for matrix, offset in zip(matrices, offsets)])
     return full / full[:, 2:, 2:]
 
 

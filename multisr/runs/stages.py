@@ -198,10 +198,13 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
                  device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     colour = frames.ndim == 4
-    y = np.stack([luma(frames[k]) for k in used])
     # chroma "burst": Cb and Cr solved from every frame too; "reference": the reference's, upscaled
     # by bicubic, as in the SRCNN paper
-    burst_chroma = np.stack([rgb_to_ycbcr(frames[k])[..., 1:] for k in used]) if colour and chroma == "burst" else None
+    if colour and chroma == "burst":  # each frame converted once, for its Y and its chroma
+        ycbcr = np.stack([rgb_to_ycbcr(frames[k]) for k in used])
+        y, burst_chroma = ycbcr[..., 0], ycbcr[..., 1:]
+    else:
+        y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
