@@ -49,3 +49,34 @@ def test_camera_truth_json_describes_the_frames(tmp_path):
         if k % 2:
             inside = np.abs(frame - expected)[valid & inner & ~outside_object]
             assert np.sqrt(np.mean(inside**2)) > 10 / 255  # the object moved away from where frame 0 has it
+
+
+def test_a_mosaic_burst_is_written_as_dng_files_libraw_reads_back(tmp_path):
+    """``multisr simulate --protocol camera --mosaic bggr``: DNG frames whose mosaic, developed
+    without noise or blur as multisr develops, is the truth's colours at the frame's pixels."""
+    from conftest import assert_one_line_error, invoke
+    from multisr.imaging.develop import srgb_decode
+    from multisr.research.camera import RAW_CAMERA, camera_from_srgb
+    from multisr.storage.raw import read_raw
+
+    scene = licence_plate(width=360, height=210)
+    cv2.imwrite(str(tmp_path / "scene.png"), np.round(scene[..., ::-1] * 255).astype(np.uint8))
+    result = invoke("simulate", tmp_path / "scene.png", "--protocol", "camera", "--mosaic", "bggr", "--n", 3,
+                    "--out", tmp_path / "burst")
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "burst" / "truth.json").read_text())
+    assert truth["frames"] == ["frame_000.dng", "frame_001.dng", "frame_002.dng"]
+    assert truth["settings"]["mosaic"]["pattern"] == "bggr" and truth["settings"]["jpeg_quality"] is None
+    frame = read_raw(tmp_path / "burst" / "frame_000.dng")
+    assert frame.info["pattern"] == "BGGR" and frame.info["white_level"] == RAW_CAMERA["white"]
+    high, _ = read_image(tmp_path / "burst" / "truth.png")
+    assert high.shape[:2] == (3 * frame.mosaic.shape[0], 3 * frame.mosaic.shape[1])
+    # the mosaic of frame 0 (no motion) against the truth 3x3-averaged in the camera's linear RGB:
+    # they differ by the optical blur and the noise only (a few percent), not by colour or level
+    linear = srgb_decode(high) @ camera_from_srgb(RAW_CAMERA["xyz_to_camera"]).T
+    sampled = cv2.resize(linear.astype(np.float32), frame.mosaic.shape[::-1], interpolation=cv2.INTER_AREA)
+    expected = np.take_along_axis(sampled, frame.colours[..., None].astype(int), axis=2)[..., 0]
+    assert abs(float(np.median(frame.mosaic - expected))) < 0.01
+    assert float(np.median(np.abs(frame.mosaic - expected))) < 0.05
+    assert_one_line_error(invoke("simulate", tmp_path / "scene.png", "--mosaic", "rggb", "--out", tmp_path / "sr"),
+                          "mosaic", "--protocol camera")

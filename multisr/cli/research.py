@@ -7,6 +7,7 @@ import click
 
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, SCALE
+from ..storage.dng import BAYER_PATTERNS
 from .common import MODELS_HELP, PIPELINES_HELP, Command, device_option
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
@@ -44,18 +45,24 @@ def scene(out_path, text, width, height):
                    "(its box in truth.json: target_box), growing 15 %, before a still --background.")
 @click.option("--background", "background_path", type=click.Path(path_type=Path), default=None,
               help="target protocol: the scene the target crosses (default: the licence plate scene).")
-def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, background_path):
+@click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
+              help="camera protocol: a RAW camera's Bayer sensor with this pattern, linear and 12-bit, frames "
+                   "written as DNG files (IMAGE must be colour).")
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, background_path, mosaic):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from ..research.scenes import licence_plate
     from ..research.simulate import save_burst, simulate as simulate_protocol
     from ..storage.io import read_image
 
+    if mosaic and protocol != "camera":
+        raise UserError(f"mosaic: expected --protocol camera with a mosaic, got --protocol {protocol}")
     picture, _ = read_image(image)
     if protocol == "target":  # a fixed camera: the motion is the target's own
         background = read_image(background_path)[0] if background_path else licence_plate(width=480, height=336)
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, background=background)
     else:
-        options = {"noise": noise / 255.0} if protocol == "sr" else {}  # the camera protocol models its own noise
+        # the camera protocol models its own noise
+        options = {"noise": noise / 255.0} if protocol == "sr" else {"mosaic": mosaic}
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
                                   max_angle=max_angle, **options)
     names = save_burst(burst, out_dir)
@@ -183,7 +190,9 @@ def _target_table(result: dict) -> None:
                    "every pipeline without and with --roi.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_json):
+@click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
+              help="camera protocol: RAW bursts of a Bayer sensor with this pattern, run from DNG files.")
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, mosaic, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
     from ..research.bench import quality_benchmark
 
@@ -191,7 +200,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, device, as_
     if outliers > n - 2:
         raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
-                               protocol=protocol, device=device)
+                               protocol=protocol, mosaic=mosaic, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

@@ -24,6 +24,7 @@ from ..imaging.metrics import score_image
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from ..registration.tracking import check_roi, parse_roi
 from ..runs.engine import target_steps
+from ..runs.loading import read_frame
 from ..runs.pipeline import load_pipeline
 from ..runs.runner import run_pipeline
 from ..runs.stages import STAGES
@@ -192,7 +193,7 @@ def _frame(frames_dir: Path, index: int) -> np.ndarray:
     files = list_images(frames_dir)
     if index >= len(files):
         raise UserError(f"{frames_dir}: expected at least {index + 1} frames, found {len(files)}")
-    return read_image(files[index])[0]
+    return read_frame(files[index])[0].image  # a RAW file's as LibRaw develops it
 
 
 def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi) -> Path:

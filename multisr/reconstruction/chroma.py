@@ -7,7 +7,7 @@ each chroma channel as :func:`multisr.reconstruction.reconstruct.reconstruct` so
 the luma solve found: its refined registration, its data weights (what moves on its own keeps the
 reference's colour), its brightness fits, its PSF and its prior's weight (measured on Set5's
 camera bursts: the prior 0.25 to 4 times Y's changed the mean RGB PSNR by 0.06 dB; 16 times lost
-0.16), two rounds of the total variation each.
+0.16), one round of the total variation each (:data:`CHROMA_ROUNDS`).
 
 What it does not model: a JPEG's chroma subsampling (4:2:0, most cameras' and phones'), which
 blurs chroma over 2x2 LR pixels beyond Y's PSF. On JPEG bursts the chroma gains less for it.

@@ -53,6 +53,7 @@ from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
 from .agreement import frame_weights, match_brightness, moving_region
 from .chroma import solve_chroma
+from .mosaic import GREEN, solve_mosaic
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, parse_psf, psf_kernel, to_grid
 from .solve import predicted_frames, solve_burst
 from .tiles import DEVICE_TILE, TILE, cut_window, solve_tiled
@@ -175,6 +176,7 @@ def reconstruct(
     workers: int = 2,
     device: str = "cpu",
     chroma: np.ndarray | None = None,
+    mosaic: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -198,11 +200,16 @@ def reconstruct(
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
             burst too (:func:`multisr.reconstruction.chroma.solve_chroma`), after Y.
+        mosaic: ``(filled, colours)`` of RAW frames (:func:`multisr.reconstruction.mosaic.filled_mosaic`,
+            ``(N, h, w, 3)``, changed in place, and ``(N, h, w)`` uint8): after Y, the linear RGB
+            is solved from the mosaics (:func:`multisr.reconstruction.mosaic.solve_mosaic`) with
+            Y's registration and weights, and its own PSF (chosen from the green sites with
+            ``"auto"``); ``chroma`` is then not used.
         progress: called with 1 after each solve, if given.
 
     Returns:
         ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y (``(scale*h, scale*w, 3)``
-        Y, Cb, Cr with ``chroma``), not clipped; the
+        Y, Cb, Cr with ``chroma``; linear camera RGB with ``mosaic``), not clipped; the
         ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
         the cross-validation errors of ``"auto"`` (``psf_error_levels``) and the first solve's residual in levels of 255 and
         the prior weight it led to, the fraction of samples each frame kept and
@@ -212,6 +219,18 @@ def reconstruct(
     with threadpool_limits(limits=1, user_api="blas"), _one_torch_thread(device):
         solved, matrices, info, weights, fits, tile = _reconstruct(
             frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress)
+        if mosaic is not None:
+            filled, colours = mosaic
+            mosaic_psf = psf
+            if psf == "auto":  # the mosaic's own blur: the library's demosaic widened what Y's saw
+                mosaic_psf, errors = choose_psf(filled[..., GREEN], matrices, anchor, weights * (colours == GREEN),
+                                                scale=scale, tv_weight=tv_weight, workers=workers, device=device)
+                info["mosaic_psf_error_levels"] = _in_levels(errors)
+            rgb, mosaic_info = solve_mosaic(filled, colours, matrices, weights, anchor=anchor, psf=mosaic_psf,
+                                            scale=scale, tv_weight=info["tv_weight"], tile=tile, workers=workers,
+                                            device=device)
+            info["mosaic"] = {"psf": mosaic_psf, **mosaic_info}
+            return rgb, matrices, info
         if chroma is None:
             return solved, matrices, info
         ycbcr = np.empty((*solved.shape, 3), np.float32)

@@ -16,9 +16,10 @@ from ..imaging.color import luma
 from ..imaging.geometry import rms_displacement, similarity_parameters
 from ..imaging.metrics import score_image, score_luma
 from ..imaging.resize import resize
-from ..params import DEFAULT_FRAMES, SCALE
-from ..runs.engine import run_frames
+from ..params import ALL_FRAMES, DEFAULT_FRAMES, SCALE
+from ..runs.engine import Result, run_frames
 from ..runs.pipeline import load_pipeline
+from ..runs.runner import run_pipeline
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
 from .scenes import licence_plate
@@ -64,10 +65,15 @@ def _as_8_bit(images: np.ndarray) -> np.ndarray:
 
 
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
-                      outliers: int = 0, protocol: str = "sr", device: str = "auto") -> dict:
+                      outliers: int = 0, protocol: str = "sr", mosaic: str | None = None, device: str = "auto") -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
     Gaussian ``noise`` or ``"camera"``) and score every pipeline; ``"target"`` is
     :func:`multisr.research.bench_target.target_benchmark`'s.
+
+    With ``mosaic`` (a Bayer pattern; the camera protocol, colour images), each burst is a RAW
+    camera's, written as DNG files to a temporary folder and run from there as ``multisr run``
+    runs a folder: LibRaw develops the frames, and the pipelines that reconstruct may demosaic
+    from the mosaics (``reconstruct.demosaic``).
 
     With ``outliers``, that many frames of each burst are replaced (:func:`plant_outliers`; the
     unrelated scene is the folder's next image) and each row records ``planted`` and, per
@@ -83,22 +89,26 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
         from .bench_target import target_benchmark
 
         return target_benchmark(data_dir, pipelines=pipelines, n=n, seed=seed, device=device)
+    if mosaic and (protocol != "camera" or outliers):
+        raise UserError(f"mosaic: expected the camera protocol without outliers, got protocol {protocol!r} and "
+                        f"{outliers} outliers")
     loaded = [load_pipeline(name) for name in pipelines]
     rows = {}
     files = list_images(Path(data_dir))
     for index, path in enumerate(tqdm(files, desc="bench quality", unit="image", leave=False)):
         image, _ = read_image(path)
-        options = {"noise": noise} if protocol == "sr" else {}
+        options = {"noise": noise} if protocol == "sr" else {"mosaic": mosaic} if mosaic else {}
         burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
         row = {}
         if outliers:
             unrelated, _ = read_image(files[(index + 1) % len(files)])
             row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
-        frames = _as_8_bit(burst.frames)  # as a camera (and multisr simulate) writes them
         names = [f"frame_{k:03d}" for k in range(n)]
+        scratch = tempfile.TemporaryDirectory(prefix="multisr-bench-")
+        run_one = _folder_runner(burst, Path(scratch.name), device) if mosaic else _memory_runner(burst, names, device)
         for pipeline in loaded:
             try:  # the truth is of frame 0
-                run = run_frames(pipeline, frames, names=names, reference=0, device=device)
+                run = run_one(pipeline)
             except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
                 row[pipeline.name] = {"error": str(error)}
                 continue
@@ -112,6 +122,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
                 row[pipeline.name]["registration"] = registration_errors(run.matrices[kept], burst.matrices[kept],
                                                                          burst.frames.shape[1:3])
                 row[pipeline.name]["left_out"] = left_out
+        scratch.cleanup()
         rows[path.stem] = row
     scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
     if not scored:
@@ -121,7 +132,31 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
                      if all(k in r[p.name] for r in scored)} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
-                         "outliers": outliers, "scale": SCALE}}
+                         "outliers": outliers, "mosaic": mosaic, "scale": SCALE}}
+
+
+def _memory_runner(burst, names: list[str], device: str):
+    """A pipeline -> its :class:`multisr.runs.engine.Result` on ``burst``'s frames, in memory, 8-bit as
+    a camera (and ``multisr simulate``) writes them."""
+    frames = _as_8_bit(burst.frames)
+    return lambda pipeline: run_frames(pipeline, frames, names=names, reference=0, device=device)
+
+
+def _folder_runner(burst, scratch: Path, device: str):
+    """A pipeline -> its :class:`multisr.runs.engine.Result` on ``burst`` written into ``scratch``
+    (:func:`multisr.research.simulate.save_burst`: a mosaic burst's DNG files) and run from there
+    as ``multisr run`` runs a folder (its stages cached in ``scratch`` for the pipelines that follow)."""
+    save_burst(burst, scratch / "burst")
+
+    def run(pipeline) -> Result:
+        out = scratch / pipeline.name
+        record = run_pipeline(pipeline, scratch / "burst", out_dir=out, n=ALL_FRAMES, reference=0,
+                              cache_dir=scratch / "cache", device=device)
+        transforms = out / "transforms.json"  # written by the pipelines that register
+        matrices = np.asarray(json.loads(transforms.read_text())["matrices"]) if transforms.exists() else None
+        return Result(read_image(out / "result.png")[0], record, matrices)
+
+    return run
 
 
 def _network_flops_per_pixel(model) -> int:

@@ -12,7 +12,8 @@ class Burst:
     """A simulated burst.
 
     Attributes:
-        frames: ``(N, h, w[, 3])`` float32 in [0, 1], on 8-bit levels.
+        frames: ``(N, h, w[, 3])`` float32 in [0, 1], on 8-bit levels; a mosaic burst's
+            ``(N, h, w)`` uint16 sensor values (``settings["mosaic"]``).
         truth: ``(scale*h, scale*w[, 3])`` float32, frame 0's high-resolution image.
         matrices: ``(N, 3, 3)``: reference (frame 0) LR coordinates -> frame k LR coordinates.
         scale: the downscaling factor.

@@ -1,12 +1,23 @@
 """What a hand-held camera does to a burst, for the camera protocol of
 :func:`multisr.research.simulate.simulate_camera_burst`: near-identity homographies (shift, turn, a
-drifting zoom, a little perspective), an object that moves on its own, and JPEG."""
+drifting zoom, a little perspective), an object that moves on its own, and JPEG; or, with a
+mosaic, a RAW camera's Bayer sensor (:func:`mosaic_sensor`, :data:`RAW_CAMERA`)."""
 import cv2
 import numpy as np
 
+from ..imaging.develop import srgb_decode
 from ..imaging.geometry import similarity_matrix
+from ..storage.dng import BAYER_PATTERNS
 
-__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg", "sensor"]
+__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg", "sensor", "RAW_CAMERA",
+           "camera_from_srgb", "mosaic_sensor"]
+
+# the simulated RAW camera: 12 bits above a black level, a colour matrix unlike sRGB's (XYZ ->
+# camera, D65) and a response to white of a daylight sensor (R, G, B: its white balance's inverse)
+RAW_CAMERA = {"black": 256, "white": 4095, "neutral": [0.5, 1.0, 0.6],
+              "xyz_to_camera": [[0.9, -0.3, -0.1], [-0.4, 1.2, 0.2], [-0.05, 0.15, 0.6]]}
+_SRGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169],
+                         [0.019334, 0.119193, 0.950227]])  # D65, as LibRaw's
 
 
 def camera_margin(height: int, width: int, *, max_shift: float, max_angle: float, max_zoom: float,
@@ -68,3 +79,31 @@ def sensor(frame_hr: np.ndarray, rng, *, scale: int, blur_sigma_lr: float, shot_
     sigma = np.sqrt(shot_noise * np.clip(frame, 0, 1) + read_noise**2)
     frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
     return jpeg(frame.astype(np.float32), jpeg_quality)
+
+
+def camera_from_srgb(xyz_to_camera) -> np.ndarray:
+    """Linear sRGB -> the camera's white-balanced linear RGB (3x3): the file's matrix times sRGB's
+    primaries, each row scaled to sum 1 (white stays white), the inverse of the matrix LibRaw
+    develops with."""
+    matrix = np.asarray(xyz_to_camera, np.float64) @ _SRGB_TO_XYZ
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+
+def mosaic_sensor(frame_hr: np.ndarray, rng, *, scale: int, blur_sigma_lr: float, shot_noise: float,
+                  read_noise: float, pattern: str, camera: dict = RAW_CAMERA) -> np.ndarray:
+    """What a RAW camera's optics and Bayer sensor make of a high-resolution sRGB frame (``(H, W, 3)``,
+    H and W multiples of ``2 * scale``): linear light in the camera's colours, a Gaussian blur of
+    ``blur_sigma_lr`` LR pixels, pixel-area sampling, one colour per pixel by ``pattern``
+    (:data:`multisr.storage.dng.BAYER_PATTERNS`), noise of variance ``shot_noise * value +
+    read_noise**2`` (white-balanced linear units), the camera's response to white, and its
+    black and white levels: ``(H/scale, W/scale)`` uint16 sensor values."""
+    linear = srgb_decode(frame_hr) @ camera_from_srgb(camera["xyz_to_camera"]).T.astype(np.float32)
+    blurred = cv2.GaussianBlur(linear, (0, 0), blur_sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
+    height, width = frame_hr.shape[0] // scale, frame_hr.shape[1] // scale
+    sampled = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_AREA)
+    sites = np.tile(np.array(BAYER_PATTERNS[pattern]).reshape(2, 2), (height // 2, width // 2))
+    values = np.take_along_axis(sampled, sites[..., None], axis=2)[..., 0]
+    values = values + rng.normal(size=values.shape) * np.sqrt(shot_noise * np.clip(values, 0, 1) + read_noise**2)
+    black, white = camera["black"], camera["white"]
+    counts = black + values * np.asarray(camera["neutral"])[sites] * (white - black)
+    return np.clip(np.round(counts), 0, white).astype(np.uint16)

@@ -26,7 +26,8 @@ from ..imaging.resize import downscale
 from ..params import SCALE
 from ..storage.io import write_image
 from .burst import Burst
-from .camera import camera_margin, near_identity_homography, sensor, with_moving_object
+from ..storage.dng import BAYER_PATTERNS, write_dng
+from .camera import RAW_CAMERA, camera_margin, mosaic_sensor, near_identity_homography, sensor, with_moving_object
 from .moving_target import simulate_target_burst
 
 __all__ = ["PROTOCOLS", "Burst", "simulate_burst", "simulate_camera_burst", "simulate", "save_burst"]
@@ -104,6 +105,7 @@ def simulate_camera_burst(
     read_noise: float = 1.5 / 255,
     jpeg_quality: int = 92,
     moving_object: bool = True,
+    mosaic: str | None = None,
 ) -> Burst:
     """Simulate ``n`` frames of ``image`` (``(H, W[, 3])`` in [0, 1]) as a handheld camera takes them.
 
@@ -120,18 +122,27 @@ def simulate_camera_burst(
       (low-resolution pixels), unknown to the pipelines;
     - the sensor: each LR pixel averages the ``scale x scale`` HR pixels it covers; noise of
       variance ``a * value + read_noise**2`` with ``a`` uniform in ``shot_noise`` (per burst);
-      8 bits; JPEG at ``jpeg_quality``.
+      8 bits; JPEG at ``jpeg_quality``;
+    - or, with ``mosaic`` (a Bayer pattern, ``"rggb"``, ``"bggr"``, ``"grbg"``, ``"gbrg"``), a RAW
+      camera (:func:`multisr.research.camera.mosaic_sensor`): the same optics and noise in linear
+      light, one colour per pixel, 12-bit sensor values; ``frames`` are then ``(N, h, w)``
+      uint16 mosaics (even ``h`` and ``w``) and ``settings["mosaic"]`` the pattern and the camera
+      (:data:`~multisr.research.camera.RAW_CAMERA`), which :func:`save_burst` writes as DNG files.
 
     The same ``seed`` gives the same burst. ``settings`` records every value drawn.
     """
     if n < 1:
         raise UserError(f"n: expected at least 1 frame, got {n}")
+    if mosaic is not None and (mosaic not in BAYER_PATTERNS or np.ndim(image) != 3):
+        raise UserError(f"mosaic: expected one of {', '.join(BAYER_PATTERNS)} and a colour image, got {mosaic!r} "
+                        f"and an image of shape {np.shape(image)}")
     rng = np.random.default_rng(seed)
     image = np.asarray(image, dtype=np.float32)
     height, width = image.shape[:2]
     margin = camera_margin(height, width, max_shift=max_shift, max_angle=max_angle, max_zoom=max_zoom,
                             perspective=perspective)
-    crop_h, crop_w = _crop_size(height, width, margin=margin, scale=scale, least=6)
+    step = scale if mosaic is None else 2 * scale  # a mosaic's frames have whole 2x2 patterns
+    crop_h, crop_w = _crop_size(height, width, margin=margin, scale=step, least=6 * scale // step)
     center = ((crop_w - 1) / 2, (crop_h - 1) / 2)
     half_diagonal = float(np.hypot(crop_h, crop_w) / 2)
     zoom_drift = float(rng.uniform(-max_zoom, max_zoom))
@@ -156,8 +167,12 @@ def simulate_camera_burst(
                                               max_angle=max_angle, zoom_drift=zoom_drift, perspective=perspective)
         scene = still if offsets[k] == (0, 0) else with_moving_object(image, placed, offsets[k])
         frame_hr, _ = warp(scene, to_image @ np.linalg.inv(hr_matrix), (crop_h, crop_w))
-        frames.append(sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
-                             read_noise=read_noise, jpeg_quality=jpeg_quality))
+        if mosaic is None:
+            frames.append(sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
+                                 read_noise=read_noise, jpeg_quality=jpeg_quality))
+        else:
+            frames.append(mosaic_sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
+                                        read_noise=read_noise, pattern=mosaic))
         matrices.append(to_low_resolution(hr_matrix, scale))
     truth = still[margin : margin + crop_h, margin : margin + crop_w].copy()
     region = None
@@ -167,10 +182,12 @@ def simulate_camera_burst(
         region = (min(xs), min(ys), max(xs) - min(xs) + rect[2], max(ys) - min(ys) + rect[3])
     settings = {"n": n, "seed": seed, "max_shift": max_shift, "max_angle": max_angle, "max_zoom": max_zoom,
                 "perspective": perspective, "blur": list(blur), "shot_noise": list(shot_noise),
-                "read_noise": read_noise, "jpeg_quality": jpeg_quality, "drawn": {
+                "read_noise": read_noise, "jpeg_quality": None if mosaic else jpeg_quality,
+                "mosaic": None if mosaic is None else {"pattern": mosaic, **RAW_CAMERA}, "drawn": {
                     "zoom_drift": zoom_drift, "blur_sigma_lr": sigma_lr, "shot_noise": gain,
                     "object_rect": list(rect) if rect else None, "object_offsets": [list(o) for o in offsets]}}
-    return Burst(np.stack(frames).astype(np.float32), truth, np.stack(matrices), scale, "camera", region, settings)
+    frames = np.stack(frames) if mosaic else np.stack(frames).astype(np.float32)
+    return Burst(frames, truth, np.stack(matrices), scale, "camera", region, settings)
 
 
 def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
@@ -187,7 +204,8 @@ def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
 
 
 def save_burst(burst: Burst, out_dir: Path) -> list[str]:
-    """Write ``frame_000.png ...``, ``truth.png`` and ``truth.json`` into ``out_dir``.
+    """Write ``frame_000.png ...`` (a mosaic burst's as ``frame_000.dng ...``), ``truth.png`` and
+    ``truth.json`` into ``out_dir``.
 
     ``truth.json`` has the format of a run's ``transforms.json``: ``{"reference": 0, "scale",
     "frames": [names], "matrices": [3x3 per frame]}``, plus ``"protocol"``, ``"object_region"``
@@ -197,9 +215,14 @@ def save_burst(burst: Burst, out_dir: Path) -> list[str]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [f"frame_{k:03d}.png" for k in range(len(burst.frames))]
+    camera = burst.settings.get("mosaic")
+    names = [f"frame_{k:03d}.{'dng' if camera else 'png'}" for k in range(len(burst.frames))]
     for name, frame in zip(names, burst.frames):
-        write_image(out_dir / name, frame)
+        if camera:
+            write_dng(out_dir / name, frame, pattern=camera["pattern"], black=camera["black"], white=camera["white"],
+                      xyz_to_camera=camera["xyz_to_camera"], neutral=camera["neutral"])
+        else:
+            write_image(out_dir / name, frame)
     write_image(out_dir / "truth.png", burst.truth)
     truth = {"reference": 0, "scale": burst.scale, "frames": names, "matrices": burst.matrices.tolist(),
              "protocol": burst.protocol, "object_region": list(burst.object_region) if burst.object_region else None,

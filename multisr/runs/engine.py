@@ -75,7 +75,7 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     source = Stage("memory", "1", (), STAGES["load"].writes,
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
                                          "source": {"in_memory": True, "sha256": digest}, "known": known,
-                                         "alpha": None},
+                                         "alpha": None, "mosaic": None, "colours": None},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *target_steps(roi, reference), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \

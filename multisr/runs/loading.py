@@ -17,11 +17,11 @@ from ..registration.tracking import check_roi, parse_roi
 from ..storage.files import file_digest
 from ..storage.folders import FolderListing, scan_folder
 from ..storage.io import RAW_SUFFIXES, Picture, check_regular_file, image_size, read_picture
-from ..storage.raw import DEVELOPMENT, raw_size, read_raw
+from ..storage.raw import DEVELOPMENT, RawFrame, raw_size, read_raw
 from ..storage.video import is_video, read_video
 from ..threads import in_threads
 
-__all__ = ["MIN_SIDE", "load_burst", "burst_artifacts", "burst_fingerprint", "memory_budget", "check_box_early"]
+__all__ = ["MIN_SIDE", "load_burst", "read_frame", "burst_artifacts", "burst_fingerprint", "memory_budget", "check_box_early"]
 
 MIN_SIDE = 8  # pixels: a frame's shorter side, at least (registration's windows need a few)
 MEMORY_SHARE = 0.5  # of the memory available when the run starts: the most that a burst's frames may take
@@ -56,21 +56,22 @@ def _frame_size(path: Path) -> tuple[int, int, int] | None:
     return image_size(path)
 
 
-def _read_frame(path: Path) -> tuple[Picture, dict | None]:
-    """One frame file: an image, or a RAW file developed by LibRaw (with what its file said)."""
+def read_frame(path: Path) -> tuple[Picture, RawFrame | None]:
+    """One frame file: an image, or a RAW file developed by LibRaw (and its mosaic, with what its file said)."""
     if path.suffix.lower() in RAW_SUFFIXES:
-        image, info = read_raw(path)
-        return Picture(image, 16), info
+        raw = read_raw(path)
+        return Picture(raw.image, 16), raw
     return read_picture(path), None
 
 
 def _check_memory(files: list[Path]) -> None:
     """:class:`UserError` before decoding when the frames, as their headers give them, would take
-    more than :func:`memory_budget` as float32 RGB."""
+    more than :func:`memory_budget` as float32 RGB (and a RAW frame's float32 mosaic)."""
     size = _frame_size(files[0])
     if size is None:
         return
-    needed = len(files) * size[0] * size[1] * 3 * 4
+    channels = 4 if files[0].suffix.lower() in RAW_SUFFIXES else 3
+    needed = len(files) * size[0] * size[1] * channels * 4
     budget = memory_budget()
     if needed > budget:
         raise UserError(f"{files[0].parent}: expected a burst that fits in memory, but {len(files)} frames of "
@@ -96,16 +97,19 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
     a folder of images or a video file, upright by their EXIF orientation, with their ``source``
     (where they came from; for a folder also the files passed over, each frame's EXIF
     orientation, whether the reference has an alpha channel, which ``alpha`` carries, and for RAW
-    frames what the reference's file said: pattern, levels, white balance, colour matrix)."""
+    frames what the reference's file said: pattern, levels, white balance, colour matrix). RAW
+    frames also give their ``mosaic`` ``(N, h, w)`` and its ``colours`` ``(h, w)``
+    (:class:`multisr.storage.raw.RawFrame`; ``None`` for other frames, and for RAW frames whose
+    mosaics differ in layout)."""
     if is_video(Path(folder)):
         frames, source = read_video(Path(folder), start=start, count=None if n == ALL_FRAMES else n,
                                     budget=memory_budget())
         names = [f"{Path(folder).name}#{start + k}" for k in range(len(frames))]
         return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source, "known": None,
-                "alpha": None}
+                "alpha": None, "mosaic": None, "colours": None}
     files, listing = _selected(folder, n, start)
     _check_memory(files)
-    pictures, raws = zip(*in_threads(_read_frame, files))
+    pictures, raws = zip(*in_threads(read_frame, files))
     first = pictures[0].image.shape
     for path, picture in zip(files, pictures):
         if picture.image.shape != first:
@@ -118,9 +122,13 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
               "exif_orientation": [picture.orientation for picture in pictures],
               "alpha": None if alpha is None else "the reference frame's, upscaled with MATLAB's bicubic",
               "passed_over": listing.passed_over}
+    mosaic = colours = None
     if raws[0] is not None:  # RAW frames: how they were developed, and what the reference's file said
-        source["raw"] = {"development": DEVELOPMENT, **raws[artifacts["reference"]]}
-    return {**artifacts, "source": source, "known": None, "alpha": alpha}
+        source["raw"] = {"development": DEVELOPMENT, **raws[artifacts["reference"]].info}
+        if all(raw.mosaic is not None and np.array_equal(raw.colours, raws[0].colours) for raw in raws):
+            mosaic, colours = np.stack([raw.mosaic for raw in raws]), raws[0].colours
+        source["raw"]["mosaic"] = mosaic is not None  # whether the burst can demosaic itself
+    return {**artifacts, "source": source, "known": None, "alpha": alpha, "mosaic": mosaic, "colours": colours}
 
 
 def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:

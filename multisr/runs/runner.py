@@ -88,7 +88,8 @@ def run_pipeline(
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
             use_cache: bool) -> dict:
-    """Write ``result.png``, ``transforms.json`` and ``run.json``; return the run record.
+    """Write ``result.png`` (and for RAW frames ``result.tif``, the same 16-bit pixels),
+    ``transforms.json`` and ``run.json``; return the run record.
 
     The run folder never describes a result it does not hold: the previous ``run.json`` goes
     first, then the result and the transforms are written (each atomically; a pipeline without
@@ -103,6 +104,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
         transforms["roi"] = store["target"].get()["roi"]
     run = record_of(pipeline, store, records, torch_device, started)
     bit_depth = store["bit_depth"].get()
+    raw = "raw" in store["source"].get()  # RAW frames: a TIFF too
     alpha = store["alpha"].get()
     if alpha is not None:
         alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
@@ -114,6 +116,11 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     if not use_cache:
         remove(out_dir / "stages")
     write_image(out_dir / "result.png", result, bit_depth=bit_depth, alpha=alpha)
+    if raw:
+        write_image(out_dir / "result.tif", result, bit_depth=bit_depth)
+        run["result_tif_sha256"] = file_digest(out_dir / "result.tif")
+    else:  # an earlier RAW run's
+        (out_dir / "result.tif").unlink(missing_ok=True)
     if transforms is None:
         (out_dir / "transforms.json").unlink(missing_ok=True)
     else:

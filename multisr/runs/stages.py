@@ -5,7 +5,9 @@ A stage reads named artifacts (arrays or small JSON values) and writes new ones.
 that flow through a run:
 
 - ``frames``: ``(N, h, w[, 3])`` float32 low-resolution frames (from a folder of images or a
-  video file); ``names``: their file names (``clip.mp4#K`` for frame K of a video); ``source``:
+  video file; RAW files developed by LibRaw); ``mosaic``, ``colours``: RAW frames' linear
+  mosaics ``(N, h, w)`` float32 and each pixel's colour (``(h, w)``, or ``(N, h, w)`` once cut
+  to a target's windows) uint8, else ``None``; ``names``: their file names (``clip.mp4#K`` for frame K of a video); ``source``:
   where they came from (the folder or file, the first frame, the count; a video's decoded digest);
   ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
   or ``"sharpest"``: :func:`multisr.registration.frame_selection.sharpest_frame`).
@@ -31,11 +33,13 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
+from ..imaging.develop import develop, undevelop
 from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
 from ..reconstruction.agreement import agreeing_samples, repeated_rows
 from ..reconstruction.fusion import FUSIONS
+from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
@@ -101,7 +105,7 @@ def _register(*, frames, reference, names, known, coarse, iterations, refine, mo
     return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
 
 
-def _target(*, frames, names, reference, roi) -> dict:
+def _target(*, frames, names, reference, mosaic, colours, roi) -> dict:
     """The ``target`` stage (runs given a box, ``--roi``): the box tracked through the burst
     (:func:`multisr.registration.tracking.track_target`), the frames it is found in cut to windows around it,
     their motion ``known`` to the register stage; ``target`` records the box, each window's
@@ -119,11 +123,16 @@ def _target(*, frames, names, reference, roi) -> dict:
         raise UserError(f"roi: expected the target in at least half the frames, but it was lost in {len(lost)} of "
                         f"{len(frames)} ({shown}); draw the box on the target in the reference frame")
     windows, matrices, offsets = cut_to_target(frames, tracked.matrices[kept], box, kept.index(reference), indices=kept)
+    if mosaic is not None:  # RAW frames' mosaics, cut as the frames (each window's own colour layout)
+        height, width = windows.shape[1:3]
+        colours = np.broadcast_to(colours, mosaic.shape)
+        mosaic, colours = (np.stack([array[k, y : y + height, x : x + width] for k, (x, y) in zip(kept, offsets)])
+                           for array in (mosaic, colours))
     info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
             "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
             "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
     return {"frames": windows, "names": info["frames"], "reference": kept.index(reference), "known": matrices,
-            "target": info}
+            "target": info, "mosaic": mosaic, "colours": colours}
 
 
 def _select_reference(*, frames, reference, names) -> dict:
@@ -194,10 +203,13 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, model, refine_rounds, chroma,
-                 device) -> dict:
+def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, source, psf, tv_weight, model,
+                 refine_rounds, chroma, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     colour = frames.ndim == 4
+    if mosaic is not None and demosaic == "burst":
+        return _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, source["raw"]["camera_to_srgb"],
+                                   psf=psf, tv_weight=tv_weight, model=model, refine_rounds=refine_rounds, device=device)
     # chroma "burst": Cb and Cr solved from every frame too; "reference": the reference's, upscaled
     # by bicubic, as in the SRCNN paper
     if colour and chroma == "burst":  # each frame converted once, for its Y and its chroma
@@ -228,10 +240,28 @@ def _reconstruct(*, frames, matrices, registration, reference, psf, tv_weight, m
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
+def _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, camera_to_srgb, **options) -> dict:
+    """RAW frames' ``reconstruct`` with ``demosaic="burst"``: Y solved from the library's
+    development (registration, weights, noise), then the linear RGB from the mosaics
+    (:func:`multisr.reconstruction.mosaic.solve_mosaic`), developed to sRGB as LibRaw develops."""
+    colours = np.broadcast_to(colours, mosaic.shape)  # a frame's own layout where a window was cut from it
+    filled = filled_mosaic(mosaic[used], colours[used], undevelop(frames[used], camera_to_srgb))
+    y = np.stack([luma(frames[k]) for k in used])
+    with tqdm(total=1 + options["refine_rounds"], desc="reconstruct", unit="solve", leave=False) as bar:
+        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE,
+                                            workers=workers(), mosaic=(filled, colours[used]), progress=bar.update,
+                                            **{**options, "device": str(options["device"])})
+    del filled
+    matrices = matrices.copy()
+    matrices[used] = refined
+    return {"result": develop(solved, camera_to_srgb), "matrices": matrices, "solve": {**info, "demosaic": "burst"}}
+
+
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "5", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha"), load_burst,
+        Stage("load", "6", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
+                                "colours"), load_burst,
               {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
@@ -243,7 +273,8 @@ STAGES = {
                   "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
                   "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
                   "max_shift_fraction": Param(float, low=0, high=1)})),
-        Stage("target", "3", ("frames", "names", "reference"), ("frames", "names", "reference", "known", "target"),
+        Stage("target", "4", ("frames", "names", "reference", "mosaic", "colours"),
+              ("frames", "names", "reference", "known", "target", "mosaic", "colours"),
               _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
@@ -257,11 +288,12 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "10", ("frames", "matrices", "registration", "reference"), ("result", "matrices", "solve"),
-              _reconstruct, defaults_from(reconstruct, {
+        Stage("reconstruct", "11", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
+              ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
-                  "refine_rounds": Param(int, low=0, high=10)}) | {"chroma": Param(str, ("burst", "reference"),
-                                                                                   default="burst")},
+                  "refine_rounds": Param(int, low=0, high=10)}) | {
+                  "chroma": Param(str, ("burst", "reference"), default="burst"),
+                  "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),

@@ -1,13 +1,22 @@
-"""RAW frames (DNG, CR2, NEF, ARW, ...): read and demosaiced by LibRaw (rawpy), in sRGB.
+"""RAW frames (DNG, CR2, NEF, ARW, ...): read by LibRaw (rawpy), developed to sRGB and as their mosaic.
 
 A RAW file holds the sensor's mosaic: one colour per pixel in a repeating pattern (the Bayer
 pattern, say RGGB), above a black level and up to a white level, with the camera's white balance
-and its colour matrix (camera RGB -> XYZ). :func:`read_raw` has LibRaw subtract the black,
-scale to the white, apply the white balance the camera recorded, demosaic (AHD), convert to sRGB
-(its gamma) and turn the image upright, as a camera's own JPEG is made but without its
-sharpening, noise reduction or compression, in 16 bits; :func:`raw_info` says what was read
-from the file, for ``run.json``.
+and its colour matrix (camera RGB -> XYZ). :func:`read_raw` gives both what multisr works on:
+
+- the frame developed by LibRaw: the black subtracted, scaled to the white, the white balance the
+  camera recorded applied, demosaiced (AHD), converted to sRGB (its transfer curve) and turned
+  upright, as a camera's own JPEG is made but without its sharpening, noise reduction or
+  compression, in 16 bits (:data:`DEVELOPMENT`);
+- the mosaic itself, upright like the developed frame: each pixel's value after the same black,
+  white and white balance (linear, white at 1; not clipped below 0, so the noise of dark pixels
+  stays unbiased), and its colour (0 red, 1 green, 2 blue). The burst demosaics itself from these
+  (:mod:`multisr.reconstruction.mosaic`); :func:`multisr.imaging.develop.develop` takes its result
+  to sRGB as LibRaw does.
+
+:func:`raw_info` says what was read from the file, for ``run.json``.
 """
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +24,28 @@ import numpy as np
 from ..errors import UserError
 from .io import MAX_PIXELS_ENV, check_regular_file, max_pixels
 
-__all__ = ["DEVELOPMENT", "read_raw", "raw_info", "raw_size"]
+__all__ = ["DEVELOPMENT", "RawFrame", "read_raw", "raw_info", "raw_size"]
 
 DEVELOPMENT = "LibRaw: black and white levels, the camera's white balance, AHD demosaicing, sRGB, 16 bits"
+
+
+@dataclass
+class RawFrame:
+    """One RAW file as :func:`read_raw` reads it.
+
+    Attributes:
+        image: ``(H, W, 3)`` float32 sRGB in [0, 1], developed by LibRaw, upright.
+        info: :func:`raw_info` of the file.
+        mosaic: ``(H, W)`` float32 linear white-balanced values (white 1), upright, or ``None``
+            when the sensor's visible area is not the developed picture's (then only ``image``
+            can be used).
+        colours: ``(H, W)`` uint8, each mosaic pixel's colour (0 R, 1 G, 2 B), or ``None``.
+    """
+
+    image: np.ndarray
+    info: dict
+    mosaic: np.ndarray | None
+    colours: np.ndarray | None
 
 
 def _open(path: Path):
@@ -41,9 +69,46 @@ def raw_info(raw) -> dict:
     names = raw.color_desc.decode()
     pattern = "".join(names[index] for index in raw.raw_pattern.ravel()) if raw.raw_pattern is not None else None
     return {"pattern": pattern, "black_levels": [int(v) for v in raw.black_level_per_channel],
-            "white_level": int(raw.white_level), "white_balance": [round(float(v), 5) for v in raw.camera_whitebalance],
+            "white_level": int(raw.white_level), "white_balance": [round(float(v), 5) for v in _multipliers(raw)],
             "camera_to_srgb": np.round(np.asarray(raw.color_matrix[:, :3], np.float64), 5).tolist(),
             "size": [int(raw.sizes.width), int(raw.sizes.height)]}
+
+
+def _multipliers(raw) -> np.ndarray:
+    """The white balance LibRaw applies with the camera's (its daylight one when the file has
+    none), per colour index of ``raw.color_desc``; a missing second green is the first's."""
+    multipliers = np.asarray(raw.camera_whitebalance, np.float64)
+    if not np.any(multipliers[:3] > 0):
+        multipliers = np.asarray(raw.daylight_whitebalance, np.float64)
+    if multipliers[3] <= 0:
+        multipliers[3] = multipliers[1]
+    return multipliers
+
+
+def _upright(array: np.ndarray, flip: int) -> np.ndarray:
+    """``array`` (the sensor's rows and columns) turned as LibRaw turns its output (its ``flip``:
+    bit 1 mirrors the columns, bit 2 the rows, bit 4 swaps rows and columns, in that order)."""
+    if flip & 1:
+        array = array[:, ::-1]
+    if flip & 2:
+        array = array[::-1]
+    if flip & 4:
+        array = array.T
+    return np.ascontiguousarray(array)
+
+
+def _mosaic(raw, info: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The visible mosaic, linear and white-balanced as LibRaw scales it before demosaicing (its
+    multipliers normalised to the smallest), and each pixel's colour (0 R, 1 G, 2 B), upright."""
+    indices = raw.raw_colors_visible
+    names = raw.color_desc.decode()
+    to_rgb = np.array(["RGB".index(name) for name in names], np.uint8)
+    black = np.asarray(raw.black_level_per_channel, np.float32)[indices]
+    multipliers = _multipliers(raw)
+    gains = (multipliers / multipliers[multipliers > 0].min()).astype(np.float32)[indices]
+    mosaic = (raw.raw_image_visible.astype(np.float32) - black) / (info["white_level"] - black) * gains
+    flip = raw.sizes.flip
+    return _upright(np.minimum(mosaic, 1.0), flip), _upright(to_rgb[indices], flip)
 
 
 def raw_size(path: Path) -> tuple[int, int]:
@@ -51,13 +116,13 @@ def raw_size(path: Path) -> tuple[int, int]:
     its header, without decoding."""
     with _open(Path(path)) as raw:
         width, height = raw.sizes.width, raw.sizes.height
-        return (height, width) if raw.sizes.flip in (5, 6) else (width, height)
+        return (height, width) if raw.sizes.flip & 4 else (width, height)
 
 
-def read_raw(path: Path) -> tuple[np.ndarray, dict]:
-    """One RAW file as ``(image, info)``: ``(H, W, 3)`` float32 sRGB in [0, 1], upright (see the
-    module docstring), and :func:`raw_info` of the file. A file over :func:`max_pixels` is
-    refused before it is demosaiced; a damaged or unsupported one in one line."""
+def read_raw(path: Path) -> RawFrame:
+    """One RAW file, developed and as its mosaic (see the module docstring and :class:`RawFrame`).
+    A file over :func:`max_pixels` is refused before it is decoded; a damaged or unsupported one
+    in one line."""
     import rawpy
 
     path = Path(path)
@@ -67,10 +132,13 @@ def read_raw(path: Path) -> tuple[np.ndarray, dict]:
             raise UserError(f"{path}: expected an image of at most {max_pixels():,} pixels (${MAX_PIXELS_ENV}), "
                             f"but its header says {width}x{height} ({width * height:,})")
         info = raw_info(raw)
-        try:
-            rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16,
-                                  demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
+        try:  # sRGB's curve, and the white level the file gives (not one guessed from the pixels)
+            rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16, gamma=(2.4, 12.92),
+                                  adjust_maximum_thr=0.0, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
+            mosaic, colours = _mosaic(raw, info)
         except (rawpy.LibRawError, OSError) as error:
             raise UserError(f"{path}: expected a RAW file LibRaw can read, but its pixels cannot be decoded "
                             f"({type(error).__name__})") from None
-    return (rgb.astype(np.float32) / 65535.0), info
+    if mosaic.shape != rgb.shape[:2]:
+        mosaic, colours = None, None
+    return RawFrame(rgb.astype(np.float32) / 65535.0, info, mosaic, colours)

@@ -4,6 +4,7 @@ notebook without recomputing anything.
 Layout of ``OUT_DIR``::
 
     result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
+    result.tif          the same pixels as a 16-bit TIFF (RAW bursts: what photo editors take)
     transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
     run.json            parameters, versions, device, per-stage wall time and cache use
     stages/<name>       a link to the stage's entry in the stage cache (:mod:`multisr.storage.cache`)
@@ -32,7 +33,7 @@ from .io import read_image
 
 __all__ = ["open_run", "Run", "StageOutput", "RUN_FILES", "check_out_dir", "locked", "clean_leftovers"]
 
-RUN_FILES = ("result.png", "transforms.json", "run.json")
+RUN_FILES = ("result.png", "result.tif", "transforms.json", "run.json")
 
 
 def check_out_dir(out_dir: Path, frames_dir: Path) -> None:
