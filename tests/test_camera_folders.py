@@ -159,3 +159,29 @@ def test_n_all_takes_every_frame_from_start(tiny_burst, tmp_path):
                           "at least 2 frames", "found 1")
     assert_one_line_error(invoke("run", tiny_burst, "--n", 9, "--out", tmp_path / "o4"), "found 6",
                           "n=all takes every frame")
+
+
+@pytest.mark.parametrize("subsampling, options", [("4:2:0", {"subsampling": 2}), ("4:2:2", {"subsampling": 1}),
+                                                  ("4:4:4", {"subsampling": 0}), (None, None)])
+def test_a_jpeg_frames_chroma_subsampling_is_read_from_its_header(subsampling, options, tmp_path):
+    pixels = (np.random.default_rng(0).random((16, 24, 3)) * 255).astype(np.uint8)
+    path = tmp_path / ("frame.jpg" if options is not None else "frame.png")
+    Image.fromarray(pixels).save(path, **(options or {}))
+    assert read_picture(path).chroma_subsampling == subsampling
+
+
+def test_multiframe_models_the_4_2_0_chroma_of_jpeg_frames(tiny_burst, tmp_path):
+    """A folder of JPEG frames (Pillow's default, 4:2:0): run.json's source says so, and
+    multiframe's chroma solve modelled it; --set reconstruct.chroma_subsampling=none does not."""
+    jpegs = tmp_path / "jpegs"
+    jpegs.mkdir()
+    for path in sorted(tiny_burst.glob("frame_*.png")):
+        Image.fromarray(rgb_of(path)).save(jpegs / path.with_suffix(".jpg").name, quality=95)
+    for setting, expected in (("auto", "4:2:0"), ("none", "none")):
+        out = tmp_path / f"out-{setting}"
+        result = invoke("run", jpegs, "--n", "all", "--out", out, "--pipeline", "multiframe", "--set",
+                        f"reconstruct.chroma_subsampling={setting}")
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "run.json").read_text())
+        assert record["source"]["chroma_subsampling"] == "4:2:0"
+        assert record["solve"]["chroma_subsampling"] == expected

@@ -12,8 +12,8 @@ from multisr.research.scenes import licence_plate
 from multisr.storage.video import read_video
 
 
-def write_lossless_video(path, frames, fourcc="FFV1"):
-    """``(N, h, w[, 3])`` float frames, 8-bit, into ``path`` with a lossless codec (OpenCV's FFmpeg)."""
+def write_video(path, frames, fourcc="FFV1"):
+    """``(N, h, w[, 3])`` float frames, 8-bit, into ``path`` with ``fourcc`` (OpenCV's FFmpeg; FFV1, lossless, by default)."""
     height, width = frames.shape[1:3]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (width, height))
     assert writer.isOpened()
@@ -32,22 +32,31 @@ def burst_frames(tiny_burst):
 @pytest.mark.parametrize("suffix, fourcc", [(".mkv", "FFV1"), (".avi", "FFV1"), (".avi", "HFYU"), (".avi", "png ")])
 def test_a_lossless_video_decodes_to_its_frames(burst_frames, tmp_path, suffix, fourcc):
     path = tmp_path / f"clip{suffix}"
-    write_lossless_video(path, burst_frames, fourcc)
+    write_video(path, burst_frames, fourcc)
     frames, source = read_video(path, start=1, count=4)
     assert np.array_equal(frames, burst_frames[1:5])
     assert source["first"] == 1 and source["count"] == 4 and len(source["sha256"]) == 64
+    assert source["chroma_subsampling"] == "4:4:4"  # RGB pixel formats: full chroma
+
+
+@pytest.mark.parametrize("suffix, fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])
+def test_a_lossy_videos_chroma_subsampling_is_read_from_its_stream(burst_frames, tmp_path, suffix, fourcc):
+    """MPEG-4 and Motion JPEG as OpenCV writes them store chroma 4:2:0 (yuv420p, yuvj420p)."""
+    path = tmp_path / f"clip{suffix}"
+    write_video(path, burst_frames, fourcc)
+    assert read_video(path, count=2)[1]["chroma_subsampling"] == "4:2:0"
 
 
 def test_a_grey_video_decodes_to_grey_frames(burst_frames, tmp_path):
     grey = burst_frames.mean(axis=3)
-    write_lossless_video(tmp_path / "grey.mkv", grey)
+    write_video(tmp_path / "grey.mkv", grey)
     frames, _ = read_video(tmp_path / "grey.mkv", count=len(grey))
     assert frames.ndim == 3 and np.array_equal(frames, to_uint(grey).astype(np.float32) / 255)
 
 
 def test_a_run_on_a_video_equals_the_run_on_its_frames(burst_frames, tmp_path):
     video = tmp_path / "clip.mkv"
-    write_lossless_video(video, burst_frames)
+    write_video(video, burst_frames)
     folder = tmp_path / "frames"
     folder.mkdir()
     for k, frame in enumerate(burst_frames):
@@ -68,7 +77,7 @@ def test_a_video_that_cannot_be_read_is_one_line(burst_frames, tmp_path, case, f
     if case == "garbage":
         video.write_bytes(b"\x1aE\xdf\xa3 not a video" * 50)
     else:
-        write_lossless_video(video, burst_frames)
+        write_video(video, burst_frames)
     if case == "truncated":
         video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
     start = 3 if case == "too_short" else 0
@@ -85,7 +94,7 @@ def test_video_writes_a_frame_per_window_and_a_rerun_resumes_it(burst_frames, tm
     import os
 
     clip = tmp_path / "clip.mkv"
-    write_lossless_video(clip, burst_frames)
+    write_video(clip, burst_frames)
     out = tmp_path / "video"
     videos = []
     for attempt in range(2):
@@ -113,7 +122,7 @@ def test_a_killed_video_resumes_where_it_stopped(burst_frames, tmp_path, monkeyp
     import multisr.outputs.videosr
 
     clip = tmp_path / "clip.mkv"
-    write_lossless_video(clip, burst_frames)
+    write_video(clip, burst_frames)
     assert invoke("video", clip, "--window", 3, "--step", 1, "--out", tmp_path / "whole").exit_code == 0
     solve, calls = multisr.outputs.videosr._solve_window, []
 
@@ -149,7 +158,7 @@ def test_overlapping_windows_share_their_registration(burst_frames, tmp_path):
     import json
 
     clip = tmp_path / "clip.mkv"
-    write_lossless_video(clip, burst_frames)
+    write_video(clip, burst_frames)
     outputs = {}
     for share in ("--share-registration", "--no-share-registration"):
         out = tmp_path / share

@@ -36,7 +36,7 @@ from ..runs.stages import STAGES
 from ..storage.files import atomic_output, file_digest, remove, write_json
 from ..storage.io import read_image, to_uint, write_image
 from ..storage.rundir import check_out_dir, locked
-from ..storage.video import VIDEO_SUFFIXES, is_video, iter_video, video_info
+from ..storage.video import VIDEO_SUFFIXES, chroma_subsampling, is_video, iter_video, video_info
 
 __all__ = ["window_of", "known_matrices", "super_resolve_video"]
 
@@ -206,7 +206,8 @@ def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: rang
     known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
     names = [f"{clip.name}#{k}" for k, _ in held]
     result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
-                        reference=t - frames_used.start, known=known, device=device, roi=roi)
+                        reference=t - frames_used.start, known=known, device=device, roi=roi,
+                        chroma_subsampling=chroma_subsampling(clip))
     matrices, left_out = None, []
     if share and result.matrices is not None:
         matrices = result.matrices.tolist()

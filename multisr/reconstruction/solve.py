@@ -17,10 +17,12 @@ from .operator import BurstOperator
 
 __all__ = ["solve", "solve_burst", "predicted_frames"]
 
-def _total_variation_weights(image: torch.Tensor, epsilon: float = 1e-3) -> torch.Tensor:
-    """IRLS weights ``1 / sqrt(|grad X|^2 + eps^2)`` of the Charbonnier total variation, ``(H, W)``."""
+def _total_variation_weights(image: torch.Tensor, guide_squares: torch.Tensor | float = 0.0, epsilon: float = 1e-3
+                             ) -> torch.Tensor:
+    """IRLS weights ``1 / sqrt(|grad X|^2 + |grad G|^2 + eps^2)`` of the Charbonnier total
+    variation, ``(H, W)``; ``guide_squares`` is a guide image G's ``|grad G|^2`` (0 without one)."""
     gx, gy = _forward_differences(image)
-    return torch.rsqrt(gx * gx + gy * gy + epsilon**2)
+    return torch.rsqrt(gx * gx + gy * gy + guide_squares + epsilon**2)
 
 
 def _forward_differences(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +61,7 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray,
           start: np.ndarray, *, tv_weight: float, density: float | None = None, rounds: int = 4,
-          cg_steps: int = 8, device: str | torch.device = "cpu") -> np.ndarray:
+          cg_steps: int = 8, guide: np.ndarray | None = None, device: str | torch.device = "cpu") -> np.ndarray:
     """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * sum(TV(X)) / (sum w / density)`` over X,
     from ``start``: with ``density`` the weight of samples per pixel of X (by default this
     problem's own, ``sum w / X.size``), the prior is ``tv_weight`` times the mean total variation.
@@ -74,6 +76,8 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
             preconditioned by the normal matrix's diagonal (Jacobi; its data part without the
             products of different taps). 8 preconditioned steps end nearer the minimum than
             12 plain ones did, at two thirds of the cost.
+        guide: ``(H, W)`` an image whose edges the solution may share at a lower cost (the
+            vectorial total variation of X and the guide: chroma guided by luma), if given.
         device: the torch device the solve runs on (:class:`multisr.reconstruction.operator.BurstOperator`).
 
     Returns:
@@ -97,8 +101,12 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
     # precondition with, and positive
     data_diagonal = operator.spread(weights, squared=True) * scale_data
     residual = right - data_normal(estimate)  # of the data term; each round subtracts its own prior's
+    guide_squares = 0.0
+    if guide is not None:
+        gx, gy = _forward_differences(operator.tensor(guide))
+        guide_squares = gx * gx + gy * gy
     for _ in range(rounds):
-        tv = _total_variation_weights(estimate)
+        tv = _total_variation_weights(estimate, guide_squares)
 
         def normal(image):
             return data_normal(image) + scale_prior * _gradient_operator(image, tv)
@@ -126,14 +134,15 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
 
 
 def solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=None, sampling=None, rounds=4,
-                density=None, cg_steps=8, device="cpu") -> tuple[np.ndarray, dict]:
+                density=None, cg_steps=8, guide=None, device="cpu") -> tuple[np.ndarray, dict]:
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`multisr.reconstruction.observation.grid_pad`.
 
     ``frames_y``, ``weights``: ``(N, h, w)``; ``matrices``: the frames' registration against the
-    output's LR grid; ``start``: ``(H, W)`` on the output grid (which sets its size);
+    output's LR grid; ``psf``: a PSF's name or its 1-D kernel; ``start`` (and ``guide``, if
+    given): ``(H, W)`` on the output grid (which sets its size);
     ``sampling``: :func:`multisr.reconstruction.observation.burst_sampling` of ``matrices`` if already made (by
     default made here for the samples of positive weight); ``rounds``, ``density``,
-    ``cg_steps``, ``device``: :func:`solve`'s. Returns the ``(H, W)`` estimate and ``parts``: the widened
+    ``cg_steps``, ``guide``, ``device``: :func:`solve`'s. Returns the ``(H, W)`` estimate and ``parts``: the widened
     estimate, the sampling matrix, which samples have a row in it (``"inside"``, flat), every
     sample's position on the widened grid, the kernel.
     """
@@ -145,10 +154,12 @@ def solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=
     w = weights.reshape(count, -1).astype(np.float32)
     if used is not None:
         w[~np.isin(np.arange(count), used)] = 0
-    kernel = psf_kernel(psf, scale)
+    kernel = np.asarray(psf, np.float32) if isinstance(psf, np.ndarray) else psf_kernel(psf, scale)
     widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    if guide is not None:
+        guide = cv2.copyMakeBorder(guide.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     widened = solve(frames_y.reshape(-1)[inside].astype(np.float32), w.ravel()[inside], matrix, kernel, widened,
-                    tv_weight=tv_weight, density=density, rounds=rounds, cg_steps=cg_steps, device=device)
+                    tv_weight=tv_weight, density=density, rounds=rounds, cg_steps=cg_steps, guide=guide, device=device)
     return widened[pad:-pad, pad:-pad], {"widened": widened, "matrix": matrix, "inside": inside, "positions": positions,
                                          "kernel": kernel}
 

@@ -60,15 +60,16 @@ DEVICE_TILE = 512  # on a GPU: 20 frames' tile of it takes about 1 GB there
 TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighbours
 
 
-def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str, scale: int,
+def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str | np.ndarray, scale: int,
                 tv_weight: float | tuple, start: np.ndarray, *, tile: int = TILE, workers: int = 2, rounds: int = 4,
                 cg_steps: int = 8, device: str | torch.device = "cpu", sites: np.ndarray | None = None,
-                differences_from: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                differences_from: int | None = None, guide: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`multisr.reconstruction.solve.solve` (with ``rounds``, ``cg_steps``) of the whole burst on
     ``device``, tile by tile, in ``workers`` threads on the CPU, one at a time on a GPU.
     ``frames_y`` ``(N, h, w)``, or ``(N, h, w, C)`` with ``start`` ``(H, W, C)``: C channels solved
     one after another on each tile, with one sampling matrix (``tv_weight`` may then give each
-    channel's prior weight).
+    channel's prior weight). ``psf``: a PSF's name or its 1-D kernel. ``guide``: ``(scale*h,
+    scale*w)``, the image that guides every channel's prior (:func:`multisr.reconstruction.solve.solve`).
 
     A colour mosaic: ``sites`` ``(N, h, w)`` says which channel each LR pixel samples; each
     channel is solved from its own sites only. With ``differences_from`` (a channel), that
@@ -110,7 +111,9 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
         cut, moved, cut_weights = cut_window(frames_y, matrices, weights,
                                              (box_top, box_left, box_bottom - box_top, box_right - box_left),
                                              sites=sites)
-        tile_start = start[scale * box_top : scale * box_bottom, scale * box_left : scale * box_right]
+        window = (slice(scale * box_top, scale * box_bottom), slice(scale * box_left, scale * box_right))
+        tile_start = start[window]
+        tile_guide = None if guide is None else guide[window]
         rows = slice(scale * (top - box_top), scale * (bottom - box_top))
         columns = slice(scale * (left - box_left), scale * (right - box_left))
         shape = cut.shape[:3]
@@ -126,7 +129,7 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
             channel_weights = cut_weights if per_channel else cut_weights[..., channel]
             part, parts = solve_burst(samples, moved, channel_weights, psf, scale, float(priors[channel]),
                                       tile_start[..., channel], sampling=sampling, rounds=rounds, density=density,
-                                      cg_steps=cg_steps, device=device)
+                                      cg_steps=cg_steps, guide=tile_guide, device=device)
             estimate[scale * top : scale * bottom, scale * left : scale * right, channel] = part[rows, columns]
             predicted = predicted_frames(parts, shape)
             if channel == differences_from:

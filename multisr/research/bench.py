@@ -137,9 +137,11 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
 
 def _memory_runner(burst, names: list[str], device: str):
     """A pipeline -> its :class:`multisr.runs.engine.Result` on ``burst``'s frames, in memory, 8-bit as
-    a camera (and ``multisr simulate``) writes them."""
+    a camera (and ``multisr simulate``) writes them, with their JPEG's chroma subsampling."""
     frames = _as_8_bit(burst.frames)
-    return lambda pipeline: run_frames(pipeline, frames, names=names, reference=0, device=device)
+    subsampling = burst.settings.get("chroma_subsampling")  # the camera protocol's JPEG chroma
+    return lambda pipeline: run_frames(pipeline, frames, names=names, reference=0, device=device,
+                                       chroma_subsampling=subsampling)
 
 
 def _folder_runner(burst, scratch: Path, device: str):

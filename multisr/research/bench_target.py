@@ -66,16 +66,19 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
         true_matrices = np.array(burst.settings["target_matrices"])
         frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
         names = [f"frame_{k:03d}" for k in range(n)]
+        subsampling = burst.settings["chroma_subsampling"]  # the protocol's JPEG chroma
         row = {"target_box": list(box)}
         for pipeline in loaded:
             try:
-                whole = run_frames(pipeline, frames, names=names, reference=0, device=device).image
+                whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
+                                   chroma_subsampling=subsampling).image
                 row[pipeline.name] = {"target_psnr": _psnr_where(whole[inside], burst.truth[inside],
                                                                  np.ones((SCALE * h, SCALE * w), bool)),
                                       "background_psnr": _psnr_where(whole, burst.truth, background)}
                 if pipeline.name in ONE_FRAME:
                     continue
-                boxed = run_frames(pipeline, frames, names=names, reference=0, device=device, roi=",".join(map(str, box)))
+                boxed = run_frames(pipeline, frames, names=names, reference=0, device=device, roi=",".join(map(str, box)),
+                                   chroma_subsampling=subsampling)
                 kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                 row[f"{pipeline.name}+roi"] = {
                     "target_psnr": _psnr_where(boxed.image, burst.truth[inside], np.ones((SCALE * h, SCALE * w), bool)),

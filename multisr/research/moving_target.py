@@ -92,7 +92,7 @@ def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int 
     region = (x0 * scale, y0 * scale, box_w * scale, box_h * scale)
     settings = {"n": n, "seed": seed, "speed": speed, "zoom": zoom, "perspective": perspective, "jitter": jitter,
                 "blur": list(blur), "shot_noise": list(shot_noise), "read_noise": read_noise,
-                "jpeg_quality": jpeg_quality, "target_box": box,
+                "jpeg_quality": jpeg_quality, "chroma_subsampling": "4:2:0", "target_box": box,
                 "target_matrices": np.stack(target_matrices).tolist(),
                 "drawn": {"direction": direction, "speed_y": speed_y, "blur_sigma_lr": sigma_lr, "shot_noise": gain,
                           "tilt": tilt.tolist()}}

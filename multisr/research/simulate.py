@@ -183,6 +183,7 @@ def simulate_camera_burst(
     settings = {"n": n, "seed": seed, "max_shift": max_shift, "max_angle": max_angle, "max_zoom": max_zoom,
                 "perspective": perspective, "blur": list(blur), "shot_noise": list(shot_noise),
                 "read_noise": read_noise, "jpeg_quality": None if mosaic else jpeg_quality,
+                "chroma_subsampling": None if mosaic else "4:2:0",  # OpenCV's JPEG
                 "mosaic": None if mosaic is None else {"pattern": mosaic, **RAW_CAMERA}, "drawn": {
                     "zoom_drift": zoom_drift, "blur_sigma_lr": sigma_lr, "shot_noise": gain,
                     "object_rect": list(rect) if rect else None, "object_offsets": [list(o) for o in offsets]}}

@@ -49,7 +49,8 @@ class Result:
 
 def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | None = None, bit_depth: int = 8,
                reference: int | str = DEFAULT_REFERENCE, known: np.ndarray | None = None, use_cache: bool = False,
-               cache_dir: Path | None = None, device: str = "auto", roi: str | None = None) -> Result:
+               cache_dir: Path | None = None, device: str = "auto", roi: str | None = None,
+               chroma_subsampling: str | None = None) -> Result:
     """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
     ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
     order, as :func:`multisr.runs.runner.run_pipeline` on those frames read from files. With
@@ -59,6 +60,9 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     (:func:`multisr.registration.burst.register_burst`). ``roi``: ``"X,Y,W,H"``, a box in the
     reference frame's pixels (then ``reference`` must be an index): the target in it is tracked
     through the burst and the result is the box at 3x (:mod:`multisr.registration.tracking`).
+    ``chroma_subsampling``: how the frames' chroma was stored, where known (``"4:2:0"`` for
+    frames decoded from JPEG files or most videos), as ``run.json``'s ``source`` records it for
+    files (``multiframe`` models 4:2:0 chroma).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
@@ -70,11 +74,13 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                         f"{len(names)} names")
     known = None if known is None else np.asarray(known, dtype=np.float64)
     hasher = hashlib.sha256(memoryview(frames).cast("B"))  # the frames' bytes, not a copy of them
-    hasher.update(repr((frames.shape, names, bit_depth)).encode() + (b"" if known is None else known.tobytes()))
+    hasher.update(repr((frames.shape, names, bit_depth, chroma_subsampling)).encode()
+                  + (b"" if known is None else known.tobytes()))
     digest = hasher.hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
-                                         "source": {"in_memory": True, "sha256": digest}, "known": known,
+                                         "source": {"in_memory": True, "sha256": digest,
+                                                    "chroma_subsampling": chroma_subsampling}, "known": known,
                                          "alpha": None, "mosaic": None, "colours": None},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *target_steps(roi, reference), *pipeline.steps]

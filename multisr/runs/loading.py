@@ -121,7 +121,9 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
     source = {"folder": str(Path(folder).resolve()), "first": start, "count": len(files),
               "exif_orientation": [picture.orientation for picture in pictures],
               "alpha": None if alpha is None else "the reference frame's, upscaled with MATLAB's bicubic",
-              "passed_over": listing.passed_over}
+              "passed_over": listing.passed_over,
+              # a JPEG reference's: multiframe models 4:2:0 chroma (reconstruct.chroma_subsampling)
+              "chroma_subsampling": pictures[artifacts["reference"]].chroma_subsampling}
     mosaic = colours = None
     if raws[0] is not None:  # RAW frames: how they were developed, and what the reference's file said
         source["raw"] = {"development": DEVELOPMENT, **raws[artifacts["reference"]].info}

@@ -204,7 +204,7 @@ def _fuse(*, hr, valid, method) -> dict:
 
 
 def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, source, psf, tv_weight, model,
-                 refine_rounds, chroma, demosaic, device) -> dict:
+                 refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     colour = frames.ndim == 4
     if mosaic is not None and demosaic == "burst":
@@ -217,17 +217,20 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
         y, burst_chroma = ycbcr[..., 0], ycbcr[..., 1:]
     else:
         y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
+    if chroma_subsampling == "auto":  # as the frames' files or video stream say (full when they do not)
+        chroma_subsampling = source.get("chroma_subsampling") or "none"
     with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
-                                            progress=bar.update)
+                                            chroma_subsampled=chroma_subsampling == "4:2:0", progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if not colour:
         return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
     info["chroma"] = chroma
     if burst_chroma is not None:
+        info["chroma_subsampling"] = chroma_subsampling
         return {"result": ycbcr_to_rgb(solved, out=solved), "matrices": matrices, "solve": info}
     # the reference's chroma upscaled (of the LR chroma: the same numbers as the chroma of the
     # bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
@@ -288,11 +291,12 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "11", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
+        Stage("reconstruct", "12", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {
                   "chroma": Param(str, ("burst", "reference"), default="burst"),
+                  "chroma_subsampling": Param(str, ("auto", "none", "4:2:0"), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
 from ..errors import UserError
 from .files import atomic_output
@@ -49,13 +49,15 @@ _PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is lifted while a h
 class Picture:
     """One image file as read: ``image`` (data contract, upright), ``bit_depth`` (8 or 16, the
     file's), ``alpha`` (``(H, W)`` float32 in [0, 1], upright; ``None`` when the file has none or
-    it is opaque everywhere) and ``orientation`` (the EXIF orientation 1-8 that was applied; 1
-    when the file has none)."""
+    it is opaque everywhere), ``orientation`` (the EXIF orientation 1-8 that was applied; 1
+    when the file has none) and ``chroma_subsampling`` (a JPEG file's: ``"4:2:0"``, ``"4:2:2"``
+    or ``"4:4:4"``; ``None`` for other files)."""
 
     image: np.ndarray
     bit_depth: int
     alpha: np.ndarray | None = None
     orientation: int = 1
+    chroma_subsampling: str | None = None
 
 
 def check_regular_file(path: Path, *, what: str = "an image file") -> None:
@@ -112,6 +114,19 @@ def image_size(path: Path, data: bytes | None = None) -> tuple[int, int, int] | 
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     return width, height, orientation if orientation in ORIENTATIONS else 1
+
+
+def _jpeg_chroma_subsampling(data: bytes) -> str | None:
+    """A JPEG file's chroma subsampling from its header (``data``: the file's bytes), or ``None``
+    for another format or a header Pillow does not read."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as header:
+            sampling = JpegImagePlugin.get_sampling(header)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(sampling)
 
 
 def _exif_of(header: Image.Image) -> Image.Exif:
@@ -171,7 +186,8 @@ def read_picture(path: Path) -> Picture:
     orientation = header[2] if header is not None else 1
     upright = ORIENTATIONS[orientation]
     return Picture(np.ascontiguousarray(upright(image)), bit_depth,
-                   None if alpha is None else np.ascontiguousarray(upright(alpha)), orientation)
+                   None if alpha is None else np.ascontiguousarray(upright(alpha)), orientation,
+                   _jpeg_chroma_subsampling(data) if image.ndim == 3 else None)
 
 
 def to_uint(image: np.ndarray, bit_depth: int = 8) -> np.ndarray:

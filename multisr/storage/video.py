@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import UserError
 from .io import MAX_PIXELS_ENV, VIDEO_SUFFIXES, check_regular_file, max_pixels
 
-__all__ = ["VIDEO_SUFFIXES", "is_video", "read_video", "video_info", "iter_video"]
+__all__ = ["VIDEO_SUFFIXES", "is_video", "read_video", "video_info", "iter_video", "chroma_subsampling"]
 
 # FFmpeg's own messages ("File ended prematurely") would precede the one-line error of a damaged
 # video; OpenCV reads this when it first opens one (set it to 32 to see them again)
@@ -85,8 +85,22 @@ def read_video(path: Path, *, start: int = 0, count: int | None, budget: int | N
         frames = np.ascontiguousarray(frames[..., 0])
     source = {"file": str(path.resolve()), "stream": 0, "first": start, "count": len(frames),
               "sha256": (grey_digest if grey else rgb_digest).hexdigest(),
-              "decoder": f"opencv-ffmpeg {cv2.__version__}"}
+              "decoder": f"opencv-ffmpeg {cv2.__version__}", "chroma_subsampling": chroma_subsampling(path)}
     return frames, source
+
+
+def chroma_subsampling(path: Path) -> str | None:
+    """The first video stream's chroma subsampling from its pixel format (``yuv420p`` and the
+    like: ``"4:2:0"``; ``"4:2:2"``, ``"4:4:4"``), or ``None`` when the format does not say."""
+    try:
+        with av.open(str(path)) as container:
+            name = container.streams.video[0].codec_context.pix_fmt or ""
+    except (av.error.FFmpegError, IndexError):
+        return None
+    for kind in ("420", "422", "444"):
+        if kind in name or (kind == "420" and name in ("nv12", "nv21")):
+            return f"{kind[0]}:{kind[1]}:{kind[2]}"
+    return "4:4:4" if name.startswith(("rgb", "bgr", "gbr")) else None
 
 
 def video_info(path: Path) -> tuple[int, float, bool]:
