@@ -104,25 +104,10 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
             unrelated, _ = read_image(files[(index + 1) % len(files)])
             row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
         names = [f"frame_{k:03d}" for k in range(n)]
-        scratch = tempfile.TemporaryDirectory(prefix="multisr-bench-")
-        run_one = _folder_runner(burst, Path(scratch.name), device) if mosaic else _memory_runner(burst, names, device)
-        for pipeline in loaded:
-            try:  # the truth is of frame 0
-                run = run_one(pipeline)
-            except UserError as error:  # e.g. no frame registers on a tiny image: record it, go on
-                row[pipeline.name] = {"error": str(error)}
-                continue
-            result = _as_8_bit(run.image)  # as result.png holds it
-            row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
-            if burst.object_region is not None:
-                row[pipeline.name]["object_psnr"] = _region_psnr(result, burst.truth, burst.object_region)
-            if run.matrices is not None:
-                left_out = [names.index(e["frame"]) for e in run.record["excluded"]]
-                kept = [k for k in range(1, n) if k not in left_out]
-                row[pipeline.name]["registration"] = registration_errors(run.matrices[kept], burst.matrices[kept],
-                                                                         burst.frames.shape[1:3])
-                row[pipeline.name]["left_out"] = left_out
-        scratch.cleanup()
+        with tempfile.TemporaryDirectory(prefix="multisr-bench-") as scratch:  # a mosaic burst's files and runs
+            run_one = _folder_runner(burst, Path(scratch), device) if mosaic else _memory_runner(burst, names, device)
+            for pipeline in loaded:
+                _score(pipeline, run_one, burst, names, row)
         rows[path.stem] = row
     scored = [r for r in rows.values() if all("error" not in r[p.name] for p in loaded)]
     if not scored:
@@ -133,6 +118,27 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
                          "outliers": outliers, "mosaic": mosaic, "scale": SCALE}}
+
+
+def _score(pipeline, run_one, burst, names: list[str], row: dict) -> None:
+    """``row[pipeline.name]``: the pipeline's scores on ``burst`` (run by ``run_one``) against frame
+    0's truth, its registration errors and the frames it left out; or the one-line error of a run
+    that failed (say, no frame registers on a tiny image): recorded, and the benchmark goes on."""
+    try:
+        run = run_one(pipeline)
+    except UserError as error:
+        row[pipeline.name] = {"error": str(error)}
+        return
+    result = _as_8_bit(run.image)  # as result.png holds it
+    row[pipeline.name] = score_image(result, burst.truth, shave=burst.scale)
+    if burst.object_region is not None:
+        row[pipeline.name]["object_psnr"] = _region_psnr(result, burst.truth, burst.object_region)
+    if run.matrices is not None:
+        left_out = [names.index(Path(e["frame"]).stem) for e in run.record["excluded"]]  # a file's name: its stem
+        kept = [k for k in range(1, len(names)) if k not in left_out]
+        row[pipeline.name]["registration"] = registration_errors(run.matrices[kept], burst.matrices[kept],
+                                                                 burst.frames.shape[1:3])
+        row[pipeline.name]["left_out"] = left_out
 
 
 def _memory_runner(burst, names: list[str], device: str):
