@@ -132,6 +132,25 @@ def test_a_box_on_a_raw_burst_cuts_the_mosaics_with_the_frames(dng_burst, tmp_pa
     assert cv2.imread(str(tmp_path / "out" / "result.png"), cv2.IMREAD_UNCHANGED).shape == (66, 120, 3)
 
 
+def test_a_raw_burst_without_a_colour_mosaic_runs_on_libraws_development(plate, tmp_path):
+    """A linear DNG (demosaiced in the camera: three values a pixel) has no mosaic to solve
+    from: the run says so in run.json and reconstructs from LibRaw's development."""
+    import tifffile
+
+    folder = tmp_path / "linear"
+    folder.mkdir()
+    tags = [(50706, "B", 4, (1, 4, 0, 0), True), (50708, "s", 0, "multisr linear camera", True),
+            (50721, "2i", 9, tuple(v for x in np.ravel(RAW_CAMERA["xyz_to_camera"]) for v in (int(x * 10000), 10000)),
+             True), (50778, "H", 1, (21,), True), (50717, "H", 1, (WHITE,), True)]
+    for k, frame in enumerate(simulate_burst(plate, n=4, seed=3).frames):
+        tifffile.imwrite(folder / f"IMG_{k:04d}.dng", np.round(np.clip(frame, 0, 1) * WHITE).astype(np.uint16),
+                         photometric=34892, extratags=tags, subfiletype=0)  # LinearRaw
+    result = invoke("run", folder, "--n", "all", "--out", tmp_path / "out", "--pipeline", "multiframe")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["source"]["raw"]["mosaic"] is False and record["solve"]["demosaic"] == "library"
+
+
 def test_a_raw_files_jpeg_is_passed_over_and_other_images_are_refused(dng_burst, tmp_path):
     folder = tmp_path / "camera"
     folder.mkdir()

@@ -229,6 +229,8 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     if not colour:
         return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
     info["chroma"] = chroma
+    if "raw" in source:  # RAW frames reconstructed from LibRaw's development (asked, or no mosaic to solve from)
+        info["demosaic"] = "library"
     if burst_chroma is not None:
         info["chroma_subsampling"] = chroma_subsampling
         return {"result": ycbcr_to_rgb(solved, out=solved), "matrices": matrices, "solve": info}
@@ -291,7 +293,7 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "12", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
+        Stage("reconstruct", "13", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {

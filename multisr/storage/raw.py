@@ -97,11 +97,15 @@ def _upright(array: np.ndarray, flip: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _mosaic(raw, info: dict) -> tuple[np.ndarray, np.ndarray]:
+def _mosaic(raw, info: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The visible mosaic, linear and white-balanced as LibRaw scales it before demosaicing (its
-    multipliers normalised to the smallest), and each pixel's colour (0 R, 1 G, 2 B), upright."""
-    indices = raw.raw_colors_visible
+    multipliers normalised to the smallest), and each pixel's colour (0 R, 1 G, 2 B), upright;
+    ``(None, None)`` for a sensor without a mosaic of red, green and blue (a linear DNG, a
+    four-colour CMYG one)."""
     names = raw.color_desc.decode()
+    if raw.raw_pattern is None or raw.raw_image_visible.ndim != 2 or not set(names) <= set("RGB"):
+        return None, None
+    indices = raw.raw_colors_visible
     to_rgb = np.array(["RGB".index(name) for name in names], np.uint8)
     black = np.asarray(raw.black_level_per_channel, np.float32)[indices]
     multipliers = _multipliers(raw)
@@ -139,6 +143,6 @@ def read_raw(path: Path) -> RawFrame:
         except (rawpy.LibRawError, OSError) as error:
             raise UserError(f"{path}: expected a RAW file LibRaw can read, but its pixels cannot be decoded "
                             f"({type(error).__name__})") from None
-    if mosaic.shape != rgb.shape[:2]:
+    if mosaic is None or mosaic.shape != rgb.shape[:2]:
         mosaic, colours = None, None
     return RawFrame(rgb.astype(np.float32) / 65535.0, info, mosaic, colours)
