@@ -33,9 +33,10 @@ _LIGHT = np.array([0.25, 0.5, 0.25], np.float32)  # a mosaic's light: its 2x2 pa
 
 
 def filled_mosaic(mosaic: np.ndarray, colours: np.ndarray, developed: np.ndarray) -> np.ndarray:
-    """``(N, h, w, 3)`` float32: ``developed`` (the library's demosaic, linear camera RGB) with
-    each mosaic sample (``mosaic`` ``(N, h, w)``) in its colour's channel (``colours``, ``(N, h, w)``)."""
-    filled = np.array(developed, np.float32)
+    """``(..., h, w, 3)`` float32: ``developed`` (the library's demosaic, linear camera RGB; changed
+    in place when it is float32) with each mosaic sample (``mosaic`` ``(..., h, w)``) in its
+    colour's channel (``colours``, ``(..., h, w)``)."""
+    filled = np.asarray(developed, np.float32)
     for channel in range(3):
         np.copyto(filled[..., channel], mosaic, where=colours == channel)
     return filled

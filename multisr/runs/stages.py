@@ -250,7 +250,9 @@ def _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, came
     development (registration, weights, noise), then the linear RGB from the mosaics
     (:func:`multisr.reconstruction.mosaic.solve_mosaic`), developed to sRGB as LibRaw develops."""
     colours = np.broadcast_to(colours, mosaic.shape)  # a frame's own layout where a window was cut from it
-    filled = filled_mosaic(mosaic[used], colours[used], undevelop(frames[used], camera_to_srgb))
+    filled = np.empty((len(used), *frames.shape[1:]), np.float32)
+    for i, k in enumerate(used):  # a frame at a time: undeveloping makes temporaries of its size
+        filled[i] = filled_mosaic(mosaic[k], colours[k], undevelop(frames[k], camera_to_srgb))
     y = np.stack([luma(frames[k]) for k in used])
     with tqdm(total=1 + options["refine_rounds"], desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE,
