@@ -226,8 +226,10 @@ def reconstruct(
     """
     # the tiles and folds are the parallel work (see register_burst)
     with threadpool_limits(limits=1, user_api="blas"), _one_torch_thread(device):
+        # with a mosaic, Y gives the motion, weights, noise and PSF; its last solve would go unused
         solved, matrices, info, weights, fits, tile = _reconstruct(
-            frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress)
+            frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress,
+            solve_last=mosaic is None)
         if mosaic is not None:
             filled, colours = mosaic
             mosaic_psf = psf
@@ -252,8 +254,10 @@ def reconstruct(
 
 
 def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
-                 progress) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
-    """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size."""
+                 progress, *, solve_last: bool = True) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
+    """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size.
+    Without ``solve_last``, the solve after the last motion refinement is left out (the estimate
+    returned is the one before it)."""
     originals = np.asarray(frames_y, dtype=np.float32)
     frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
     info = {}
@@ -286,7 +290,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     info["residual_levels"], info["tv_weight"] = round(noise * 255, 2), stronger
     if progress is not None:
         progress(1)
-    for _ in range(refine_rounds):
+    for round_ in range(refine_rounds):
         matrices = refine_motion(frames_y, matrices, estimate, psf_kernel(psf, scale), anchor, scale=scale, model=model,
                                  workers=workers)
         frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
@@ -295,10 +299,11 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
             psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
                                      workers=workers, device=device)
             info["psf_error_levels"] = _in_levels(errors)
-        estimate, _ = solved(stronger, estimate)
+        if solve_last or round_ < refine_rounds - 1:
+            estimate, _ = solved(stronger, estimate)
         if progress is not None:
             progress(1)
-    if refine_rounds == 0 and stronger > tv_weight:
+    if refine_rounds == 0 and stronger > tv_weight and solve_last:
         estimate, _ = solved(stronger, estimate)
     info["psf"] = psf
     info["kept"] = [round(float(w.mean()), 3) for w in weights]
