@@ -214,7 +214,8 @@ def reconstruct(
             milder one gave mean RGB PSNR 27.18 -> 27.62 and 27.27 -> 27.66 dB against the
             green sites' alone (never lower on an image; Y's alone: 27.29 and 27.46, up to
             1.3 dB lower on an image). ``chroma`` is then not used.
-        progress: called with 1 after each solve, if given.
+        progress: called with 1 after each solve (``1 + refine_rounds`` of Y, then one of the
+            chroma or the mosaic), if given.
 
     Returns:
         ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y (``(scale*h, scale*w, 3)``
@@ -242,6 +243,8 @@ def reconstruct(
                                             scale=scale, tv_weight=info["tv_weight"], tile=tile, workers=workers,
                                             device=device)
             info["mosaic"] = {"psf": mosaic_psf, **mosaic_info}
+            if progress is not None:
+                progress(1)
             return rgb, matrices, info
         if chroma is None:
             return solved, matrices, info
@@ -250,6 +253,8 @@ def reconstruct(
         ycbcr[..., 1:] = solve_chroma(chroma, matrices, weights, fits[:, 0], anchor=anchor, psf=info["psf"], scale=scale,
                                       tv_weight=info["tv_weight"], tile=tile, workers=workers, device=device,
                                       luma=solved if chroma_subsampled else None)
+        if progress is not None:
+            progress(1)
         return ycbcr, matrices, info
 
 

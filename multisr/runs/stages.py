@@ -219,7 +219,8 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
         y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
     if chroma_subsampling == "auto":  # as the frames' files or video stream say (full when they do not)
         chroma_subsampling = source.get("chroma_subsampling") or "none"
-    with tqdm(total=1 + refine_rounds, desc="reconstruct", unit="solve", leave=False) as bar:
+    with tqdm(total=1 + refine_rounds + (burst_chroma is not None), desc="reconstruct", unit="solve",
+              leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
@@ -254,7 +255,7 @@ def _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, came
     for i, k in enumerate(used):  # a frame at a time: undeveloping makes temporaries of its size
         filled[i] = filled_mosaic(mosaic[k], colours[k], undevelop(frames[k], camera_to_srgb))
     y = np.stack([luma(frames[k]) for k in used])
-    with tqdm(total=1 + options["refine_rounds"], desc="reconstruct", unit="solve", leave=False) as bar:
+    with tqdm(total=2 + options["refine_rounds"], desc="reconstruct", unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE,
                                             workers=workers(), mosaic=(filled, colours[used]), progress=bar.update,
                                             **{**options, "device": str(options["device"])})
