@@ -10,7 +10,8 @@ and its colour matrix (camera RGB -> XYZ). :func:`read_raw` gives both what mult
   compression, in 16 bits (:data:`DEVELOPMENT`);
 - the mosaic itself, upright like the developed frame: each pixel's value after the same black,
   white and white balance (linear, white at 1; not clipped below 0, so the noise of dark pixels
-  stays unbiased), and its colour (0 red, 1 green, 2 blue). The burst demosaics itself from these
+  stays unbiased; clipped at 1 as LibRaw clips, so that blown highlights come out white, not
+  tinted by the one channel the white balance lifted), and its colour (0 red, 1 green, 2 blue). The burst demosaics itself from these
   (:mod:`multisr.reconstruction.mosaic`); :func:`multisr.imaging.develop.develop` takes its result
   to sRGB as LibRaw does.
 
