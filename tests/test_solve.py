@@ -5,6 +5,7 @@ and what the solve of commit 6113983 made of it (``benchmarks/solve_fixture.py``
 """
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,7 @@ from multisr.reconstruction.observation import burst_sampling, psf_kernel
 from multisr.reconstruction.operator import BurstOperator
 from multisr.reconstruction.reconstruct import reconstruct
 from multisr.reconstruction.tiles import TILE
+from multisr.research import camera
 from multisr.research.simulate import simulate_camera_burst
 from multisr.storage.io import read_image
 
@@ -63,13 +65,40 @@ def test_the_devices_products_equal_the_hosts(old):
     matrix, _, _ = burst_sampling(matrices, y.shape[1:], 3, (3 * y.shape[1], 3 * y.shape[2]))
     rng = np.random.default_rng(0)
     image, values = rng.random(shape, np.float32), rng.random(matrix.shape[0], np.float32)
-    host = BurstOperator(matrix, psf_kernel("box+0.3", 3), shape, torch.device("cpu"))
-    device = BurstOperator(matrix, psf_kernel("box+0.3", 3), shape, torch.device("cpu"), host_products=False)
-    pairs = [(host.sample(host.tensor(image)), device.sample(device.tensor(image))),
-             (host.spread(host.tensor(values)), device.spread(device.tensor(values))),
-             (host.spread(host.tensor(values), squared=True), device.spread(device.tensor(values), squared=True))]
-    for a, b in pairs:
-        assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+    # one kernel for both axes, and a pair (along x, along y: 4:2:2 chroma's)
+    for kernel in (psf_kernel("box+0.3", 3), (psf_kernel("box+0.6", 3), psf_kernel("box", 3))):
+        host = BurstOperator(matrix, kernel, shape, torch.device("cpu"))
+        device = BurstOperator(matrix, kernel, shape, torch.device("cpu"), host_products=False)
+        pairs = [(host.sample(host.tensor(image)), device.sample(device.tensor(image))),
+                 (host.spread(host.tensor(values)), device.spread(device.tensor(values))),
+                 (host.spread(host.tensor(values), squared=True), device.spread(device.tensor(values), squared=True))]
+        for a, b in pairs:
+            assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_chroma_subsampled_4_2_2_is_modelled_along_x_alone(monkeypatch):
+    """A camera burst whose JPEG halves chroma along x only (4:2:2, as many cameras write): the
+    4:2:2 model's chroma is closer to the truth's than the full-chroma model's by at least
+    1 dB (measured 38.55 against 36.49) and than the 4:2:0 model's, which blurs y as well (33.66)."""
+    def jpeg_4_2_2(frame, quality):
+        pixels = cv2.cvtColor(np.round(frame * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                                cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422])
+        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+
+    monkeypatch.setattr(camera, "jpeg", jpeg_4_2_2)
+    image, _ = read_image(REPO_DATA / "eval" / "Set5" / "butterfly_GT.bmp")
+    burst = simulate_camera_burst(image, n=10, seed=4)
+    ycbcr = np.stack([rgb_to_ycbcr(frame) for frame in burst.frames])
+    truth = rgb_to_ycbcr(burst.truth)
+
+    def chroma_psnr(subsampling):
+        solved, _, _ = reconstruct(ycbcr[..., 0], burst.matrices, anchor=0, chroma=ycbcr[..., 1:],
+                                   chroma_subsampling=subsampling)
+        return 10 * np.log10(1 / np.mean(((solved[..., 1:] - truth[..., 1:])[3:-3, 3:-3]) ** 2))
+
+    modelled = chroma_psnr("4:2:2")
+    assert modelled > chroma_psnr(None) + 1.0 and modelled > chroma_psnr("4:2:0")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -105,6 +134,6 @@ def test_chroma_from_the_burst_recovers_the_colour():
     # the frames' chroma was stored 4:2:0 (OpenCV's JPEG): modelled, it comes closer still
     # (measured 37.12 against 34.27 dB), and Y stays the same
     subsampled, _, _ = reconstruct(ycbcr[..., 0], burst.matrices, anchor=0, chroma=ycbcr[..., 1:],
-                                   chroma_subsampled=True)
+                                   chroma_subsampling="4:2:0")
     assert np.array_equal(subsampled[..., 0], y_only)
     assert chroma_psnr(subsampled[..., 1:]) > chroma_psnr(solved[..., 1:]) + 1.5

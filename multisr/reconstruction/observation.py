@@ -63,13 +63,15 @@ def psf_kernel(psf: str, scale: int) -> np.ndarray:
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """``kernel`` (symmetric, 1-D) along both axes of ``(H, W)`` float32, zeros beyond the border.
+def blur(image: np.ndarray, kernel: np.ndarray | tuple) -> np.ndarray:
+    """``kernel`` (symmetric, 1-D) along both axes of ``(H, W)`` float32 (a pair: along x, along
+    y), zeros beyond the border.
 
     Zero padding keeps the operator its own adjoint (conjugate gradients need that); the
     samples the solve uses lie far enough inside that the padding never reaches them.
     """
-    return cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+    along_x, along_y = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    return cv2.sepFilter2D(image, cv2.CV_32F, along_x, along_y, borderType=cv2.BORDER_CONSTANT)
 
 
 def to_grid(scale: int, pad: int) -> np.ndarray:

@@ -21,15 +21,16 @@ __all__ = ["BurstOperator"]
 
 class BurstOperator:
     """``A = S h`` of one solve: ``matrix`` ``S`` ``(P, H*W)`` CSR (scipy), ``kernel`` ``h``'s
-    symmetric 1-D kernel (HR pixels), ``shape = (H, W)`` the solve's grid, on ``device``.
+    symmetric 1-D kernel (HR pixels; or a pair, along x and along y), ``shape = (H, W)`` the
+    solve's grid, on ``device``.
 
     ``host_products``: whether the products are scipy's and OpenCV's (by default on the CPU
     only; False on the CPU runs the GPU's torch products there, which tests compare)."""
 
-    def __init__(self, matrix: sparse.csr_matrix, kernel: np.ndarray, shape: tuple[int, int], device: torch.device, *,
-                 host_products: bool | None = None):
+    def __init__(self, matrix: sparse.csr_matrix, kernel: np.ndarray | tuple, shape: tuple[int, int],
+                 device: torch.device, *, host_products: bool | None = None):
         self.shape, self.device = tuple(shape), torch.device(device)
-        self._kernel = np.asarray(kernel, np.float32)
+        self._kernels = tuple(np.asarray(k, np.float32) for k in (kernel if isinstance(kernel, tuple) else (kernel,) * 2))
         self._host = self.device.type == "cpu" if host_products is None else host_products
         if self._host and self.device.type != "cpu":
             raise ValueError(f"host_products: scipy's products need the CPU, got device {self.device}")
@@ -54,7 +55,7 @@ class BurstOperator:
             self._squared_transposed = torch.sparse_csr_tensor(
                 self._transposed.crow_indices(), self._transposed.col_indices(), self._transposed.values() ** 2,
                 size=self._transposed.shape, check_invariants=False)
-        self._kernel_tensor = torch.from_numpy(self._kernel).to(self.device)
+        self._kernel_tensors = tuple(torch.from_numpy(k).to(self.device) for k in self._kernels)
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         """``array`` as a float32 tensor on the operator's device (a view of it on the CPU)."""
@@ -64,13 +65,12 @@ class BurstOperator:
         """``h * image`` (``h^2`` with ``squared``) along both axes, zeros beyond the border: the
         operator stays its own adjoint."""
         if self._host:
-            kernel = self._kernel**2 if squared else self._kernel
-            return torch.from_numpy(cv2.sepFilter2D(image.numpy(), cv2.CV_32F, kernel, kernel,
+            along_x, along_y = (k**2 if squared else k for k in self._kernels)
+            return torch.from_numpy(cv2.sepFilter2D(image.numpy(), cv2.CV_32F, along_x, along_y,
                                                     borderType=cv2.BORDER_CONSTANT))
-        kernel = self._kernel_tensor**2 if squared else self._kernel_tensor
-        radius = kernel.numel() // 2
-        out = F.conv2d(image[None, None], kernel.view(1, 1, -1, 1), padding=(radius, 0))
-        return F.conv2d(out, kernel.view(1, 1, 1, -1), padding=(0, radius))[0, 0]
+        along_x, along_y = (k**2 if squared else k for k in self._kernel_tensors)
+        out = F.conv2d(image[None, None], along_y.view(1, 1, -1, 1), padding=(along_y.numel() // 2, 0))
+        return F.conv2d(out, along_x.view(1, 1, 1, -1), padding=(0, along_x.numel() // 2))[0, 0]
 
     def sample(self, image: torch.Tensor) -> torch.Tensor:
         """``A image = S (h * image)``: ``(H, W)`` -> ``(P,)``."""

@@ -176,7 +176,7 @@ def reconstruct(
     workers: int = 2,
     device: str = "cpu",
     chroma: np.ndarray | None = None,
-    chroma_subsampled: bool = False,
+    chroma_subsampling: str | None = None,
     mosaic: tuple[np.ndarray, np.ndarray] | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -201,8 +201,9 @@ def reconstruct(
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
             burst too (:func:`multisr.reconstruction.chroma.solve_chroma`), after Y.
-        chroma_subsampled: whether that chroma was subsampled 4:2:0 (JPEG files, videos): it is
-            then solved through a wider kernel, guided by Y's solution.
+        chroma_subsampling: how that chroma was stored, ``"4:2:0"`` (most JPEG files and videos)
+            or ``"4:2:2"``, or ``None`` (full): subsampled chroma is solved through a wider kernel
+            along the halved axes, guided by Y's solution.
         mosaic: ``(filled, colours)`` of RAW frames (:func:`multisr.reconstruction.mosaic.filled_mosaic`,
             ``(N, h, w, 3)``, changed in place, and ``(N, h, w)`` uint8): after Y, the linear RGB
             is solved from the mosaics (:func:`multisr.reconstruction.mosaic.solve_mosaic`) with
@@ -252,7 +253,7 @@ def reconstruct(
         ycbcr[..., 0] = solved
         ycbcr[..., 1:] = solve_chroma(chroma, matrices, weights, fits[:, 0], anchor=anchor, psf=info["psf"], scale=scale,
                                       tv_weight=info["tv_weight"], tile=tile, workers=workers, device=device,
-                                      luma=solved if chroma_subsampled else None)
+                                      subsampling=chroma_subsampling, luma=solved)
         if progress is not None:
             progress(1)
         return ycbcr, matrices, info

@@ -59,7 +59,7 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
-def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray,
+def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, kernel: np.ndarray | tuple,
           start: np.ndarray, *, tv_weight: float, density: float | None = None, rounds: int = 4,
           cg_steps: int = 8, guide: np.ndarray | None = None, device: str | torch.device = "cpu") -> np.ndarray:
     """Minimise ``sum w (S (h * X) - y)^2 / sum w + tv_weight * sum(TV(X)) / (sum w / density)`` over X,
@@ -70,7 +70,8 @@ def solve(samples: np.ndarray, weights: np.ndarray, matrix: sparse.csr_matrix, k
 
     Args:
         samples: ``(P,)`` the observed LR values ``y``; weights: ``(P,)`` their weights ``w``.
-        matrix: ``S``, ``(P, H*W)`` (:func:`multisr.reconstruction.observation.sampling_matrix`); kernel: ``h``'s 1-D kernel.
+        matrix: ``S``, ``(P, H*W)`` (:func:`multisr.reconstruction.observation.sampling_matrix`); kernel: ``h``'s 1-D
+            kernel (or a pair: along x, along y).
         start: ``(H, W)`` float32 first estimate (the bicubic upscale of the reference).
         rounds: IRLS rounds of the total variation; cg_steps: conjugate-gradient steps in each,
             preconditioned by the normal matrix's diagonal (Jacobi; its data part without the
@@ -138,7 +139,8 @@ def solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=
     """One solve over the frames ``used`` (default all), on the output grid widened by :func:`multisr.reconstruction.observation.grid_pad`.
 
     ``frames_y``, ``weights``: ``(N, h, w)``; ``matrices``: the frames' registration against the
-    output's LR grid; ``psf``: a PSF's name or its 1-D kernel; ``start`` (and ``guide``, if
+    output's LR grid; ``psf``: a PSF's name, its 1-D kernel or a pair of them (along x, along
+    y); ``start`` (and ``guide``, if
     given): ``(H, W)`` on the output grid (which sets its size);
     ``sampling``: :func:`multisr.reconstruction.observation.burst_sampling` of ``matrices`` if already made (by
     default made here for the samples of positive weight); ``rounds``, ``density``,
@@ -154,7 +156,7 @@ def solve_burst(frames_y, matrices, weights, psf, scale, tv_weight, start, used=
     w = weights.reshape(count, -1).astype(np.float32)
     if used is not None:
         w[~np.isin(np.arange(count), used)] = 0
-    kernel = np.asarray(psf, np.float32) if isinstance(psf, np.ndarray) else psf_kernel(psf, scale)
+    kernel = psf_kernel(psf, scale) if isinstance(psf, str) else psf  # a name, a kernel or a pair (x, y)
     widened = cv2.copyMakeBorder(start.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     if guide is not None:
         guide = cv2.copyMakeBorder(guide.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_REPLICATE)

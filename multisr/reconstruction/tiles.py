@@ -60,7 +60,7 @@ DEVICE_TILE = 512  # on a GPU: 20 frames' tile of it takes about 1 GB there
 TILE_MARGIN = 8  # reference LR pixels each tile's solve reaches into its neighbours
 
 
-def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str | np.ndarray, scale: int,
+def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray, psf: str | np.ndarray | tuple, scale: int,
                 tv_weight: float | tuple, start: np.ndarray, *, tile: int = TILE, workers: int = 2, rounds: int = 4,
                 cg_steps: int = 8, device: str | torch.device = "cpu", sites: np.ndarray | None = None,
                 differences_from: int | None = None, guide: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +68,7 @@ def solve_tiled(frames_y: np.ndarray, matrices: np.ndarray, weights: np.ndarray,
     ``device``, tile by tile, in ``workers`` threads on the CPU, one at a time on a GPU.
     ``frames_y`` ``(N, h, w)``, or ``(N, h, w, C)`` with ``start`` ``(H, W, C)``: C channels solved
     one after another on each tile, with one sampling matrix (``tv_weight`` may then give each
-    channel's prior weight). ``psf``: a PSF's name or its 1-D kernel. ``guide``: ``(scale*h,
+    channel's prior weight). ``psf``: a PSF's name, its 1-D kernel or a pair (along x, along y). ``guide``: ``(scale*h,
     scale*w)``, the image that guides every channel's prior (:func:`multisr.reconstruction.solve.solve`).
 
     A colour mosaic: ``sites`` ``(N, h, w)`` says which channel each LR pixel samples; each

@@ -38,6 +38,7 @@ from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
 from ..reconstruction.agreement import agreeing_samples, repeated_rows
+from ..reconstruction.chroma import SUBSAMPLINGS
 from ..reconstruction.fusion import FUSIONS
 from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
@@ -219,12 +220,13 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
         y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
     if chroma_subsampling == "auto":  # as the frames' files or video stream say (full when they do not)
         chroma_subsampling = source.get("chroma_subsampling") or "none"
+    modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
     with tqdm(total=1 + refine_rounds + (burst_chroma is not None), desc="reconstruct", unit="solve",
               leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
-                                            chroma_subsampled=chroma_subsampling == "4:2:0", progress=bar.update)
+                                            chroma_subsampling=modelled, progress=bar.update)
     matrices = matrices.copy()
     matrices[used] = refined
     if not colour:
@@ -296,12 +298,12 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "13", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
+        Stage("reconstruct", "14", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {
                   "chroma": Param(str, ("burst", "reference"), default="burst"),
-                  "chroma_subsampling": Param(str, ("auto", "none", "4:2:0"), default="auto"),
+                  "chroma_subsampling": Param(str, ("auto", "none", *SUBSAMPLINGS), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
         Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
