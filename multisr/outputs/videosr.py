@@ -140,6 +140,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
     outputs = list(range(0, count, step))
     held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
     decoded = enumerate(iter_video(clip, grey=grey))
+    subsampling = chroma_subsampling(clip)  # the stream's, once: every window's solve models it
     records, writer, previous, follower = [], None, None, None
     started = time.perf_counter()
     try:
@@ -159,7 +160,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                         held.popleft()
                     box = follower.box_in(t) if follower is not None else None
                     line = _solve_window(pipeline, clip, held, frames_used, t, previous, share=share, device=device,
-                                         roi=box)
+                                         roi=box, subsampling=subsampling)
                     image = to_uint(line.pop("image"))
                     write_image(png, image.astype(np.float32) / 255)
                     line.update(key=key, sha256=file_digest(png))
@@ -197,17 +198,17 @@ def _follow(follower, roi: str | None, k: int, frame: np.ndarray):
 
 
 def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: range, t: int, previous: tuple | None,
-                  *, share: bool, device: str, roi: str | None) -> dict:
+                  *, share: bool, device: str, roi: str | None, subsampling: str | None) -> dict:
     """Output frame ``t`` from the frames ``held`` (those of ``frames_used``): its ``image``, its
     progress line (frame, seconds, frames registered afresh) and, with ``share``, the registration
     the next window may take from this one (``matrices``, ``left_out``; ``previous`` is this
-    window's from the window before)."""
+    window's from the window before). ``subsampling``: the clip's chroma subsampling (read once)."""
     tick = time.perf_counter()
     known = known_matrices(*previous, frames_used, t) if share and previous is not None else None
     names = [f"{clip.name}#{k}" for k, _ in held]
     result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
                         reference=t - frames_used.start, known=known, device=device, roi=roi,
-                        chroma_subsampling=chroma_subsampling(clip))
+                        chroma_subsampling=subsampling)
     matrices, left_out = None, []
     if share and result.matrices is not None:
         matrices = result.matrices.tolist()

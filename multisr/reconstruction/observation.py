@@ -20,7 +20,7 @@ from scipy import sparse
 from ..imaging.geometry import apply, scale_matrix
 from ..imaging.resize import keys_cubic
 
-__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "blur", "to_grid", "grid_pad", "sampling_positions",
+__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "blur", "along_axes", "to_grid", "grid_pad", "sampling_positions",
            "sampling_matrix", "burst_sampling"]
 
 AUTO_CANDIDATES = ("box", "matlab", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")
@@ -70,8 +70,14 @@ def blur(image: np.ndarray, kernel: np.ndarray | tuple) -> np.ndarray:
     Zero padding keeps the operator its own adjoint (conjugate gradients need that); the
     samples the solve uses lie far enough inside that the padding never reaches them.
     """
-    along_x, along_y = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    along_x, along_y = along_axes(kernel)
     return cv2.sepFilter2D(image, cv2.CV_32F, along_x, along_y, borderType=cv2.BORDER_CONSTANT)
+
+
+def along_axes(kernel: np.ndarray | tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A PSF's kernels ``(along x, along y)``, float32: ``kernel`` itself twice, or the pair it is."""
+    pair = kernel if isinstance(kernel, tuple) else (kernel, kernel)
+    return tuple(np.asarray(k, np.float32) for k in pair)
 
 
 def to_grid(scale: int, pad: int) -> np.ndarray:

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from scipy import sparse
 
+from .observation import along_axes
+
 __all__ = ["BurstOperator"]
 
 
@@ -30,7 +32,7 @@ class BurstOperator:
     def __init__(self, matrix: sparse.csr_matrix, kernel: np.ndarray | tuple, shape: tuple[int, int],
                  device: torch.device, *, host_products: bool | None = None):
         self.shape, self.device = tuple(shape), torch.device(device)
-        self._kernels = tuple(np.asarray(k, np.float32) for k in (kernel if isinstance(kernel, tuple) else (kernel,) * 2))
+        self._kernels = along_axes(kernel)
         self._host = self.device.type == "cpu" if host_products is None else host_products
         if self._host and self.device.type != "cpu":
             raise ValueError(f"host_products: scipy's products need the CPU, got device {self.device}")

@@ -208,12 +208,19 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
                  refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     colour = frames.ndim == 4
-    if mosaic is not None and demosaic == "burst":
-        return _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, source["raw"]["camera_to_srgb"],
-                                   psf=psf, tv_weight=tv_weight, model=model, refine_rounds=refine_rounds, device=device)
+    burst_mosaic = None
+    if mosaic is not None and demosaic == "burst":  # RAW frames: Y (from LibRaw's development) gives the
+        # motion, weights, noise and PSF, then the linear RGB is solved from the mosaics and developed as LibRaw does
+        camera_to_srgb = source["raw"]["camera_to_srgb"]
+        colours = np.broadcast_to(colours, mosaic.shape)  # a frame's own layout where a window was cut from it
+        filled = np.empty((len(used), *frames.shape[1:]), np.float32)
+        for i, k in enumerate(used):  # a frame at a time: undeveloping makes temporaries of its size
+            filled[i] = filled_mosaic(mosaic[k], colours[k], undevelop(frames[k], camera_to_srgb))
+        burst_mosaic = (filled, colours[used])
+        del filled
     # chroma "burst": Cb and Cr solved from every frame too; "reference": the reference's, upscaled
     # by bicubic, as in the SRCNN paper
-    if colour and chroma == "burst":  # each frame converted once, for its Y and its chroma
+    if colour and chroma == "burst" and burst_mosaic is None:  # each frame converted once, for its Y and its chroma
         ycbcr = np.stack([rgb_to_ycbcr(frames[k]) for k in used])
         y, burst_chroma = ycbcr[..., 0], ycbcr[..., 1:]
     else:
@@ -221,14 +228,18 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     if chroma_subsampling == "auto":  # as the frames' files or video stream say (full when they do not)
         chroma_subsampling = source.get("chroma_subsampling") or "none"
     modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
-    with tqdm(total=1 + refine_rounds + (burst_chroma is not None), desc="reconstruct", unit="solve",
+    demosaicked = burst_mosaic is not None
+    with tqdm(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct", unit="solve",
               leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
-                                            chroma_subsampling=modelled, progress=bar.update)
+                                            chroma_subsampling=modelled, mosaic=burst_mosaic, progress=bar.update)
+    burst_mosaic = None  # the filled mosaics: freed before the result is developed
     matrices = matrices.copy()
     matrices[used] = refined
+    if demosaicked:
+        return {"result": develop(solved, camera_to_srgb), "matrices": matrices, "solve": {**info, "demosaic": "burst"}}
     if not colour:
         return {"result": grey_from_luma(solved), "matrices": matrices, "solve": info}
     info["chroma"] = chroma
@@ -246,25 +257,6 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     for channel in (1, 2):  # one high-resolution channel at a time
         ycbcr[..., channel] = upscale(reference_chroma[..., channel], SCALE)
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
-
-
-def _reconstruct_mosaic(frames, matrices, used, reference, mosaic, colours, camera_to_srgb, **options) -> dict:
-    """RAW frames' ``reconstruct`` with ``demosaic="burst"``: Y solved from the library's
-    development (registration, weights, noise), then the linear RGB from the mosaics
-    (:func:`multisr.reconstruction.mosaic.solve_mosaic`), developed to sRGB as LibRaw develops."""
-    colours = np.broadcast_to(colours, mosaic.shape)  # a frame's own layout where a window was cut from it
-    filled = np.empty((len(used), *frames.shape[1:]), np.float32)
-    for i, k in enumerate(used):  # a frame at a time: undeveloping makes temporaries of its size
-        filled[i] = filled_mosaic(mosaic[k], colours[k], undevelop(frames[k], camera_to_srgb))
-    y = np.stack([luma(frames[k]) for k in used])
-    with tqdm(total=2 + options["refine_rounds"], desc="reconstruct", unit="solve", leave=False) as bar:
-        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE,
-                                            workers=workers(), mosaic=(filled, colours[used]), progress=bar.update,
-                                            **{**options, "device": str(options["device"])})
-    del filled
-    matrices = matrices.copy()
-    matrices[used] = refined
-    return {"result": develop(solved, camera_to_srgb), "matrices": matrices, "solve": {**info, "demosaic": "burst"}}
 
 
 STAGES = {
