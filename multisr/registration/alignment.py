@@ -160,7 +160,8 @@ def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
           smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), border: int = 4,
           max_points: int = 60_000, iterations: int = 30, tolerance: float = 3e-3,
-          image_gradients: tuple[np.ndarray, np.ndarray] | None = None) -> Alignment | None:
+          image_gradients: tuple[np.ndarray, np.ndarray] | None = None,
+          mask: np.ndarray | None = None) -> Alignment | None:
     """Align ``image`` to ``template`` robustly from the start ``matrix`` (see the module docstring).
 
     Args:
@@ -177,6 +178,8 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
             of the template by more than ``tolerance`` pixels.
         image_gradients: :func:`gradients` of ``image`` for the passes without smoothing, when
             the caller aligns many templates to one image (computed here when not given).
+        mask: ``(h, w)`` bool, the template pixels that may take part (all when ``None``): the
+            rest only smooth the ones that do.
 
     Returns:
         An :class:`Alignment`, or ``None`` when fewer than 16 points (or fewer than the model's
@@ -198,6 +201,9 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         # do, as long as a thousand or so remain (small frames)
         stride = max(finest, min(int(sigma), int(np.sqrt((height - 2 * border) * (width - 2 * border) / 1000))))
         px, py = _points(template.shape, border, stride)
+        if mask is not None:
+            keep = mask[py, px]
+            px, py = px[keep], py[keep]
         x, y = _normalise(to_template, px.astype(np.float64), py.astype(np.float64))
         smooth_template = cv2.GaussianBlur(template, (0, 0), sigma) if sigma > 0 else template
         # the same blur in the scene on both: the image's pixels per template pixel from the motion

@@ -28,15 +28,26 @@ from .alignment import align
 __all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
            "track_target", "cut_to_target", "Follower"]
 
-MIN_BOX = 8  # LR pixels: a box's shorter side, at least (the fit needs texture in it)
+MIN_BOX = 8  # LR pixels: a box's shorter side, at least (a plate 20 px wide, drawn with a pixel or two around it)
 MARGIN = 6  # LR pixels around the box that every frame's window keeps: the widest kernel's reach and more
 SEARCH = 16  # LR pixels: how far from its prediction the template search looks for the target
 MIN_CORRELATION = 0.6  # below this after alignment, the box's content is not there: hidden or changed
 MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the target to be in it
+STILL_TOLERANCE = 0.04  # of the range: a pixel's change between frames that noise and JPEG explain
+STILL_FRAMES = 0.5  # of the other frames: a box's pixel that stays in this many stands still
+MIN_MOVING = 0.3  # of the box's pixels: fewer that change, and the target does not move against its background
+CONTEXT = 4  # LR pixels of the reference around the box that its template keeps, for the smoothing only
 # the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
-# on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both
+# on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both.
+# A pass is only used where the box's shorter side is at least 8 sigmas (a smaller box's fit is smoothed away)
 SMOOTHINGS = (3.0, 1.5, 0.75)
-
+# a box's shorter side (LR px) from which its fit takes the model asked for (a homography: 8 parameters);
+# a smaller box is fitted as a similarity (a shift, a turn and a zoom: what a plate's few hundred pixels
+# support; a homography's fit of a 36x18 plate drifts away in one frame of three)
+MIN_SIDE_FOR_MODEL = 24
+# LR pixels along a large box's edge that its fit leaves out (where a box drawn loosely holds background;
+# a small box cannot spare them): the aliased sample burst's box registers 2x worse with them
+EDGE = 4
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
     """``"X,Y,W,H"`` -> four ints, or ``ValueError`` (a stage parameter's check names it)."""
@@ -83,15 +94,17 @@ def _inside_fraction(matrix: np.ndarray, w: int, h: int, shape: tuple[int, int])
     return float(np.mean((u >= 0) & (u <= shape[1] - 1) & (v >= 0) & (v <= shape[0] - 1)))
 
 
-def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray) -> np.ndarray:
+def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """``start`` (box pixels -> frame pixels) moved by the shift that best matches ``template``
-    within :data:`SEARCH` pixels around where ``start`` puts it (normalised cross-correlation of
-    the frame resampled onto the box's grid by ``start``)."""
+    (the box's own pixels) within :data:`SEARCH` pixels around where ``start`` puts it
+    (normalised cross-correlation of the frame resampled onto the box's grid by ``start``; over
+    ``mask``'s pixels of the box where given)."""
     h, w = template.shape
     around = start @ similarity_matrix(shift=(-SEARCH, -SEARCH))
     window = cv2.warpPerspective(frame, around, (w + 2 * SEARCH, h + 2 * SEARCH),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    weights = None if mask is None else mask.astype(np.float32)
+    scores = np.nan_to_num(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=weights), nan=-1.0)
     _, _, _, (best_x, best_y) = cv2.minMaxLoc(scores)
     return start @ similarity_matrix(shift=(best_x - SEARCH, best_y - SEARCH))
 
@@ -115,22 +128,46 @@ def predicted(found: list[np.ndarray]) -> np.ndarray:
     return found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
 
 
+def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
+    """The fit's smoothings, motion model and edge for a box of ``w x h`` LR pixels: the passes of
+    :data:`SMOOTHINGS` whose Gaussian the box's shorter side holds eight times (at least the
+    finest); where the shorter side is :data:`MIN_SIDE_FOR_MODEL` or more, ``model`` and an
+    edge of :data:`EDGE` pixels left out of the fit, else a similarity and every pixel."""
+    smoothings = tuple(sigma for sigma in SMOOTHINGS if 8 * sigma <= min(w, h)) or SMOOTHINGS[-1:]
+    if min(w, h) >= MIN_SIDE_FOR_MODEL:
+        return smoothings, model, EDGE
+    return smoothings, "similarity", 0
+
+
 def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,
-                model: str = "homography") -> tuple[np.ndarray | None, str | None, float]:
-    """The box's content ``template`` (the reference's Y at ``box = (x, y, w, h)``) found in
-    ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference pixels -> frame pixels).
+                model: str = "homography", mask: np.ndarray | None = None) -> tuple[np.ndarray | None, str | None, float]:
+    """The box's content found in ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference
+    pixels -> frame pixels); ``template`` is :func:`box_template`'s (the box and its context).
     Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
-    is not in the frame (it leaves the picture, is hidden or changed, or the fit fails)."""
+    is not in the frame (it leaves the picture, is hidden or changed, or the fit fails).
+
+    Only the box's own pixels decide: the search matches them alone, and the fit's points are
+    theirs; the reference's :data:`CONTEXT` pixels around them only give the fit's smoothed passes
+    the true surroundings of the box's edge, so that a box of a few pixels keeps its edges."""
     height, width = frame.shape[:2]
     x, y, w, h = box
+    smoothings, model, edge = fit_plan(w, h, model)
     to_box = similarity_matrix(shift=(x, y))  # box pixels -> reference pixels
     part, to_part = _near(frame, guess @ to_box, w, h)
-    start = _search(template, part, to_part @ guess @ to_box)
-    fit = align(template, part, start, model=model, smoothings=SMOOTHINGS)
+    predicted_start = to_part @ guess @ to_box
+    inner = (slice(CONTEXT, -CONTEXT), slice(CONTEXT, -CONTEXT))
+    searched = _search(template[inner], part, predicted_start, None if mask is None else mask[inner])
+    padded = similarity_matrix(shift=(-CONTEXT, -CONTEXT))  # template pixels -> box pixels
+    # from the search's best match and from the prediction itself (a plate's repeated characters
+    # can give the search a peak one character off): the fit that matches the box best
+    fits = [align(template, part, start @ padded, model=model, smoothings=smoothings, border=CONTEXT + edge, mask=mask)
+            for start in (searched, predicted_start)]
+    fit = max((f for f in fits if f is not None), key=lambda f: f.correlation, default=None)
     if fit is None:
-        leaves = _inside_fraction(np.linalg.inv(to_part) @ start, w, h, (height, width)) < MIN_INSIDE
-        return None, "the target leaves the picture" if leaves else "the target was not found: the fit failed", np.nan
-    in_frame = np.linalg.inv(to_part) @ fit.matrix
+        if _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE:
+            return None, "the target leaves the picture", np.nan
+        return None, "the target was not found: the fit found too few of the box's pixels in the frame", np.nan
+    in_frame = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(padded)
     if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:
         return None, "the target leaves the picture", fit.correlation
     if fit.correlation < MIN_CORRELATION:
@@ -141,9 +178,43 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
 
 
 def box_template(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The Y of ``frame`` inside ``box = (x, y, w, h)``, float32: what :func:`find_target` looks for."""
+    """``(h + 2 C, w + 2 C)`` float32: the Y of ``frame`` inside ``box = (x, y, w, h)`` with
+    ``C =`` :data:`CONTEXT` pixels around it (the frame's edge repeated where the box is nearer
+    to it): what :func:`find_target` looks for."""
     x, y, w, h = box
-    return np.ascontiguousarray(luma(frame[y : y + h, x : x + w]), dtype=np.float32)
+    rows = np.clip(np.arange(y - CONTEXT, y + h + CONTEXT), 0, frame.shape[0] - 1)
+    columns = np.clip(np.arange(x - CONTEXT, x + w + CONTEXT), 0, frame.shape[1] - 1)
+    return np.ascontiguousarray(luma(frame[np.ix_(rows, columns)]), dtype=np.float32)
+
+
+def moving_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, int]) -> np.ndarray | None:
+    """``(h + 2 C, w + 2 C)`` bool over :func:`box_template`'s pixels: those of the box that
+    change in time (``None`` where too few do to tell), for the fit to use.
+
+    A box drawn around a target that moves on its own holds some of the background it moves
+    over (a user draws a plate's box a pixel or two wide; on a plate 8 pixels high that is half
+    the box): a pixel whose value some frame shows, within :data:`STILL_TOLERANCE` and one pixel
+    of where it was, in :data:`STILL_FRAMES` of the frames or more stands still (or is flat: a
+    flat pixel has no say in a fit either) and is left out. When fewer than
+    :data:`MIN_MOVING` of the box's pixels change, the target does not move against its
+    background (a camera that follows it, or a target that stays) and every pixel is used."""
+    x, y, w, h = box
+    template = box_template(frames[reference], box)
+    rows = np.clip(np.arange(y - CONTEXT, y + h + CONTEXT), 0, frames.shape[1] - 1)
+    columns = np.clip(np.arange(x - CONTEXT, x + w + CONTEXT), 0, frames.shape[2] - 1)
+    still = np.zeros(template.shape, np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    for k in range(len(frames)):
+        if k == reference:
+            continue
+        near = luma(frames[k][np.ix_(rows, columns)]).astype(np.float32)
+        # within one pixel (a still camera's jitter), frame k takes every value between its local
+        # minimum and maximum: the reference's value among them is a pixel that stood still
+        still += ((cv2.erode(near, kernel, borderType=cv2.BORDER_REPLICATE) <= template + STILL_TOLERANCE)
+                  & (cv2.dilate(near, kernel, borderType=cv2.BORDER_REPLICATE) >= template - STILL_TOLERANCE))
+    moving = still < STILL_FRAMES * (len(frames) - 1)
+    inside = moving[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT]
+    return moving if inside.mean() >= MIN_MOVING else None
 
 
 def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
@@ -154,6 +225,7 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     (:data:`multisr.registration.alignment.MODELS`)."""
     count = len(frames)
     template = box_template(frames[reference], roi)
+    mask = moving_pixels(frames, reference, roi)
     matrices = np.full((count, 3, 3), np.nan)
     matrices[reference] = np.eye(3)
     reasons: list = [None] * count
@@ -162,7 +234,8 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
         found = [np.eye(3)]  # the motions of the frames found so far in this direction, nearest last
         for k in order:
-            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found), model=model)
+            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found), model=model,
+                                                              mask=mask)
             if matrix is not None:
                 matrices[k] = matrix
                 found.append(matrix)

@@ -1,5 +1,5 @@
-"""A simulated burst with its truth: what every protocol of :mod:`multisr.research.simulate` and
-:mod:`multisr.research.moving_target` returns."""
+"""A simulated burst with its truth: what every protocol of :mod:`multisr.research.simulate`,
+:mod:`multisr.research.moving_target` and :mod:`multisr.research.plates` returns."""
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +17,7 @@ class Burst:
         truth: ``(scale*h, scale*w[, 3])`` float32, frame 0's high-resolution image.
         matrices: ``(N, 3, 3)``: reference (frame 0) LR coordinates -> frame k LR coordinates.
         scale: the downscaling factor.
-        protocol: ``"sr"``, ``"camera"`` or ``"target"``.
+        protocol: ``"sr"``, ``"camera"``, ``"target"`` or ``"plate"``.
         object_region: camera protocol: ``(x, y, width, height)`` in ``truth``'s pixels, the
             rectangle the moving object covers in any frame (in frame 0's coordinates, global
             motion removed): where ghosts would appear. ``None`` without an object.

@@ -4,7 +4,7 @@ own while it approaches.
 
 Frame k (frame 0 is the reference):
 
-- the target, ``target`` resized to about 48 LR pixels across, is a plane that moves by
+- the target, ``target`` resized to ``side`` LR pixels across (48 by default), is a plane that moves by
   ``speed`` LR pixels a frame along x (left to right or back, drawn) and up to half a pixel a frame
   along y, grows by ``zoom`` over the burst (about its centre) and tilts a little (its corners
   move by up to ``perspective`` HR pixels): it crosses about half the picture;
@@ -27,7 +27,8 @@ from .camera import near_identity_homography, sensor
 __all__ = ["LR_SIZE", "simulate_target_burst"]
 
 LR_SIZE = (160, 112)  # (width, height) of the frames: the target crosses about half of it
-TARGET_SIDE = 48  # LR pixels: the target's longer side in frame 0
+TARGET_SIDE = 48  # LR pixels: the target's longer side in frame 0, by default
+MIN_SIDE = 6  # LR pixels: the target's shorter side, at least
 
 
 def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -40,7 +41,7 @@ def _cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int = 20, scale: int = SCALE,
-                          seed: int = 0, speed: float = 4.0, zoom: float = 0.15, perspective: float = 2.0,
+                          seed: int = 0, side: int = TARGET_SIDE, speed: float = 4.0, zoom: float = 0.15, perspective: float = 2.0,
                           jitter: float = 1.5, blur: tuple[float, float] = (0.2, 0.6),
                           shot_noise: tuple[float, float] = (1e-4, 4e-4), read_noise: float = 1.5 / 255,
                           jpeg_quality: int = 90):
@@ -54,8 +55,8 @@ def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int 
     canvas_w, canvas_h = lr_w * scale, lr_h * scale
     scene = as_colour(_cover(np.asarray(background, np.float32), canvas_w, canvas_h))
     aspect = target.shape[0] / target.shape[1]
-    box_w = TARGET_SIDE if aspect <= 1 else max(16, int(round(TARGET_SIDE / aspect)))
-    box_h = max(16, min(TARGET_SIDE, int(round(box_w * aspect))))
+    box_w = side if aspect <= 1 else max(MIN_SIDE, int(round(side / aspect)))
+    box_h = max(MIN_SIDE, min(side, int(round(box_w * aspect))))
     picture = as_colour(_cover(np.asarray(target, np.float32), box_w * scale, box_h * scale))
     direction = 1 if rng.random() < 0.5 else -1
     travel = speed * (n - 1)
@@ -90,7 +91,7 @@ def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int 
         target_matrices.append(to_low_resolution(camera @ plane @ np.linalg.inv(place), scale))
     box = [x0, y0, box_w, box_h]
     region = (x0 * scale, y0 * scale, box_w * scale, box_h * scale)
-    settings = {"n": n, "seed": seed, "speed": speed, "zoom": zoom, "perspective": perspective, "jitter": jitter,
+    settings = {"n": n, "seed": seed, "side": side, "speed": speed, "zoom": zoom, "perspective": perspective, "jitter": jitter,
                 "blur": list(blur), "shot_noise": list(shot_noise), "read_noise": read_noise,
                 "jpeg_quality": jpeg_quality, "chroma_subsampling": "4:2:0", "target_box": box,
                 "target_matrices": np.stack(target_matrices).tolist(),

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+from ..imaging.ocr import OCR_INSTALL, ocr_available
 from ..imaging.resize import upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from ..sr.device import resolve_device, warm_up
@@ -17,6 +19,7 @@ from ..storage.rundir import check_out_dir, clean_leftovers, locked
 from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
 from .loading import check_box_early
 from .pipeline import Pipeline
+from .reading import read_target
 from .stages import STAGES
 
 __all__ = ["run_pipeline"]
@@ -35,6 +38,7 @@ def run_pipeline(
     device: str = "auto",
     max_disk_bytes: int | None = None,
     roi: str | None = None,
+    read: bool = False,
 ) -> dict:
     """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
     video file) from frame ``start`` on (``n`` ``"all"``: every frame from there); write the run
@@ -66,6 +70,10 @@ def run_pipeline(
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
                                "reference": reference})]
     steps += [*target_steps(roi, reference), *pipeline.steps]
+    if read and roi is None:
+        raise UserError("--read: expected a box to read (--roi X,Y,W,H around the plate), got none")
+    if read and not ocr_available():
+        raise UserError(f"--read: reading the plate needs the optional OCR, which is not installed: {OCR_INSTALL}")
     if roi is not None:
         check_box_early(roi, Path(frames_dir))
     check_out_dir(out_dir, Path(frames_dir))
@@ -78,7 +86,7 @@ def run_pipeline(
         try:
             store, records = run_steps(steps, out_dir, cache=cache, scratch=scratch, torch_device=torch_device,
                                         max_disk_bytes=max_disk_bytes)
-            return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache)
+            return _finish(pipeline, store, records, out_dir, torch_device, started, use_cache=use_cache, read=read)
         finally:
             if warming is not None:
                 warming.join()
@@ -86,8 +94,20 @@ def run_pipeline(
                 remove(scratch)
 
 
+def _reading(store: dict, result: np.ndarray) -> dict:
+    """:func:`multisr.runs.reading.read_target` of a run with a box: its windows, their motion
+    (the register stage's where the pipeline registers, else the tracker's) and the box in the
+    reference window's pixels."""
+    info = store["target"].get()
+    reference = store["reference"].get()
+    x, y, w, h = info["roi"]
+    ox, oy = info["offsets"][info["frames"].index(store["names"].get()[reference])]
+    matrices = store["matrices"].get() if "matrices" in store else store["known"].get()
+    return read_target(result, store["frames"].get(), matrices, (x - ox, y - oy, w, h))
+
+
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
-            use_cache: bool) -> dict:
+            use_cache: bool, read: bool = False) -> dict:
     """Write ``result.png`` (and for RAW frames ``result.tif``, the same 16-bit pixels),
     ``transforms.json`` and ``run.json``; return the run record.
 
@@ -95,7 +115,9 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     first, then the result and the transforms are written (each atomically; a pipeline without
     transforms removes an old ``transforms.json``), and ``run.json`` comes last, with the
     result's SHA-256. A run killed on the way leaves no ``run.json``. Without the cache, the
-    stage entries of an earlier run go too, so that nothing opens them as this run's."""
+    stage entries of an earlier run go too, so that nothing opens them as this run's. With
+    ``read``, ``run.json``'s ``reading`` is what the OCR reads in the box
+    (:func:`multisr.runs.reading.read_target`)."""
     result = result_of(pipeline, store)
     names, reference = store["names"].get(), store["reference"].get()
     transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
@@ -103,6 +125,8 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     if transforms is not None and "target" in store:
         transforms["roi"] = store["target"].get()["roi"]
     run = record_of(pipeline, store, records, torch_device, started)
+    if read:
+        run["reading"] = _reading(store, result)
     bit_depth = store["bit_depth"].get()
     raw = "raw" in store["source"].get()  # RAW frames: a TIFF too
     alpha = store["alpha"].get()

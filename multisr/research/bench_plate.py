@@ -1,0 +1,114 @@
+"""``multisr bench quality --protocol plate``: can the plate be read? Random plates of several
+widths cross each background of a folder (:func:`multisr.research.plates.simulate_plate_burst`);
+an OCR reads the plate's box (as a user draws it) from every pipeline's result, without a box
+and with it (``--roi``), from the truth, and from the vote over the burst's own frames
+(:func:`multisr.runs.reading.frame_vote`). Scored by the fraction of plates read exactly, the
+character accuracy and PSNR inside the plate.
+"""
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..imaging.color import luma
+from ..imaging.ocr import character_accuracy, read_text
+from ..params import SCALE
+from ..runs.engine import run_frames
+from ..runs.pipeline import load_pipeline
+from ..runs.reading import frame_vote, reading_record
+from ..storage.folders import list_images
+from ..storage.io import read_image, to_uint
+from .bench_target import ONE_FRAME
+from .plates import simulate_plate_burst
+
+__all__ = ["DEFAULT_WIDTHS", "plate_benchmark"]
+
+DEFAULT_WIDTHS = (20, 28, 36, 48)  # LR pixels
+
+
+def _y8(image: np.ndarray) -> np.ndarray:
+    return to_uint(luma(np.clip(image, 0, 1)), 8).astype(np.float64)
+
+
+def _psnr(result: np.ndarray, truth: np.ndarray) -> float:
+    error = np.mean((_y8(result) - _y8(truth)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
+
+
+def _cut(image: np.ndarray, box, origin=(0, 0)) -> np.ndarray:
+    """``box`` (LR pixels) of an HR ``image`` whose top-left pixel is LR ``origin``."""
+    x, y, w, h = box
+    left, top = SCALE * (x - origin[0]), SCALE * (y - origin[1])
+    return image[top : top + SCALE * h, left : left + SCALE * w]
+
+
+def _score(image: np.ndarray, text: str, plate: np.ndarray, truth_plate: np.ndarray) -> dict:
+    """The OCR's reading of ``image`` (the user's box) against ``text``, and PSNR of ``plate`` (the
+    plate's own pixels) against the truth's."""
+    reading = read_text(image)
+    return {**reading_record(reading), "exact": reading.text == text,
+            "characters": character_accuracy(reading.text, text), "plate_psnr": _psnr(plate, truth_plate)}
+
+
+def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, widths=DEFAULT_WIDTHS,
+                    plates: int = 12, device: str = "auto") -> dict:
+    """``plates`` plates at each width of ``widths`` (the same strings and backgrounds at every
+    width: plate ``i`` crosses ``data_dir``'s image ``i`` modulo their count, seed ``seed + i``),
+    through every pipeline without a box and, for those that register, with the user's box
+    (``"<name>+roi"``); ``truth`` reads frame 0's HR picture, ``vote`` each frame's single-image SR.
+    Returns ``{"widths": {width: {"plates": [...], "mean": {column: {"exact", "characters",
+    "plate_psnr"}}}}, "settings"}``; ``exact`` and ``characters`` are fractions in [0, 1]."""
+    loaded = [load_pipeline(name) for name in pipelines]
+    files = list_images(Path(data_dir))
+    if not files:
+        raise UserError(f"{data_dir}: expected images to use as backgrounds, found none")
+    backgrounds = [read_image(path)[0] for path in files]
+    result = {}
+    bar = tqdm(total=len(widths) * plates, desc="bench plate", unit="plate", leave=False)
+    for width in widths:
+        rows = []
+        for index in range(plates):
+            burst, plate = simulate_plate_burst(backgrounds[index % len(backgrounds)], width=width, n=n,
+                                                seed=seed + index)
+            text, box, user = plate.text, burst.settings["target_box"], burst.settings["user_box"]
+            truth_plate = _cut(burst.truth, box)
+            frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
+            names = [f"frame_{k:03d}" for k in range(n)]
+            row = {"text": text, "layout": plate.layout, "background": files[index % len(files)].name,
+                   "box": box, "user_box": user, "truth": _score(_cut(burst.truth, user), text, truth_plate, truth_plate)}
+            for pipeline in loaded:
+                try:
+                    whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
+                                       chroma_subsampling="4:2:0").image
+                    row[pipeline.name] = _score(_cut(whole, user), text, _cut(whole, box), truth_plate)
+                    if pipeline.name in ONE_FRAME:
+                        continue
+                    boxed = run_frames(pipeline, frames, names=names, reference=0, device=device,
+                                       roi=",".join(map(str, user)), chroma_subsampling="4:2:0")
+                    row[f"{pipeline.name}+roi"] = _score(boxed.image, text, _cut(boxed.image, box, user[:2]),
+                                                         truth_plate)
+                    if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
+                        kept = [names.index(name) for name in boxed.record["target"]["frames"]]
+                        voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), device="cpu")
+                        row["vote"] = {**reading_record(voted), "exact": voted.text == text,
+                                       "characters": character_accuracy(voted.text, text)}
+                except UserError as error:
+                    row[f"{pipeline.name}+roi" if pipeline.name in row else pipeline.name] = {"error": str(error)}
+            rows.append(row)
+            bar.update()
+        columns = list(dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, dict)))
+        mean = {}
+        for column in columns:
+            cells = [r.get(column, {"error": "not run"}) for r in rows]
+            # a failed run reads nothing: it counts as a plate not read
+            mean[column] = {"exact": float(np.mean([c.get("exact", False) for c in cells])),
+                            "characters": float(np.mean([c.get("characters", 0.0) for c in cells])),
+                            "failed": sum("error" in c for c in cells)}
+            psnrs = [c["plate_psnr"] for c in cells if "plate_psnr" in c]
+            if psnrs:
+                mean[column]["plate_psnr"] = float(np.mean(psnrs))
+        result[str(width)] = {"plates": rows, "mean": mean}
+    bar.close()
+    return {"widths": result, "settings": {"protocol": "plate", "n": n, "seed": seed, "scale": SCALE,
+                                           "plates": plates, "widths": list(widths)}}
