@@ -36,6 +36,9 @@ def burst_selection(command):
 @click.option("--pipeline", "pipeline_name", default="presenters", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
 @roi_option
+@click.option("--read", is_flag=True,
+              help="With --roi: print what an OCR reads in the box (the result, and a vote over the frames' own "
+                   "single-image SR), kept in run.json as reading (needs: pip install 'multisr[ocr]').")
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
@@ -43,7 +46,8 @@ def burst_selection(command):
 @cache_dir_option
 @click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
-def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, overrides, no_cache, cache_dir, max_disk):
+def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, device, overrides, no_cache, cache_dir,
+        max_disk):
     """Super-resolve a burst: FRAMES (a folder of images, or a video file) in, OUT/result.png (3x) out.
 
     Each stage's output is kept in the stage cache and reused by any later run (of any pipeline,
@@ -58,7 +62,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, ov
         reference = 0 if roi is not None else DEFAULT_REFERENCE
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, start=start, reference=reference,
                           use_cache=not no_cache, cache_dir=cache_dir, device=device,
-                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9), roi=roi)
+                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9), roi=roi, read=read)
     warn_passed_over(record["source"])
     warn_left_out(record["excluded"])
     if "moving_target" in record:
@@ -69,6 +73,11 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, device, ov
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
+    if read:
+        reading = record["reading"]
+        click.echo(f"The box reads {reading['result']['text'] or '(nothing)'!r} (OCR confidence "
+                   f"{reading['result']['confidence']:.2f}); the vote over {len(reading['frames'])} frames' own SR "
+                   f"reads {reading['vote']['text'] or '(nothing)'!r} (agreement {reading['vote']['confidence']:.2f})")
 
 
 @click.command(cls=Command)

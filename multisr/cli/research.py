@@ -39,16 +39,20 @@ def scene(out_path, text, width, height):
 @click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
 @click.option("--noise", type=float, default=2.0, show_default=True,
               help="Gaussian sigma in 8-bit levels (sr protocol; the camera protocol models its own).")
-@click.option("--protocol", type=click.Choice(["sr", "camera", "target"]), default="sr", show_default=True,
+@click.option("--protocol", type=click.Choice(["sr", "camera", "target", "plate"]), default="sr", show_default=True,
               help="sr: as SR benchmarks make bursts; camera: zoom drift, perspective, a moving object, blur, "
                    "pixel-area sampling, signal-dependent noise, JPEG; target: IMAGE crosses the picture on its own "
-                   "(its box in truth.json: target_box), growing 15 %, before a still --background.")
+                   "(its box in truth.json: target_box), growing 15 %, before a still --background; plate: a random "
+                   "licence plate --width pixels wide crosses IMAGE (its text and the box a user draws, user_box, in "
+                   "truth.json).")
+@click.option("--width", type=click.IntRange(min=12, max=96), default=28, show_default=True,
+              help="plate protocol: the plate's width in LR pixels.")
 @click.option("--background", "background_path", type=click.Path(path_type=Path), default=None,
               help="target protocol: the scene the target crosses (default: the licence plate scene).")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: a RAW camera's Bayer sensor with this pattern, linear and 12-bit, frames "
                    "written as DNG files (IMAGE must be colour).")
-def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, background_path, mosaic):
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, width, background_path, mosaic):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from ..research.scenes import licence_plate
     from ..research.simulate import save_burst, simulate as simulate_protocol
@@ -57,7 +61,11 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
     if mosaic and protocol != "camera":
         raise UserError(f"mosaic: expected --protocol camera with a mosaic, got --protocol {protocol}")
     picture, _ = read_image(image)
-    if protocol == "target":  # a fixed camera: the motion is the target's own
+    if protocol == "plate":
+        from ..research.plates import simulate_plate_burst
+
+        burst, _ = simulate_plate_burst(picture, width=width, n=n, scale=scale, seed=seed)
+    elif protocol == "target":  # a fixed camera: the motion is the target's own
         background = read_image(background_path)[0] if background_path else licence_plate(width=480, height=336)
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, background=background)
     else:
@@ -176,6 +184,31 @@ def _target_table(result: dict) -> None:
         click.echo(f"{image:<14}" + "".join(cells))
 
 
+def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> None:
+    """``bench quality --protocol plate``: the benchmark and its table (per width, each column's
+    plates read exactly, character accuracy and PSNR inside the plate)."""
+    from ..imaging.ocr import OCR_INSTALL, ocr_available
+    from ..research.bench_plate import plate_benchmark
+
+    parts = [part.strip() for part in widths.split(",")]
+    if not parts or not all(part.isascii() and part.isdigit() and 12 <= int(part) <= 96 for part in parts):
+        raise UserError(f"--widths: expected plate widths of 12 to 96 LR pixels, comma-separated, got {widths!r}")
+    if not ocr_available():
+        raise UserError(f"--protocol plate: reading the plates needs the optional OCR, which is not installed: "
+                        f"{OCR_INSTALL}")
+    result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=[int(p) for p in parts],
+                             plates=plates, device=device)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{'width':<7}{'column':<18}{'read exactly':>14}{'characters':>12}{'plate dB':>10}{'failed':>8}")
+    for width, table in result["widths"].items():
+        for column, mean in table["mean"].items():
+            psnr = f"{mean['plate_psnr']:>10.2f}" if "plate_psnr" in mean else f"{'-':>10}"
+            click.echo(f"{width:<7}{column:<18}{mean['exact']:>14.2f}{mean['characters']:>12.2f}{psnr}"
+                       f"{mean['failed']:>8}")
+
+
 @bench.command(cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
@@ -185,20 +218,29 @@ def _target_table(result: dict) -> None:
 @click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
 @click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Frames per burst replaced by another scene or a blurred copy.")
-@click.option("--protocol", type=click.Choice(["sr", "camera", "target"]), default="sr", show_default=True,
+@click.option("--protocol", type=click.Choice(["sr", "camera", "target", "plate"]), default="sr", show_default=True,
               help="How the bursts are simulated (see multisr simulate); target: each image crosses the next one, "
-                   "every pipeline without and with --roi.")
+                   "every pipeline without and with --roi; plate: random plates cross DATA's images, read by an OCR "
+                   "(needs: pip install 'multisr[ocr]').")
+@click.option("--widths", default="20,28,36,48", show_default=True, metavar="PX,PX,...",
+              help="plate protocol: the plates' widths in LR pixels.")
+@click.option("--plates", type=click.IntRange(min=1), default=12, show_default=True,
+              help="plate protocol: plates at each width.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: RAW bursts of a Bayer sensor with this pattern, run from DNG files.")
-def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, mosaic, device, as_json):
-    """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images."""
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, mosaic, device, as_json):
+    """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images
+    (plate protocol: the plates read exactly, character accuracy and PSNR inside the plate)."""
     from ..research.bench import quality_benchmark
 
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
     if outliers > n - 2:
         raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
+    if protocol == "plate":
+        _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json)
+        return
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
                                protocol=protocol, mosaic=mosaic, device=device)
     if as_json:
