@@ -116,3 +116,18 @@ def test_bench_quality_plate_reads_the_truth_and_scores_each_pipeline(tmp_path):
     assert table["plates"][0]["multiframe+roi"]["plate_psnr"] > table["plates"][0]["bicubic"]["plate_psnr"]
     bad = invoke("bench", "quality", "--data", data, "--protocol", "plate", "--widths", "4,x")
     assert_one_line_error(bad, "--widths", "'4,x'")
+
+
+def test_the_report_with_a_box_says_what_each_pipeline_and_the_vote_read(plate_folder, tmp_path):
+    folder, burst, plate = plate_folder
+    box = ",".join(map(str, burst.settings["user_box"]))
+    result = invoke("compare", folder, "--n", 12, "--roi", box, "--pipelines", "bicubic,multiframe",
+                    "--truth", folder / "truth.png", "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    readings = {m["name"]: m["reading"]["text"] for m in metrics["methods"]}
+    assert character_accuracy(readings["multiframe"], plate.text) >= 6 / 7  # measured 'GUBM065' for '6UBM065'
+    assert metrics["reading"]["ocr"] and len(metrics["reading"]["frames"]) == 12
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "What the plate says" in page and f"<code>{readings['multiframe']}</code>" in page
+    assert f"<code>{metrics['reading']['vote']['text']}</code>" in page

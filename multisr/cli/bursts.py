@@ -38,7 +38,8 @@ def burst_selection(command):
 @roi_option
 @click.option("--read", is_flag=True,
               help="With --roi: print what an OCR reads in the box (the result, and a vote over the frames' own "
-                   "single-image SR), kept in run.json as reading (needs: pip install 'multisr[ocr]').")
+                   "single-image SR: the frames the pipeline uses, the reference alone for bicubic and single), kept "
+                   "in run.json as reading (needs: pip install 'multisr[ocr]').")
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")

@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..imaging.color import luma
 from ..imaging.geometry import similarity_parameters
 from ..imaging.metrics import score_image
+from ..imaging.ocr import OCR_INSTALL, ocr_available
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from ..registration.tracking import check_roi, parse_roi
 from ..runs.engine import target_steps
@@ -107,7 +108,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     ``None`` means ``"sharpest"``, or with ``truth_path`` the frame the truth is of: the
     ``reference`` of the ``truth.json`` beside it (as ``multisr simulate`` writes), else 0; with a
     box (``roi``, :func:`multisr.runs.runner.run_pipeline`) the first frame. With a box every image,
-    score and crop of the report is of the box at 3x (the truth cut to it).
+    score and crop of the report is of the box at 3x (the truth cut to it), and, where the optional
+    OCR is installed, the report says what each result's box reads and what the vote over the
+    frames' own SR reads (:func:`multisr.runs.reading.read_target`).
     """
     loaded = [load_pipeline(name) for name in pipelines]
     out_dir = Path(out_dir)
@@ -140,7 +143,9 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
                         f"{','.join(map(str, crop))}")
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
-    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device, roi)) for p in loaded}
+    read = box is not None and ocr_available()  # what the plate says, where the OCR is installed
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read))
+            for p in loaded}
     reference = next(iter(runs.values())).record["reference_index"]  # the same in every run
     reference_frame = _frame(Path(frames_dir), start + reference)
     if box is not None:
@@ -160,6 +165,8 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
                  "crop": f"images/crop_{name}.png", "device": run.record["device"],
                  "seconds": round(sum(_stage_seconds(s) for s in run.record["stages"]), 3),
                  "stages": {s["name"]: round(_stage_seconds(s), 4) for s in run.record["stages"]}}
+        if read:
+            entry["reading"] = run.record["reading"]["result"]
         if truth is not None:
             entry.update(score_image(results[name], truth, shave=SCALE))
             write_image(images / f"error_{name}.png", _error_map(results[name], truth))
@@ -174,7 +181,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": SCALE,
                "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
                "registration": registration, "excluded": excluded, "source": source,
-               "roi": None if box is None else list(box)}
+               "roi": None if box is None else list(box), "reading": _plate_reading(runs, box, read)}
     write_json(out_dir / "metrics.json", metrics)
     template = jinja2.Environment(loader=jinja2.PackageLoader("multisr", "templates"), autoescape=True,
                                   undefined=jinja2.StrictUndefined).get_template("report.html")
@@ -196,11 +203,23 @@ def _frame(frames_dir: Path, index: int) -> np.ndarray:
     return read_frame(files[index])[0].image  # a RAW file's as LibRaw develops it
 
 
-def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi) -> Path:
+def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read) -> Path:
     run_dir = out_dir / "runs" / pipeline.name
     run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, start=start, reference=reference, cache_dir=cache_dir,
-                 device=device, roi=roi)
+                 device=device, roi=roi, read=read)
     return run_dir
+
+
+def _plate_reading(runs: dict, box, read: bool) -> dict | None:
+    """``metrics.json``'s ``reading`` with a box: ``{"ocr": True, "vote", "frames"}`` (the vote over
+    the frames of the run that kept the most: a one-frame pipeline votes over its reference
+    alone), or ``{"ocr": False, "install"}`` without the OCR; ``None`` without a box."""
+    if box is None:
+        return None
+    if not read:
+        return {"ocr": False, "install": OCR_INSTALL}
+    widest = max((run.record["reading"] for run in runs.values()), key=lambda reading: len(reading["frames"]))
+    return {"ocr": True, "vote": widest["vote"], "frames": widest["frames"]}
 
 
 def _in_box(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
