@@ -3,7 +3,8 @@ widths cross each background of a folder (:func:`multisr.research.plates.simulat
 an OCR reads the plate's box (as a user draws it) from every pipeline's result, without a box
 and with it (``--roi``), from the truth, and from the vote over the burst's own frames
 (:func:`multisr.runs.reading.frame_vote`). Scored by the fraction of plates read exactly, the
-character accuracy and PSNR inside the plate.
+character accuracy (both in the protocol's alphabet, which has no I, O or Q: an OCR's O for a 0
+is not counted against it) and PSNR inside the plate.
 """
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .plates import simulate_plate_burst
 __all__ = ["DEFAULT_WIDTHS", "plate_benchmark"]
 
 DEFAULT_WIDTHS = (20, 28, 36, 48)  # LR pixels
+NOT_ON_PLATES = str.maketrans("IOQ", "100")  # the letters random_plate never draws, read as digits
 
 
 def _y8(image: np.ndarray) -> np.ndarray:
@@ -43,12 +45,21 @@ def _cut(image: np.ndarray, box, origin=(0, 0)) -> np.ndarray:
     return image[top : top + SCALE * h, left : left + SCALE * w]
 
 
+def _in_plate_alphabet(text: str) -> str:
+    """A reading in the protocol's alphabet: the letters its plates never use (I, O, Q) read as
+    the digits they are confused with (1, 0, 0)."""
+    return text.translate(NOT_ON_PLATES)
+
+
+def _judged(reading, text: str) -> dict:
+    read = _in_plate_alphabet(reading.text)
+    return {**reading_record(reading), "exact": read == text, "characters": character_accuracy(read, text)}
+
+
 def _score(image: np.ndarray, text: str, plate: np.ndarray, truth_plate: np.ndarray) -> dict:
     """The OCR's reading of ``image`` (the user's box) against ``text``, and PSNR of ``plate`` (the
     plate's own pixels) against the truth's."""
-    reading = read_text(image)
-    return {**reading_record(reading), "exact": reading.text == text,
-            "characters": character_accuracy(reading.text, text), "plate_psnr": _psnr(plate, truth_plate)}
+    return {**_judged(read_text(image), text), "plate_psnr": _psnr(plate, truth_plate)}
 
 
 def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, widths=DEFAULT_WIDTHS,
@@ -91,8 +102,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
                         kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                         voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), device="cpu")
-                        row["vote"] = {**reading_record(voted), "exact": voted.text == text,
-                                       "characters": character_accuracy(voted.text, text)}
+                        row["vote"] = _judged(voted, text)
                 except UserError as error:
                     row[f"{pipeline.name}+roi" if pipeline.name in row else pipeline.name] = {"error": str(error)}
             rows.append(row)

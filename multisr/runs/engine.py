@@ -81,7 +81,7 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                    lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
                                          "source": {"in_memory": True, "sha256": digest,
                                                     "chroma_subsampling": chroma_subsampling}, "known": known,
-                                         "alpha": None, "mosaic": None, "colours": None},
+                                         "alpha": None, "mosaic": None, "colours": None, "target": None},
                    {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
     steps = [(source, {"reference": reference}), *target_steps(roi, reference), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
@@ -167,7 +167,7 @@ def full_frame_matrices(store: dict) -> np.ndarray:
     """The run's ``matrices`` (reference pixels -> frame k's): with a box, taken from the
     windows' pixels back to the frames' own (:func:`multisr.registration.tracking.cut_to_target`)."""
     matrices = store["matrices"].get().copy()
-    if "target" not in store:
+    if store["target"].get() is None:
         return matrices
     info = store["target"].get()
     offsets = info["offsets"]
@@ -187,7 +187,7 @@ def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
     else:
         raise UserError(f"pipeline {pipeline.name!r}: expected its last stage to make a result "
                         "(fuse, or a single high-resolution frame)")
-    if "target" not in store:
+    if store["target"].get() is None:
         return result
     info = store["target"].get()
     x, y, w, h = info["roi"]
@@ -213,12 +213,12 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
         "device": str(torch_device),
         "versions": _versions(),
         "stages": records,
-        "excluded": [*(store["target"].get()["left_out"] if "target" in store else []),
+        "excluded": [*(store["target"].get()["left_out"] if store["target"].get() is not None else []),
                      *({"frame": r.frame, "reason": r.excluded} for r in registration if r.excluded)],
         "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
         "seconds": round(time.perf_counter() - started, 4),
     }
-    if "target" in store:  # the box, its windows and the target's correlation with it in each frame
+    if store["target"].get() is not None:  # the box, its windows and the target's correlation with it in each frame
         run["target"] = store["target"].get()
     else:  # something moves on its own: where, in the reference frame, for --roi
         moving = store["moving"].get() if "moving" in store else (store["solve"].get().get("moving_region")

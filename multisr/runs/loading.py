@@ -106,7 +106,7 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
                                     budget=memory_budget())
         names = [f"{Path(folder).name}#{start + k}" for k in range(len(frames))]
         return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source, "known": None,
-                "alpha": None, "mosaic": None, "colours": None}
+                "alpha": None, "mosaic": None, "colours": None, "target": None}
     files, listing = _selected(folder, n, start)
     _check_memory(files)
     pictures, raws = zip(*in_threads(read_frame, files))
@@ -130,7 +130,8 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
         if all(raw.mosaic is not None and np.array_equal(raw.colours, raws[0].colours) for raw in raws):
             mosaic, colours = np.stack([raw.mosaic for raw in raws]), raws[0].colours
         source["raw"]["mosaic"] = mosaic is not None  # whether the burst can demosaic itself
-    return {**artifacts, "source": source, "known": None, "alpha": alpha, "mosaic": mosaic, "colours": colours}
+    return {**artifacts, "source": source, "known": None, "alpha": alpha, "mosaic": mosaic, "colours": colours,
+            "target": None}
 
 
 def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:

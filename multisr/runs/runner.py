@@ -122,7 +122,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     names, reference = store["names"].get(), store["reference"].get()
     transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
                   if "matrices" in store else None)
-    if transforms is not None and "target" in store:
+    if transforms is not None and store["target"].get() is not None:
         transforms["roi"] = store["target"].get()["roi"]
     run = record_of(pipeline, store, records, torch_device, started)
     if read:
@@ -132,7 +132,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     alpha = store["alpha"].get()
     if alpha is not None:
         alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
-        if "target" in store:
+        if store["target"].get() is not None:
             x, y, w, h = store["target"].get()["roi"]
             alpha = alpha[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write

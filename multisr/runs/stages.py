@@ -44,7 +44,7 @@ from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
-from ..registration.tracking import check_roi, cut_to_target, parse_roi, track_target
+from ..registration.tracking import MIN_SIDE_FOR_MODEL, check_roi, cut_to_target, parse_roi, track_target
 from ..sr.inference import sharpen_frames
 from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
@@ -204,9 +204,13 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, source, psf, tv_weight, model,
+def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
                  refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
+    # a small target's motion is the tracker's: the solve's refinement would fit the window, mostly the
+    # background the target crosses (a plate 48x10 px in a 64x26 window read 'ROUSX' for 'AR98SXK' with it)
+    small_target = target is not None and min(target["roi"][2:]) < MIN_SIDE_FOR_MODEL
+    refine_rounds = 0 if small_target else refine_rounds
     colour = frames.ndim == 4
     burst_mosaic = None
     if mosaic is not None and demosaic == "burst":  # RAW frames: Y (from LibRaw's development) gives the
@@ -262,8 +266,8 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "6", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
-                                "colours"), load_burst,
+        Stage("load", "7", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
+                                "colours", "target"), load_burst,
               {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
                "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
@@ -290,7 +294,8 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "14", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source"),
+        Stage("reconstruct", "15", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source",
+                                    "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {
