@@ -182,3 +182,19 @@ def test_a_video_with_a_box_follows_the_target_and_is_stabilised_on_it(tmp_path)
         assert abs(bx + (bw - 1) / 2 - cx / cw) <= 1.0 and abs(by + (bh - 1) / 2 - cy / cw) <= 1.0
         assert read_image(tmp_path / "out" / "frames" / f"frame_{output['frame']:06d}.png")[0].shape == (3 * h, 3 * w, 3)
     assert [o["frame"] for o in record["outputs"]] == [0, 5, 10, 15]
+
+
+def test_a_camera_that_moves_over_a_still_scene_gets_no_notice():
+    """Nothing moves on its own; the camera moves by up to 20 HR px over small frames (89x40 LR):
+    before, the frames' edges, where a moved frame has no picture, made a strip at the left edge
+    the notice's target ([0, 11, 8, 23]); the same with a butterfly's burst of 8 px moves ([103,
+    25, 4, 26] on the right edge)."""
+    import cv2
+    from multisr.research.simulate import simulate_burst, simulate_camera_burst
+
+    baby = cv2.resize(read_image(SET5 / "baby_GT.bmp")[0], (363, 216), interpolation=cv2.INTER_AREA)
+    butterfly = cv2.resize(read_image(SET5 / "butterfly_GT.bmp")[0], (363, 216), interpolation=cv2.INTER_AREA)
+    for burst in (simulate_camera_burst(baby, n=20, seed=1, max_shift=20.0, moving_object=False),
+                  simulate_burst(butterfly, n=20, seed=1, max_shift=8.0)):
+        record = run_frames(load_pipeline("multiframe"), burst.frames, reference=0).record
+        assert "moving_target" not in record, record["moving_target"]

@@ -14,6 +14,8 @@ from ..imaging.color import luma
 
 __all__ = ["match_brightness", "frame_weights", "moving_region", "agreeing_samples", "repeated_rows"]
 
+EDGE_BAND = 3  # LR pixels along a frame's edge whose agreement says nothing (the maps' filters reach past it)
+
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
     """``(h, w)`` uint8: 1 where the LR ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
 
@@ -124,19 +126,28 @@ def moving_region(matrices: np.ndarray, anchor: int, weights: np.ndarray, *, sha
     """The box ``[x, y, w, h]`` (the reference's LR pixels) of the largest connected region that
     at least ``share`` of the other frames disagree with the reference on (:func:`frame_weights`,
     each frame's map taken onto the reference's grid by ``matrices``): something that moves on its
-    own there, a target for ``--roi``. ``None`` when that region covers less than ``least`` of the
-    frame or fewer than 64 pixels."""
+    own there, a target for ``--roi``. Only the frames that see a pixel, :data:`EDGE_BAND` pixels
+    or more inside their own picture, have a say on it, and a pixel fewer than ``share`` of the
+    frames see is never moving: where a frame's picture ends its map says nothing of the scene
+    (a camera that moves would otherwise make a strip along the frame's edge a target). ``None``
+    when that region covers less than ``least`` of the frame or fewer than 64 pixels."""
     count, height, width = weights.shape
     if count < 3:
         return None
     disagreeing = np.zeros((height, width), np.float32)
+    seeing = np.zeros((height, width), np.float32)
+    inside = np.zeros((height, width), np.float32)
+    inside[EDGE_BAND:-EDGE_BAND, EDGE_BAND:-EDGE_BAND] = 1
     for k in range(count):
         if k != anchor:  # frame k's map at A_k p for every reference pixel p
-            disagreeing += cv2.warpPerspective((1 - weights[k]).astype(np.float32), matrices[k], (width, height),
-                                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    moving = cv2.morphologyEx((disagreeing >= share * (count - 1)).astype(np.uint8), cv2.MORPH_OPEN,
-                              np.ones((3, 3), np.uint8))
+            seen = cv2.warpPerspective(inside, matrices[k], (width, height), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            disagreeing += seen * cv2.warpPerspective((1 - weights[k]).astype(np.float32), matrices[k], (width, height),
+                                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            seeing += seen
+    moving = (disagreeing >= share * np.maximum(seeing, 1)) & (seeing >= share * (count - 1))
+    moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     labels, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
     if labels < 2:
         return None
