@@ -3,6 +3,7 @@ checked, named, and its reference frame chosen. These are the ``load`` stage's f
 cache fingerprint (:mod:`multisr.runs.stages`); :func:`burst_artifacts` also serves bursts already in
 memory (:func:`multisr.runs.engine.run_frames`).
 """
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -79,6 +80,35 @@ def _check_memory(files: list[Path]) -> None:
                         f"used; take fewer frames (n)")
 
 
+def _without_pixels(raw: RawFrame | None) -> RawFrame | None:
+    """A RAW frame's record without its developed pixels (they are in the burst's array)."""
+    return None if raw is None else replace(raw, image=None)
+
+
+def _decoded(files: list[Path]) -> tuple[np.ndarray, list, list]:
+    """The frames of ``files`` decoded into one ``(N, h, w[, 3])`` array, each frame written into it
+    as it is decoded (a burst takes its own size, not twice it), and each frame's
+    :class:`multisr.storage.io.Picture` (its pixels dropped) and RAW record; :class:`UserError`
+    naming a frame whose size or colour differs from the first's."""
+    first, first_raw = read_frame(files[0])
+    frames = np.empty((len(files), *first.image.shape), np.float32)
+    frames[0] = first.image
+    pictures, raws = [replace(first, image=None)], [_without_pixels(first_raw)]
+
+    def one(index: int) -> tuple:
+        picture, raw = read_frame(files[index])
+        if picture.image.shape != first.image.shape:
+            raise UserError(f"{files[index]}: expected every frame to be {_describe(first.image.shape)} like "
+                            f"{files[0].name}, found {_describe(picture.image.shape)}")
+        frames[index] = picture.image
+        return replace(picture, image=None), _without_pixels(raw)
+
+    for picture, raw in in_threads(one, range(1, len(files))):
+        pictures.append(picture)
+        raws.append(raw)
+    return frames, pictures, raws
+
+
 def check_box_early(roi: str, folder: Path) -> None:
     """A box (``"X,Y,W,H"``) checked against a folder's frames from the first image's header,
     before anything is decoded (a video's size is known once it is decoded: the target stage
@@ -109,14 +139,9 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
                 "alpha": None, "mosaic": None, "colours": None, "target": None}
     files, listing = _selected(folder, n, start)
     _check_memory(files)
-    pictures, raws = zip(*in_threads(read_frame, files))
-    first = pictures[0].image.shape
-    for path, picture in zip(files, pictures):
-        if picture.image.shape != first:
-            raise UserError(f"{path}: expected every frame to be {_describe(first)} like {files[0].name}, "
-                            f"found {_describe(picture.image.shape)}")
-    artifacts = burst_artifacts(np.stack([picture.image for picture in pictures]), [p.name for p in files],
-                                bit_depth=max(picture.bit_depth for picture in pictures), reference=reference)
+    frames, pictures, raws = _decoded(files)
+    artifacts = burst_artifacts(frames, [p.name for p in files], bit_depth=max(p.bit_depth for p in pictures),
+                                reference=reference)
     alpha = pictures[artifacts["reference"]].alpha
     source = {"folder": str(Path(folder).resolve()), "first": start, "count": len(files),
               "exif_orientation": [picture.orientation for picture in pictures],
