@@ -27,10 +27,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["MODELS", "Alignment", "align", "gradients"]
+__all__ = ["MODELS", "MIN_SIDE_FOR_MODEL", "SMOOTHINGS", "Alignment", "align", "gradients", "plan_for_size"]
 
 MODELS = ("similarity", "affine", "homography")
 
+# a template's shorter side (px) from which it supports any model; a smaller one (a plate's box, a crop
+# of a few tens of pixels) is fitted as a similarity at most: a homography's fit of a 36x18 plate drifts
+# away in one frame of three
+MIN_SIDE_FOR_MODEL = 24
+SMOOTHINGS = (4.0, 2.0, 1.0)  # px: align's coarse-to-fine passes, by default
 TUKEY = 4.685  # Tukey's constant: 95 % efficiency for Gaussian residuals
 MAD_TO_SIGMA = 1.4826
 
@@ -54,6 +59,18 @@ class Alignment:
     scale: float
     overlap: float
     correlation: float
+
+
+def plan_for_size(shape: tuple[int, int], smoothings: tuple[float, ...], model: str) -> tuple[tuple[float, ...], str]:
+    """The coarse-to-fine passes and the motion model a template of ``shape = (h, w)`` supports:
+    the ``smoothings`` whose Gaussian its shorter side holds eight times (at least the last,
+    the finest: a wider one smooths a small template's content away), and ``model``, or a
+    similarity where it is richer and the shorter side is under :data:`MIN_SIDE_FOR_MODEL`."""
+    side = min(shape)
+    kept = tuple(sigma for sigma in smoothings if 8 * sigma <= side) or tuple(smoothings[-1:])
+    if side < MIN_SIDE_FOR_MODEL and MODELS.index(model) > MODELS.index("similarity"):
+        model = "similarity"
+    return kept, model
 
 
 def _normaliser(shape: tuple[int, int]) -> np.ndarray:
@@ -158,7 +175,7 @@ def _normalise(normaliser: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np
 
 
 def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model: str = "homography",
-          smoothings: tuple[float, ...] = (4.0, 2.0, 1.0), border: int = 4,
+          smoothings: tuple[float, ...] = SMOOTHINGS, border: int = 4,
           max_points: int = 60_000, iterations: int = 30, tolerance: float = 3e-3,
           image_gradients: tuple[np.ndarray, np.ndarray] | None = None,
           mask: np.ndarray | None = None) -> Alignment | None:

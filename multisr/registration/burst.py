@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from ..imaging.color import luma
 from ..imaging.geometry import rms_displacement, similarity_parameters
-from .alignment import MODELS, Alignment, align
+from .alignment import MODELS, SMOOTHINGS, Alignment, align, plan_for_size
 from .fourier_mellin import FourierMellin, imreg_dft_similarity
 from .frame_selection import RESIDUAL_RATIO, median_residual, reason_to_leave_out, sharpness
 
@@ -104,11 +104,14 @@ def refine_robust(reference_y: np.ndarray, frame_y: np.ndarray, start: np.ndarra
 
     The fit is kept only when at least half the reference's pixels land inside the frame and its
     gain lies in [0.5, 2] (a fit that slid onto a flat patch matches it with a gain near 0).
-    ``border`` pixels at the frame's edges are left out. Returns ``None`` otherwise.
+    ``border`` pixels at the frame's edges are left out. Returns ``None`` otherwise. A small
+    frame (a crop of a few tens of pixels) is fitted with the smoothings and the model it
+    supports (:func:`multisr.registration.alignment.plan_for_size`).
     """
     if model not in MODELS:
         raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {model!r}")
-    fit = align(reference_y, frame_y, start, model=model, border=border)
+    smoothings, model = plan_for_size(reference_y.shape, SMOOTHINGS, model)
+    fit = align(reference_y, frame_y, start, model=model, border=border, smoothings=smoothings)
     return fit if fit is not None and fit.overlap >= 0.5 and 0.5 <= fit.gain <= 2 else None
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import UserError
 from ..imaging.color import luma
 from ..imaging.geometry import apply, similarity_matrix
-from .alignment import MAD_TO_SIGMA, align
+from .alignment import MAD_TO_SIGMA, MIN_SIDE_FOR_MODEL, align, plan_for_size
 
 __all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
            "track_target", "cut_to_target", "Follower"]
@@ -49,12 +49,8 @@ MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
 CONTEXT = 4  # LR pixels of the reference around the box that its template keeps, for the smoothing only
 # the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
 # on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both.
-# A pass is only used where the box's shorter side is at least 8 sigmas (a smaller box's fit is smoothed away)
+# A small box takes those it supports (alignment.plan_for_size)
 SMOOTHINGS = (3.0, 1.5, 0.75)
-# a box's shorter side (LR px) from which its fit takes the model asked for (a homography: 8 parameters);
-# a smaller box is fitted as a similarity (a shift, a turn and a zoom: what a plate's few hundred pixels
-# support; a homography's fit of a 36x18 plate drifts away in one frame of three)
-MIN_SIDE_FOR_MODEL = 24
 # LR pixels along a large box's edge that its fit leaves out (where a box drawn loosely holds background;
 # a small box cannot spare them): the aliased sample burst's box registers 2x worse with them
 EDGE = 4
@@ -140,14 +136,13 @@ def predicted(found: list[np.ndarray]) -> np.ndarray:
 
 
 def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
-    """The fit's smoothings, motion model and edge for a box of ``w x h`` LR pixels: the passes of
-    :data:`SMOOTHINGS` whose Gaussian the box's shorter side holds eight times (at least the
-    finest); where the shorter side is :data:`MIN_SIDE_FOR_MODEL` or more, ``model`` and an
-    edge of :data:`EDGE` pixels left out of the fit, else a similarity and every pixel."""
-    smoothings = tuple(sigma for sigma in SMOOTHINGS if 8 * sigma <= min(w, h)) or SMOOTHINGS[-1:]
-    if min(w, h) >= MIN_SIDE_FOR_MODEL:
-        return smoothings, model, EDGE
-    return smoothings, "similarity", 0
+    """The fit's smoothings, motion model and edge for a box of ``w x h`` LR pixels: those of
+    :data:`SMOOTHINGS` and ``model`` that the box supports
+    (:func:`multisr.registration.alignment.plan_for_size`), and an edge of :data:`EDGE` pixels
+    left out of the fit for a box of :data:`MIN_SIDE_FOR_MODEL` pixels a side or more (none for a
+    smaller one)."""
+    smoothings, model = plan_for_size((h, w), SMOOTHINGS, model)
+    return smoothings, model, EDGE if min(w, h) >= MIN_SIDE_FOR_MODEL else 0
 
 
 def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,

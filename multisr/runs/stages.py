@@ -44,7 +44,8 @@ from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
-from ..registration.tracking import MIN_SIDE_FOR_MODEL, check_roi, cut_to_target, parse_roi, track_target
+from ..registration.alignment import MIN_SIDE_FOR_MODEL
+from ..registration.tracking import check_roi, cut_to_target, parse_roi, track_target
 from ..sr.inference import sharpen_frames
 from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
