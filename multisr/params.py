@@ -1,6 +1,7 @@
 """Typed stage parameters: each parameter's type and allowed values, and its default, each written
 once and checked before any stage runs (pipeline files, ``--set``, ``--reference``)."""
 import inspect
+import re
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -8,13 +9,34 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference",
+__all__ = ["parse_integer", "parse_number", "Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference",
            "ALL_FRAMES", "check_frame_count"]
 
 SCALE = 3  # every pipeline's magnification; the default scale of evaluation, training and simulation
 DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses
 ALL_FRAMES = "all"  # --n all: every frame from --start on
 DEFAULT_REFERENCE = "sharpest"  # --reference
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_integer(text: str) -> int:
+    """``text`` (surrounding blanks aside) as an integer written with the digits 0-9 and an
+    optional sign, else ``ValueError`` saying so: Python's ``int()`` also reads other scripts'
+    digits ("٣") and ``str.isdigit()`` passes superscripts ("²") that ``int()`` refuses."""
+    if not isinstance(text, str) or not _INTEGER.fullmatch(text.strip()):
+        raise ValueError(f"expected a whole number written with the digits 0-9, got {text!r}")
+    return int(text)
+
+
+def parse_number(text: str) -> float:
+    """``text`` as a finite decimal number written with the digits 0-9 (``1.5``, ``-2``, ``3e-4``),
+    else ``ValueError``; ``float()`` would also take other scripts' digits, ``inf`` and ``nan``."""
+    if not isinstance(text, str) or not _NUMBER.fullmatch(text.strip()):
+        raise ValueError(f"expected a number written with the digits 0-9 (such as 1.5 or 3e-4), got {text!r}")
+    return float(text)
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,8 @@ REFERENCE_RULES = ("sharpest",)  # what ``--reference`` takes besides a frame in
 def check_reference(value) -> None:
     """``ValueError`` unless ``value`` is a frame index (an int >= 0) or one of :data:`REFERENCE_RULES`."""
     if isinstance(value, str) and value not in REFERENCE_RULES or isinstance(value, int) and value < 0:
-        raise ValueError(f"expected a frame index (0, 1, ...) or {' or '.join(REFERENCE_RULES)}, got {value!r}")
+        raise ValueError(f"expected a frame index (0, 1, ... in the digits 0-9) or {' or '.join(REFERENCE_RULES)}, "
+                         f"got {value!r}")
 
 
 def check_frame_count(value) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..params import ALL_FRAMES, DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
-from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, cache_dir_option, device_option,
+from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, Integer, Number, cache_dir_option, device_option,
                      reference_callback, warn_left_out, warn_passed_over)
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
@@ -20,7 +20,7 @@ roi_option = click.option("--roi", default=None, metavar="X,Y,W,H",
 
 def burst_selection(command):
     """FRAMES (a folder of images or a video), ``--n`` and ``--start``: which frames make the burst."""
-    command = click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+    command = click.option("--start", type=Integer(min=0), default=0, show_default=True,
                            help="The burst's first frame: 0-based, in natural order (or the video's).")(command)
     command = click.option("--n", type=FrameCount(), default=DEFAULT_FRAMES, show_default=True,
                            help="Use N frames, from --start on; all: every frame from --start on.")(command)
@@ -45,7 +45,7 @@ def burst_selection(command):
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
 @click.option("--no-cache", is_flag=True, help="Compute every stage and store no stage outputs.")
 @cache_dir_option
-@click.option("--max-disk", type=click.FloatRange(min=0, min_open=True), default=None, metavar="GB",
+@click.option("--max-disk", type=Number(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
 def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, device, overrides, no_cache, cache_dir,
         max_disk):
@@ -130,7 +130,7 @@ def stages(out_dir):
 @click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
-@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
+@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @device_option
 def upscale(image, out_path, scale, model, device):
@@ -176,9 +176,9 @@ def cache(cache_dir, clear):
 @click.argument("clip", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Folder to write: video.mkv, frames/, video.json.")
-@click.option("--window", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True,
+@click.option("--window", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True,
               help="Frames around each output frame that make it.")
-@click.option("--step", type=click.IntRange(min=1), default=1, show_default=True, help="Make every STEP-th frame.")
+@click.option("--step", type=Integer(min=1), default=1, show_default=True, help="Make every STEP-th frame.")
 @click.option("--pipeline", "pipeline_name", default="multiframe", show_default=True,
               help=f"A built-in pipeline ({PIPELINES_HELP}) or a .toml file.")
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE", help="As for multisr run (repeatable).")
@@ -214,8 +214,8 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 @click.option("--n", type=FrameCount(), default=ALL_FRAMES, show_default=True,
               help="Frames of each burst, from its first; all: every frame of each.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="A running Dask scheduler (default: a LocalCluster).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="LocalCluster processes (default: one per core).")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=Integer(min=1), default=None, help="LocalCluster processes (default: one per core).")
+@click.option("--threads", type=Integer(min=1), default=None,
               help="Threads of each task (default: the cores divided among the workers).")
 @cache_dir_option
 @click.pass_context

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from ..errors import UserError, os_error_line
+from ..params import parse_integer, parse_number
 
-__all__ = ["Group", "Command", "FrameCount", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out",
+__all__ = ["Group", "Command", "Integer", "Number", "FrameCount", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out",
            "warn_passed_over", "shipped", "cache_dir_option", "device_option"]
 
 # library argument names that a command's options call otherwise
@@ -95,7 +96,40 @@ MODELS_HELP = shipped(resources.files("multisr") / "weights", ".pt")
 
 def reference_callback(ctx, param, value: str | None) -> int | str | None:
     """``--reference``'s text as a frame index when it is one, else as given (the run checks it)."""
-    return int(value) if value is not None and value.strip().isdigit() else value
+    try:
+        return parse_integer(value) if value is not None else None
+    except ValueError:
+        return value
+
+
+class Integer(click.IntRange):
+    """An integer option (with optional bounds, as :class:`click.IntRange`) written with the digits
+    0-9: click's ``int()`` would read other scripts' digits as numbers."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                value = parse_integer(value)
+            except ValueError as error:
+                self.fail(str(error), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Number(click.FloatRange):
+    """A number option (with optional bounds, as :class:`click.FloatRange`) written with the digits
+    0-9, finite."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                value = parse_number(value)
+            except ValueError as error:
+                self.fail(str(error), param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class FrameCount(click.ParamType):
@@ -111,9 +145,9 @@ class FrameCount(click.ParamType):
         if text == "all":
             return text
         try:
-            return int(text)
+            return parse_integer(text)
         except ValueError:
-            self.fail(f"expected a number of frames or all, got {value!r}", param, ctx)
+            self.fail(f"expected a number of frames (digits 0-9) or all, got {value!r}", param, ctx)
 
 
 def warn_left_out(excluded: list[dict]) -> None:

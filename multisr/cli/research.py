@@ -8,7 +8,8 @@ import click
 from ..errors import UserError
 from ..params import DEFAULT_FRAMES, SCALE
 from ..storage.dng import BAYER_PATTERNS
-from .common import MODELS_HELP, PIPELINES_HELP, Command, device_option
+from ..params import parse_integer
+from .common import MODELS_HELP, PIPELINES_HELP, Command, Integer, Number, device_option
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
 
@@ -18,8 +19,8 @@ ARCHITECTURES = {"955": dict(f1=9, f2=5, f3=5), "915": dict(f1=9, f2=1, f3=5)}
 @click.command(cls=Command)
 @click.argument("out_path", type=click.Path(path_type=Path))
 @click.option("--text", default="MSR 3X14", show_default=True, help="The plate's characters.")
-@click.option("--width", type=click.IntRange(min=120), default=360, show_default=True)
-@click.option("--height", type=click.IntRange(min=90), default=210, show_default=True)
+@click.option("--width", type=Integer(min=120), default=360, show_default=True)
+@click.option("--height", type=Integer(min=90), default=210, show_default=True)
 def scene(out_path, text, width, height):
     """Render the test scene, a licence plate on a car, to OUT_PATH (the sample burst's source)."""
     from ..research.scenes import licence_plate
@@ -32,12 +33,12 @@ def scene(out_path, text, width, height):
 @click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
-@click.option("--n", type=click.IntRange(min=1), default=DEFAULT_FRAMES, show_default=True)
-@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--max-shift", type=float, default=8.0, show_default=True, help="HR pixels.")
-@click.option("--max-angle", type=float, default=2.0, show_default=True, help="Degrees.")
-@click.option("--noise", type=float, default=2.0, show_default=True,
+@click.option("--n", type=Integer(min=1), default=DEFAULT_FRAMES, show_default=True)
+@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
+@click.option("--seed", type=Integer(), default=0, show_default=True)
+@click.option("--max-shift", type=Number(), default=8.0, show_default=True, help="HR pixels.")
+@click.option("--max-angle", type=Number(), default=2.0, show_default=True, help="Degrees.")
+@click.option("--noise", type=Number(), default=2.0, show_default=True,
               help="Gaussian sigma in 8-bit levels (sr protocol; the camera protocol models its own).")
 @click.option("--protocol", type=click.Choice(["sr", "camera", "target", "plate"]), default="sr", show_default=True,
               help="sr: as SR benchmarks make bursts; camera: zoom drift, perspective, a moving object, blur, "
@@ -45,7 +46,7 @@ def scene(out_path, text, width, height):
                    "(its box in truth.json: target_box), growing 15 %, before a still --background; plate: a random "
                    "licence plate --width pixels wide crosses IMAGE (its text and the box a user draws, user_box, in "
                    "truth.json).")
-@click.option("--width", type=click.IntRange(min=12, max=96), default=28, show_default=True,
+@click.option("--width", type=Integer(min=12, max=96), default=28, show_default=True,
               help="plate protocol: the plate's width in LR pixels.")
 @click.option("--background", "background_path", type=click.Path(path_type=Path), default=None,
               help="target protocol: the scene the target crosses (default: the licence plate scene).")
@@ -80,7 +81,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
 
 @click.command(name="eval", cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
-@click.option("--scale", type=click.IntRange(min=2), default=SCALE, show_default=True)
+@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -111,17 +112,17 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
               help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
                    "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
 @click.option("--init", "init_model", default=None, help="Start from these weights (a model name or file); sets the architecture.")
-@click.option("--scale", type=int, default=SCALE, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--scale", type=Integer(), default=SCALE, show_default=True)
+@click.option("--epochs", type=Integer(min=1), default=100, show_default=True)
+@click.option("--batch-size", type=Integer(min=1), default=64, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
               help="adam (fast) or the paper's SGD with per-layer rates (--lr 1e-4).")
-@click.option("--lr", type=float, default=3e-4, show_default=True)
-@click.option("--halve-lr-every", type=click.IntRange(min=0), default=0, show_default=True, help="Epochs; 0 keeps the rate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr", type=Number(), default=3e-4, show_default=True)
+@click.option("--halve-lr-every", type=Integer(min=0), default=0, show_default=True, help="Epochs; 0 keeps the rate.")
+@click.option("--seed", type=Integer(), default=0, show_default=True)
 @click.option("--eval-data", type=click.Path(path_type=Path), default=None, help="Set5 folder for a PSNR after each eval.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="CPU threads for torch (0: torch's default).")
+@click.option("--eval-every", type=Integer(min=1), default=1, show_default=True)
+@click.option("--threads", type=Integer(min=0), default=0, help="CPU threads for torch (0: torch's default).")
 @device_option
 def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
           eval_data, eval_every, threads, device):
@@ -190,13 +191,17 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> N
     from ..imaging.ocr import OCR_INSTALL, ocr_available
     from ..research.bench_plate import plate_benchmark
 
-    parts = [part.strip() for part in widths.split(",")]
-    if not parts or not all(part.isascii() and part.isdigit() and 12 <= int(part) <= 96 for part in parts):
-        raise UserError(f"--widths: expected plate widths of 12 to 96 LR pixels, comma-separated, got {widths!r}")
+    try:
+        parsed = [parse_integer(part) for part in widths.split(",")]
+    except ValueError:
+        parsed = []
+    if not parsed or not all(12 <= width <= 96 for width in parsed):
+        raise UserError(f"--widths: expected plate widths of 12 to 96 LR pixels in the digits 0-9, comma-separated, "
+                        f"got {widths!r}")
     if not ocr_available():
         raise UserError(f"--protocol plate: reading the plates needs the optional OCR, which is not installed: "
                         f"{OCR_INSTALL}")
-    result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=[int(p) for p in parts],
+    result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=parsed,
                              plates=plates, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
@@ -213,10 +218,10 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> N
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
-@click.option("--n", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise", type=float, default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
-@click.option("--outliers", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--n", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True)
+@click.option("--seed", type=Integer(), default=0, show_default=True)
+@click.option("--noise", type=Number(), default=2.0, show_default=True, help="Gaussian sigma in 8-bit levels.")
+@click.option("--outliers", type=Integer(min=0), default=0, show_default=True,
               help="Frames per burst replaced by another scene or a blurred copy.")
 @click.option("--protocol", type=click.Choice(["sr", "camera", "target", "plate"]), default="sr", show_default=True,
               help="How the bursts are simulated (see multisr simulate); target: each image crosses the next one, "
@@ -224,7 +229,7 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> N
                    "(needs: pip install 'multisr[ocr]').")
 @click.option("--widths", default="20,28,36,48", show_default=True, metavar="PX,PX,...",
               help="plate protocol: the plates' widths in LR pixels.")
-@click.option("--plates", type=click.IntRange(min=1), default=12, show_default=True,
+@click.option("--plates", type=Integer(min=1), default=12, show_default=True,
               help="plate protocol: plates at each width.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -280,7 +285,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
               help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
 @click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
-@click.option("--n", type=click.IntRange(min=2), default=DEFAULT_FRAMES, show_default=True)
+@click.option("--n", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True)
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def speed(sizes, pipelines, n, device, as_json):
@@ -288,11 +293,11 @@ def speed(sizes, pipelines, n, device, as_json):
     from ..research.bench import speed_benchmark
 
     try:
-        parsed = [tuple(int(v) for v in size.lower().split("x")) for size in sizes.split(",")]
+        parsed = [tuple(parse_integer(v) for v in size.lower().split("x")) for size in sizes.split(",")]
     except ValueError:
         parsed = []
     if not parsed or not all(len(size) == 2 and min(size) >= 16 for size in parsed):
-        raise UserError(f"--sizes: expected WxH pairs of at least 16x16, comma-separated, got {sizes!r}")
+        raise UserError(f"--sizes: expected WxH pairs of at least 16x16 in the digits 0-9, comma-separated, got {sizes!r}")
     from ..storage.io import MAX_PIXELS_ENV, max_pixels
 
     for width, height in parsed:

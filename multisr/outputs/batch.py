@@ -29,7 +29,7 @@ from ..storage.video import is_video
 
 __all__ = ["find_bursts", "run_batch", "run_one", "check_scheduler", "check_threads"]
 
-SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?[\w.\-\[\]:]+:\d{1,5}/?|inproc://[\w./-]+")
+SCHEDULER_ADDRESS = re.compile(r"((tcp|tls|ucx|ws|wss)://)?[\w.\-\[\]:]+:[0-9]{1,5}/?|inproc://[\w./-]+")
 CONNECT_TIMEOUT_S = 10  # a scheduler that has not answered by then is not running there
 MAX_THREADS_PER_CORE = 4  # a LocalCluster's workers x threads beyond this many per core only contend
 

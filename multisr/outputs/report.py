@@ -22,7 +22,7 @@ from ..imaging.color import luma
 from ..imaging.geometry import similarity_parameters
 from ..imaging.metrics import score_image
 from ..imaging.ocr import OCR_INSTALL, ocr_available
-from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, parse_integer
 from ..registration.tracking import check_roi, parse_roi
 from ..runs.engine import target_steps
 from ..runs.loading import read_frame
@@ -44,9 +44,9 @@ ERROR_RANGE = 32  # error maps saturate at this many 8-bit levels of |Y - Y_trut
 def parse_crop(text: str) -> tuple[int, int, int, int]:
     """``"X,Y,W,H"`` (high-resolution pixels) -> a tuple of four ints."""
     try:
-        x, y, w, h = (int(part) for part in text.split(","))
+        x, y, w, h = (parse_integer(part) for part in text.split(","))
     except ValueError:
-        raise UserError(f"crop: expected X,Y,W,H as four integers, got {text!r}") from None
+        raise UserError(f"crop: expected X,Y,W,H as four integers written with the digits 0-9, got {text!r}") from None
     if w <= 0 or h <= 0 or x < 0 or y < 0:
         raise UserError(f"crop: expected a non-negative corner and a positive size, got {text!r}")
     return x, y, w, h

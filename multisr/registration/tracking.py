@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..imaging.color import luma
+from ..params import parse_integer
 from ..imaging.geometry import apply, similarity_matrix
 from .alignment import MAD_TO_SIGMA, MIN_SIDE_FOR_MODEL, align, plan_for_size
 
@@ -58,11 +59,11 @@ EDGE = 4
 
 def parse_roi(text: str) -> tuple[int, int, int, int]:
     """``"X,Y,W,H"`` -> four ints, or ``ValueError`` (a stage parameter's check names it)."""
-    parts = [part.strip() for part in str(text).split(",")]
-    if len(parts) != 4 or not all(part.lstrip("-").isdigit() for part in parts):
-        raise ValueError(f"expected four integers X,Y,W,H (the box's top-left pixel, its width and height in "
-                         f"the reference frame's pixels), got {text!r}")
-    x, y, w, h = map(int, parts)
+    try:
+        x, y, w, h = (parse_integer(part) for part in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"expected four integers X,Y,W,H written with the digits 0-9 (the box's top-left pixel, "
+                         f"its width and height in the reference frame's pixels), got {text!r}") from None
     return x, y, w, h
 
 

@@ -51,7 +51,7 @@ def cache_root(explicit: Path | None = None) -> Path:
 def cache_limit() -> int:
     """The cache's size limit in bytes, from ``$MULTISR_CACHE_LIMIT`` (``20G``, ``500M``, ``0``, ...)."""
     text = os.environ.get(LIMIT_ENV, "").strip() or DEFAULT_LIMIT
-    match = re.fullmatch(r"(\d{1,20}(?:\.\d{1,20})?) ?([KMGT]?)B?", text.upper())
+    match = re.fullmatch(r"([0-9]{1,20}(?:\.[0-9]{1,20})?) ?([KMGT]?)B?", text.upper())
     if match is None:
         raise UserError(f"{LIMIT_ENV}: expected a size such as 20G, 500M or 0, got {text!r}")
     limit = int(float(match[1]) * _UNITS[match[2]])
@@ -208,6 +208,6 @@ def _clean_stale(root: Path) -> None:
     for folder in [p for p in root.iterdir() if p.is_dir() and not p.is_symlink()]:
         for entry in folder.iterdir():
             parts = entry.name.split("-")
-            if entry.name.startswith((".tmp-", ".old-")) and (len(parts) < 3 or not parts[1].isdigit()
+            if entry.name.startswith((".tmp-", ".old-")) and (len(parts) < 3 or not re.fullmatch("[0-9]{1,10}", parts[1])
                                                             or not _alive(int(parts[1]))):
                 remove(entry)

@@ -28,7 +28,9 @@ class FolderListing:
 
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame_2`` before ``frame_10``."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+    # the split's odd parts are the runs of digits 0-9 (other characters that str.isdigit() passes, such as
+    # superscripts, are not numbers int() reads)
+    return [int(part) if index % 2 else part.lower() for index, part in enumerate(re.split(r"([0-9]+)", name))]
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -92,7 +92,7 @@ def max_pixels() -> int:
     text = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not text:
         return DEFAULT_MAX_PIXELS
-    match = re.fullmatch(r"(\d{1,15})\s*([mM]?)", text)
+    match = re.fullmatch(r"([0-9]{1,15})\s*([mM]?)", text)
     if match is None or int(match.group(1)) == 0:
         raise UserError(f"{MAX_PIXELS_ENV}: expected a positive number of pixels (200000000, 500M), got {text!r}")
     return int(match.group(1)) * (1_000_000 if match.group(2) else 1)
