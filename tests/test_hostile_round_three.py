@@ -69,3 +69,39 @@ def test_file_names_with_superscripts_sort_without_a_traceback(tmp_path):
     for name in ("²", "frame_10", "frame_9"):
         (tmp_path / f"{name}.png").write_bytes(b"")
     assert [p.stem for p in list_images(tmp_path)] == ["frame_9", "frame_10", "²"]
+
+
+# --- RAW files LibRaw opens but cannot unpack ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def raw_burst(tmp_path_factory):
+    """A 4-frame RGGB DNG burst (multisr simulate --mosaic), for damaging."""
+    folder = tmp_path_factory.mktemp("raw")
+    from conftest import REPO_DATA
+
+    assert invoke("simulate", REPO_DATA / "eval" / "Set5" / "bird_GT.bmp", "--protocol", "camera", "--mosaic",
+                  "rggb", "--n", 4, "--out", folder).exit_code == 0
+    return folder
+
+
+@pytest.mark.parametrize("kept", [0.3, 0.8, 0.99])
+def test_a_truncated_raw_file_is_one_line_and_libraw_says_nothing(raw_burst, tmp_path, kept):
+    """Before: LibRaw opened the file, the first look at its pattern unpacked it, and LibRaw's
+    LibRawIOError came out as a traceback. The command runs in a process of its own, so that
+    what LibRaw's C code writes to the process's stderr is seen too."""
+    import shutil
+    import subprocess
+    import sys
+
+    burst = tmp_path / "burst"
+    shutil.copytree(raw_burst, burst)
+    data = (burst / "frame_002.dng").read_bytes()
+    (burst / "frame_002.dng").write_bytes(data[: int(len(data) * kept)])
+    done = subprocess.run([sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(burst), "--n", "all",
+                           "--pipeline", "single", "--no-cache", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "\r" not in line]
+    assert lines == [lines[-1]] and lines[-1].startswith("Error: ") and "frame_002.dng" in lines[-1], done.stderr
+    assert "LibRawIOError" in lines[-1] and not (tmp_path / "out" / "result.png").exists()

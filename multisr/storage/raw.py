@@ -17,6 +17,11 @@ and its colour matrix (camera RGB -> XYZ). :func:`read_raw` gives both what mult
 
 :func:`raw_info` says what was read from the file, for ``run.json``.
 """
+import os
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +32,7 @@ from .io import MAX_PIXELS_ENV, check_regular_file, max_pixels
 
 __all__ = ["DEVELOPMENT", "RawFrame", "read_raw", "raw_info", "raw_size"]
 
+_STDERR_LOCK = threading.Lock()  # the process's one stderr, lent to LibRaw one file at a time
 DEVELOPMENT = "LibRaw: black and white levels, the camera's white balance, AHD demosaicing, sRGB, 16 bits"
 
 
@@ -49,16 +55,49 @@ class RawFrame:
     colours: np.ndarray | None
 
 
+@contextmanager
+def _libraw_quiet():
+    """LibRaw's C code writes its complaints about a damaged file (``data corrupted at ...``) to the
+    process's stderr itself: they go to a scratch file while it opens and unpacks one, and the
+    one-line error says what is wrong. One file at a time (the process has one stderr); the
+    demosaicing, the slow part, runs outside."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextmanager
+def _guarded(path: Path, what: str):
+    """Any error of LibRaw's within, as one line naming ``path``: ``what`` failed (a file LibRaw
+    opens can still fail when its pixels are unpacked or developed: a truncated DNG)."""
+    import rawpy
+
+    try:
+        yield
+    except (rawpy.LibRawError, OSError, ValueError) as error:
+        raise UserError(f"{path}: expected a RAW file LibRaw can read, but {what} ({type(error).__name__})") from None
+
+
 def _open(path: Path):
-    """``rawpy.imread(path)``, or a one-line :class:`UserError` for a file LibRaw cannot read."""
+    """``rawpy.imread(path)`` with its raw data unpacked, or a one-line :class:`UserError` for a file
+    LibRaw cannot open or unpack."""
     import rawpy  # LibRaw loads only when a RAW file is read
 
     check_regular_file(path, what="a RAW file")
-    try:
-        return rawpy.imread(str(path))
-    except (rawpy.LibRawError, OSError) as error:
-        raise UserError(f"{path}: expected a RAW file LibRaw can read, but it is damaged or of an unsupported "
-                        f"kind ({type(error).__name__})") from None
+    with _guarded(path, "it is damaged or of an unsupported kind"), _libraw_quiet():
+        raw = rawpy.imread(str(path))
+        try:
+            raw.unpack()
+        except BaseException:
+            raw.close()
+            raise
+    return raw
 
 
 def raw_info(raw) -> dict:
@@ -118,32 +157,31 @@ def _mosaic(raw, info: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 def raw_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` of a RAW file's picture as :func:`read_raw` returns it (upright), from
-    its header, without decoding."""
-    with _open(Path(path)) as raw:
+    its header, without developing it."""
+    with _open(Path(path)) as raw, _guarded(path, "its header cannot be read"):
         width, height = raw.sizes.width, raw.sizes.height
         return (height, width) if raw.sizes.flip & 4 else (width, height)
 
 
 def read_raw(path: Path) -> RawFrame:
     """One RAW file, developed and as its mosaic (see the module docstring and :class:`RawFrame`).
-    A file over :func:`max_pixels` is refused before it is decoded; a damaged or unsupported one
-    in one line."""
+    A file over :func:`max_pixels` is refused before it is developed; a damaged or unsupported
+    one in one line, whichever of LibRaw's calls finds it out."""
     import rawpy
 
     path = Path(path)
     with _open(path) as raw:
-        width, height = raw.sizes.width, raw.sizes.height
+        with _guarded(path, "its header cannot be read"):
+            width, height = raw.sizes.width, raw.sizes.height
         if width * height > max_pixels():
             raise UserError(f"{path}: expected an image of at most {max_pixels():,} pixels (${MAX_PIXELS_ENV}), "
                             f"but its header says {width}x{height} ({width * height:,})")
-        info = raw_info(raw)
-        try:  # sRGB's curve, and the white level the file gives (not one guessed from the pixels)
+        with _guarded(path, "its pixels cannot be decoded"):
+            info = raw_info(raw)
+            # sRGB's curve, and the white level the file gives (not one guessed from the pixels)
             rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=16, gamma=(2.4, 12.92),
                                   adjust_maximum_thr=0.0, demosaic_algorithm=rawpy.DemosaicAlgorithm.AHD)
             mosaic, colours = _mosaic(raw, info)
-        except (rawpy.LibRawError, OSError) as error:
-            raise UserError(f"{path}: expected a RAW file LibRaw can read, but its pixels cannot be decoded "
-                            f"({type(error).__name__})") from None
     if mosaic is None or mosaic.shape != rgb.shape[:2]:
         mosaic, colours = None, None
     return RawFrame(rgb.astype(np.float32) / 65535.0, info, mosaic, colours)
