@@ -105,3 +105,60 @@ def test_a_truncated_raw_file_is_one_line_and_libraw_says_nothing(raw_burst, tmp
     lines = [line for line in done.stderr.splitlines() if line.strip() and "\r" not in line]
     assert lines == [lines[-1]] and lines[-1].startswith("Error: ") and "frame_002.dng" in lines[-1], done.stderr
     assert "LibRawIOError" in lines[-1] and not (tmp_path / "out" / "result.png").exists()
+
+
+# --- untrusted metadata -----------------------------------------------------------------------------
+
+
+def png_with_exif(pixels: np.ndarray, exif: bytes) -> bytes:
+    """A PNG of ``pixels`` (uint8) with an eXIf chunk holding ``exif`` before its pixels."""
+    import struct
+    import zlib
+
+    import cv2
+
+    data = cv2.imencode(".png", pixels)[1].tobytes()
+    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
+    end_of_header = 8 + 25  # the signature, then IHDR (4 + 4 + 13 + 4 bytes)
+    return data[:end_of_header] + chunk + data[end_of_header:]
+
+
+def tiff_exif(tag_type: int, count: int, value: bytes, entries: int = 1) -> bytes:
+    """A big-endian TIFF header and one IFD whose first entry is the orientation (0x0112) of
+    ``tag_type`` (3 SHORT, 5 RATIONAL); a RATIONAL's value lies after the IFD."""
+    import struct
+
+    ifd = struct.pack(">H", entries)
+    offset = 8 + 2 + 12 * entries + 4
+    field = value.ljust(4, b"\0") if len(value) <= 4 else struct.pack(">I", offset)
+    ifd += struct.pack(">HHI", 0x0112, tag_type, count) + field
+    return b"MM\0*" + struct.pack(">I", 8) + ifd + b"\0\0\0\0" + (value if len(value) > 4 else b"")
+
+
+@pytest.mark.parametrize("case", ["rational orientation", "orientation 99", "cut eXIf chunk", "garbage eXIf chunk",
+                                  "a tag past the block"])
+def test_untrusted_exif_is_a_missing_value_and_the_pixels_are_used(tiny_burst, tmp_path, case):
+    """Before: an orientation stored as a RATIONAL was applied (here it turned one frame: "expected
+    every frame to be 67x37"; elsewhere run.json could not be written), an eXIf chunk cut short
+    raised struct.error, and a tag whose data lies past the block made Pillow warn (an error
+    under the suite's warnings-as-errors)."""
+    import shutil
+    import struct
+
+    import cv2
+
+    burst = tmp_path / "burst"
+    shutil.copytree(tiny_burst, burst)
+    exif = {"rational orientation": tiff_exif(5, 1, struct.pack(">II", 6, 1)),
+            "orientation 99": tiff_exif(3, 1, struct.pack(">H", 99)),
+            "cut eXIf chunk": tiff_exif(3, 1, struct.pack(">H", 6), entries=5)[:20],
+            "garbage eXIf chunk": b"MM\0*\0\0\0\x08" + bytes(range(256)) * 2,
+            # two entries: the orientation, and 100 bytes of text said to lie at offset 5000
+            "a tag past the block": (b"MM\0*" + struct.pack(">IH", 8, 2) + struct.pack(">HHIHH", 0x0112, 3, 1, 1, 0)
+                                     + struct.pack(">HHII", 0x010F, 2, 100, 5000) + b"\0\0\0\0")}[case]
+    frame = burst / "frame_001.png"
+    frame.write_bytes(png_with_exif(cv2.imread(str(frame), cv2.IMREAD_UNCHANGED), exif))
+    result = invoke("run", burst, "--n", "all", "--pipeline", "single", "--no-cache", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["source"]["exif_orientation"][1] == 1

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,12 +109,12 @@ def image_size(path: Path, data: bytes | None = None) -> tuple[int, int, int] | 
             try:
                 with Image.open(io.BytesIO(data) if data is not None else path) as header:
                     width, height = header.size
-                    orientation = _exif_of(header).get(0x0112, 1)
+                    orientation = _orientation(header)
             finally:
                 Image.MAX_IMAGE_PIXELS = limit
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
-    return width, height, orientation if orientation in ORIENTATIONS else 1
+    return width, height, orientation
 
 
 def _jpeg_chroma_subsampling(data: bytes) -> str | None:
@@ -122,11 +123,27 @@ def _jpeg_chroma_subsampling(data: bytes) -> str | None:
     if not data.startswith(b"\xff\xd8"):
         return None
     try:
-        with Image.open(io.BytesIO(data)) as header:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as header:
+            warnings.simplefilter("ignore")  # metadata is untrusted: its parser's complaints are not the user's
             sampling = JpegImagePlugin.get_sampling(header)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except Exception:  # noqa: BLE001 - any failure of a parser of untrusted metadata is a missing value
         return None
     return {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}.get(sampling)
+
+
+def _orientation(header: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image's header, 1 where it has none. Metadata is
+    untrusted input: a value of another type than an integer (a RATIONAL where the standard has a
+    SHORT) or out of range is a missing one, and so is any failure of the EXIF parser (an eXIf
+    chunk cut short raises ``struct.error``), whose warnings are not shown either: the pixels are
+    still used when they decode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = _exif_of(header).get(0x0112, 1)
+        except Exception:  # noqa: BLE001 - any failure of a parser of untrusted metadata is a missing value
+            return 1
+    return value if type(value) is int and value in ORIENTATIONS else 1
 
 
 def _exif_of(header: Image.Image) -> Image.Exif:
