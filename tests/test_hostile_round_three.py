@@ -162,3 +162,24 @@ def test_untrusted_exif_is_a_missing_value_and_the_pixels_are_used(tiny_burst, t
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "out" / "run.json").read_text())
     assert record["source"]["exif_orientation"][1] == 1
+
+
+# --- cache paths that are not folders ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["cache"], ["cache", "--clear"], ["run", "{burst}", "--n", "all", "--out", "{out}"]])
+@pytest.mark.parametrize("given", ["environment", "option", "under a file"])
+def test_a_cache_that_is_a_file_is_one_line_naming_where_it_came_from(tiny_burst, tmp_path, monkeypatch, args, given):
+    """Before: MULTISR_CACHE naming a file gave 'multisr cache' "0 entries" and 'cache --clear'
+    "cleared", status 0; a run refused it but named --cache, which the user had not given."""
+    a_file = tmp_path / "cache-file"
+    a_file.write_text("not a folder")
+    path = a_file / "below" if given == "under a file" else a_file
+    filled = [a.format(burst=tiny_burst, out=tmp_path / "out") for a in args]
+    if given == "option":
+        filled += ["--cache", path]
+    else:
+        monkeypatch.setenv("MULTISR_CACHE", str(path))
+    result = invoke(*filled)
+    assert_one_line_error(result, "--cache" if given == "option" else "$MULTISR_CACHE", "expected a folder", "is a file")
+    assert a_file.read_text() == "not a folder" and not (tmp_path / "out").exists()

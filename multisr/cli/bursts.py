@@ -160,9 +160,10 @@ def upscale(image, out_path, scale, model, device):
 @click.option("--clear", is_flag=True, help="Remove every entry (refused while a run uses the cache).")
 def cache(cache_dir, clear):
     """Where the stage cache is, how much it holds and its limit; --clear empties it."""
-    from ..storage.cachedir import LIMIT_ENV, cache_limit, cache_root, clear as clear_cache, usage
+    from ..storage.cachedir import LIMIT_ENV, cache_limit, cache_root, check_cache_folder, clear as clear_cache, usage
 
     root = cache_root(cache_dir)
+    check_cache_folder(root)
     if clear:
         freed = clear_cache(root) if root.is_dir() else 0
         click.echo(f"{root}: cleared, {freed / 1e9:.2f} GB freed")

@@ -29,6 +29,7 @@ from ..runs.loading import read_frame
 from ..runs.pipeline import load_pipeline
 from ..runs.runner import run_pipeline
 from ..runs.stages import STAGES
+from ..storage.cachedir import cache_root, check_cache_folder
 from ..storage.files import write_json
 from ..storage.folders import list_images
 from ..storage.io import read_image, write_image
@@ -141,6 +142,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
         raise UserError(f"crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
                         f"{','.join(map(str, crop))}")
+    check_cache_folder(cache_root(cache_dir))
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     read = box is not None and ocr_available()  # what the plate says, where the OCR is installed

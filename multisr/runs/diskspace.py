@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..params import SCALE
-from ..storage.cachedir import make_room
+from ..storage.cachedir import cache_name, make_room
 
 __all__ = ["bytes_to_write", "check_disk"]
 
@@ -36,7 +36,7 @@ def check_disk(folder: Path, needed: int, *, use_cache: bool, limit: int | None,
     cache, or without it the run folder) when that is over ``limit``, or when the disk has less
     free, even after removing the cache entries the run does not use (:func:`multisr.storage.cachedir.make_room`;
     ``own_entries``: those it has used so far)."""
-    where = f"cache_dir {folder}" if use_cache else f"out_dir {folder}"
+    where = cache_name(folder) if use_cache else f"out_dir {folder}"
     hint = "; a run without the stage cache writes less (the stacks of one or two stages at a time)" if use_cache else ""
     if limit is not None and needed > limit:
         raise UserError(f"max_disk_bytes: expected the run to write at most {limit / 1e9:.1f} GB, but it would "

@@ -12,7 +12,7 @@ from ..imaging.ocr import OCR_INSTALL, ocr_available
 from ..imaging.resize import upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from ..sr.device import resolve_device, warm_up
-from ..storage.cachedir import cache_root, using
+from ..storage.cachedir import cache_root, check_cache_folder, using
 from ..storage.files import file_digest, remove, write_json
 from ..storage.io import write_image
 from ..storage.rundir import check_out_dir, clean_leftovers, locked
@@ -76,6 +76,8 @@ def run_pipeline(
         raise UserError(f"--read: reading the plate needs the optional OCR, which is not installed: {OCR_INSTALL}")
     if roi is not None:
         check_box_early(roi, Path(frames_dir))
+    if use_cache:
+        check_cache_folder(cache_root(cache_dir))
     check_out_dir(out_dir, Path(frames_dir))
     with locked(out_dir), (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         clean_leftovers(out_dir)

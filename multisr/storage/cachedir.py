@@ -48,6 +48,28 @@ def cache_root(explicit: Path | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "multisr"
 
 
+def cache_name(root: Path) -> str:
+    """How a message names the cache folder ``root``: by the environment variable that gave it
+    (``$MULTISR_CACHE ...``, ``$XDG_CACHE_HOME ...``), else as the ``cache_dir`` argument (the
+    command line's ``--cache``)."""
+    if os.environ.get(CACHE_ENV) and Path(os.environ[CACHE_ENV]) == root:
+        return f"${CACHE_ENV} {root}"
+    if os.environ.get("XDG_CACHE_HOME") and Path(os.environ["XDG_CACHE_HOME"]) / "multisr" == root:
+        return f"$XDG_CACHE_HOME {root.parent}"
+    return f"cache_dir {root}"
+
+
+def check_cache_folder(root: Path) -> None:
+    """:class:`UserError` (naming ``root`` as :func:`cache_name` does) when ``root`` or a folder
+    above it is something other than a folder: a file cannot hold the cache."""
+    for path in (root, *root.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                where = "it" if path == root else f"{path} above it"
+                raise UserError(f"{cache_name(root)}: expected a folder for the stage cache, but {where} is a file")
+            return
+
+
 def cache_limit() -> int:
     """The cache's size limit in bytes, from ``$MULTISR_CACHE_LIMIT`` (``20G``, ``500M``, ``0``, ...)."""
     text = os.environ.get(LIMIT_ENV, "").strip() or DEFAULT_LIMIT
@@ -64,11 +86,8 @@ def cache_limit() -> int:
 def _lock(root: Path, mode: int, refusal: str, *, wait_s: float = 0.0):
     """Open ``root/.lock`` and take ``mode`` (``flock``), trying for up to ``wait_s`` seconds, or
     :class:`UserError` (``refusal``)."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cache_dir {root}: expected a folder for the stage cache, but it or a folder above it is a "
-                        "file") from None
+    check_cache_folder(root)
+    root.mkdir(parents=True, exist_ok=True)
     handle = open(root / ".lock", "a")
     if not _take(handle, mode, wait_s):
         handle.close()
@@ -101,7 +120,7 @@ def using(root: Path):
     limit = cache_limit()
     # a run that ends prunes the cache, and one short of disk makes room, under the exclusive lock
     # for a moment: wait for them; a clearing (multisr cache --clear) that takes longer is refused
-    handle = _lock(root, fcntl.LOCK_SH, f"cache_dir {root}: the cache is being cleared; try again when that is done",
+    handle = _lock(root, fcntl.LOCK_SH, f"{cache_name(root)}: the cache is being cleared; try again when that is done",
                    wait_s=EXCLUSIVE_WAIT_S)
     started = _file_system_time(root)
     _HELD[root] = (handle, started)
@@ -129,7 +148,7 @@ def make_room(root: Path, needed: int) -> int:
     else:
         freed = _remove_least_recent(root, keep_since=started, enough=lambda freed, total: freed >= needed)
     if not _take(handle, fcntl.LOCK_SH, EXCLUSIVE_WAIT_S):  # (a failed conversion let go of the shared lock)
-        raise UserError(f"cache_dir {root}: the cache is being cleared; try again when that is done")
+        raise UserError(f"{cache_name(root)}: the cache is being cleared; try again when that is done")
     return freed
 
 
@@ -149,7 +168,9 @@ def _size(folder: Path) -> int:
 
 
 def usage(root: Path) -> tuple[int, int]:
-    """``(entries, bytes)`` the cache ``root`` holds (nothing when it does not exist)."""
+    """``(entries, bytes)`` the cache ``root`` holds (nothing when it does not exist);
+    :class:`UserError` when it is a file."""
+    check_cache_folder(root)
     return (len(_entries(root)), _size(root)) if root.is_dir() else (0, 0)
 
 
