@@ -9,8 +9,8 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["parse_integer", "parse_number", "Param", "defaults_from", "SCALE", "DEFAULT_FRAMES", "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference",
-           "ALL_FRAMES", "check_frame_count"]
+__all__ = ["parse_integer", "parse_number", "Param", "defaults_from", "SCALE", "DEFAULT_FRAMES",
+           "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference", "ALL_FRAMES", "check_frame_count"]
 
 SCALE = 3  # every pipeline's magnification; the default scale of evaluation, training and simulation
 DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses

@@ -183,3 +183,51 @@ def test_a_cache_that_is_a_file_is_one_line_naming_where_it_came_from(tiny_burst
     result = invoke(*filled)
     assert_one_line_error(result, "--cache" if given == "option" else "$MULTISR_CACHE", "expected a folder", "is a file")
     assert a_file.read_text() == "not a folder" and not (tmp_path / "out").exists()
+
+
+# --- progress bars in a log ---------------------------------------------------------------------------
+
+
+def test_a_video_run_into_a_log_file_writes_no_bars_and_a_terminal_gets_them(tmp_path):
+    """Before: 'multisr video CLIP 2> log' left carriage returns, blank lines and cursor-up escapes
+    (the stages' bars inside the video's) in the log. Every bar of the package is off where stderr
+    is not a terminal; under a pseudo-terminal they are drawn."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    import cv2
+    from multisr.research.scenes import licence_plate
+    from multisr.research.simulate import simulate_burst
+
+    burst = simulate_burst(licence_plate(width=240, height=150), n=6, seed=1)
+    clip = tmp_path / "clip.mkv"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"FFV1"), 10, burst.frames.shape[2:0:-1])
+    for frame in burst.frames:
+        writer.write(cv2.cvtColor(np.round(frame * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    writer.release()
+    command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "video", str(clip), "--window", "3"]
+    with open(tmp_path / "log", "w") as log:
+        subprocess.run([*command, "--out", str(tmp_path / "logged")], stderr=log, check=True, timeout=300)
+    assert (tmp_path / "log").read_text() == ""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    child = subprocess.Popen([*command, "--out", str(tmp_path / "seen")], stderr=follower, stdout=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:  # what the terminal would show, read as it comes (the pseudo-terminal's buffer is small)
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # the child has closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    done = child.wait(timeout=300)
+    drawn = b"".join(chunks).decode(errors="replace")
+    assert done == 0 and "video:" in drawn and "frame/s" in drawn

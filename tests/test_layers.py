@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "multisr"
 # lowest first; a module may import from its own layer and the ones before it
 LAYERS = [
-    ("base", ["errors", "params", "threads"]),
+    ("base", ["errors", "params", "threads", "progress"]),
     ("imaging", ["imaging"]),
     ("registration", ["registration"]),
     ("reconstruction", ["reconstruction"]),

@@ -223,7 +223,7 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers, threads, cache_dir):
     """Many bursts (folders of frames, videos, or folders of them) as tasks on Dask: a run folder
     each, OUT/batch.json and a table; one bad burst fails alone; a rerun computes only what is left."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     from ..outputs.batch import find_bursts, run_batch
     from ..runs.pipeline import load_pipeline, with_overrides
@@ -237,7 +237,7 @@ def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers,
         bar.update()
 
     bursts = find_bursts(list(inputs))
-    with tqdm(total=len(bursts), desc="batch", unit="burst", leave=False) as bar:
+    with progress_bar(total=len(bursts), desc="batch", unit="burst", leave=False) as bar:
         summary = run_batch(bursts, out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
                             scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress)
     for row in summary["bursts"]:

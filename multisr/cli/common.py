@@ -10,8 +10,9 @@ import click
 from ..errors import UserError, os_error_line
 from ..params import parse_integer, parse_number
 
-__all__ = ["Group", "Command", "Integer", "Number", "FrameCount", "PIPELINES_HELP", "MODELS_HELP", "reference_callback", "warn_left_out",
-           "warn_passed_over", "shipped", "cache_dir_option", "device_option"]
+__all__ = ["Group", "Command", "Integer", "Number", "FrameCount", "PIPELINES_HELP", "MODELS_HELP",
+           "reference_callback", "warn_left_out", "warn_passed_over", "shipped", "cache_dir_option",
+           "device_option"]
 
 # library argument names that a command's options call otherwise
 ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..registration.tracking import Follower, parse_roi
@@ -37,6 +36,7 @@ from ..storage.files import atomic_output, file_digest, remove, write_json
 from ..storage.io import read_image, to_uint, write_image
 from ..storage.rundir import check_out_dir, locked
 from ..storage.video import VIDEO_SUFFIXES, chroma_subsampling, is_video, iter_video, video_info
+from ..progress import progress_bar
 
 __all__ = ["window_of", "known_matrices", "super_resolve_video"]
 
@@ -144,7 +144,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
     records, writer, previous, follower = [], None, None, None
     started = time.perf_counter()
     try:
-        with tqdm(total=len(outputs), desc="video", unit="frame", leave=False) as bar, \
+        with progress_bar(total=len(outputs), desc="video", unit="frame", leave=False) as bar, \
                 open(frames_dir / PROGRESS, "a") as progress:
             for t in outputs:
                 frames_used = window_of(t, window=window, frames=count)

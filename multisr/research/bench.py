@@ -9,7 +9,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import luma
@@ -22,6 +21,7 @@ from ..runs.pipeline import load_pipeline
 from ..runs.runner import run_pipeline
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
+from ..progress import progress_bar
 from .scenes import licence_plate
 from .simulate import save_burst, simulate, simulate_burst
 
@@ -95,7 +95,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     loaded = [load_pipeline(name) for name in pipelines]
     rows = {}
     files = list_images(Path(data_dir))
-    for index, path in enumerate(tqdm(files, desc="bench quality", unit="image", leave=False)):
+    for index, path in enumerate(progress_bar(files, desc="bench quality", unit="image", leave=False)):
         image, _ = read_image(path)
         options = {"noise": noise} if protocol == "sr" else {"mosaic": mosaic} if mosaic else {}
         burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
@@ -244,7 +244,7 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     flops_per_pixel = _network_flops_per_pixel(load_model())
     rows = []
     with (tempfile.TemporaryDirectory(dir=workdir) as tmp,
-          tqdm(total=len(sizes) * len(pipelines), desc="bench speed", unit="run", leave=False) as bar):
+          progress_bar(total=len(sizes) * len(pipelines), desc="bench speed", unit="run", leave=False) as bar):
         for width, height in sizes:
             burst_dir = Path(tmp) / f"burst-{width}x{height}"
             bar.set_postfix_str(f"{width}x{height}: simulating the burst")

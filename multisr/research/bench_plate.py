@@ -9,7 +9,6 @@ is not counted against it) and PSNR inside the plate.
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import luma
@@ -20,6 +19,7 @@ from ..runs.pipeline import load_pipeline
 from ..runs.reading import frame_vote, reading_record
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
+from ..progress import progress_bar
 from .bench_target import ONE_FRAME
 from .plates import simulate_plate_burst
 
@@ -76,7 +76,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
         raise UserError(f"{data_dir}: expected images to use as backgrounds, found none")
     backgrounds = [read_image(path)[0] for path in files]
     result = {}
-    bar = tqdm(total=len(widths) * plates, desc="bench plate", unit="plate", leave=False)
+    bar = progress_bar(total=len(widths) * plates, desc="bench plate", unit="plate", leave=False)
     for width in widths:
         rows = []
         for index in range(plates):

@@ -5,7 +5,6 @@ target's box (``--roi``), scored inside the target and on the background.
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import luma
@@ -15,6 +14,7 @@ from ..runs.engine import run_frames
 from ..runs.pipeline import load_pipeline
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
+from ..progress import progress_bar
 from .moving_target import simulate_target_burst
 
 __all__ = ["ONE_FRAME", "target_benchmark"]
@@ -54,7 +54,7 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
         raise UserError(f"{data_dir}: expected at least 2 images (targets, and backgrounds for each other), "
                         f"found {len(files)}")
     rows = {}
-    for index, path in enumerate(tqdm(files, desc="bench target", unit="image", leave=False)):
+    for index, path in enumerate(progress_bar(files, desc="bench target", unit="image", leave=False)):
         burst = simulate_target_burst(read_image(path)[0], read_image(files[(index + 1) % len(files)])[0], n=n,
                                       seed=seed + index)
         box = tuple(burst.settings["target_box"])

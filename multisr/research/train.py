@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import luma
@@ -29,6 +28,7 @@ from ..sr.weights import save_weights
 from ..storage.files import atomic_output
 from ..storage.folders import list_images
 from ..storage.io import read_image
+from ..progress import progress_bar
 from .evaluate import evaluation_pair, true_luma
 from .simulate import PROTOCOLS, simulate
 
@@ -88,7 +88,7 @@ def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, 
     solve = Pipeline("multiframe-solve", "multiframe before restore",
                      [(stage, params) for stage, params in multiframe.steps if stage.name != "restore"])
     inputs, labels = [], []
-    for index, path in enumerate(tqdm(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
+    for index, path in enumerate(progress_bar(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
         image, _ = read_image(path)
         for protocol in protocols:
             try:
@@ -205,8 +205,9 @@ def train(
         turns = torch.randint(0, 8, (len(order) // batch_size + 1,), generator=generator)
         model.train()
         started, total, count = time.perf_counter(), 0.0, 0
-        bar = tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False)
+        bar = progress_bar(range(0, len(order), batch_size), desc=f"epoch {epoch + 1}/{epochs}",
+                           disable=None if progress else True,
+                           leave=False)
         for step, first in enumerate(bar):
             index = order[first : first + batch_size]
             x = _dihedral(x_all[index], int(turns[step])).to(device)
@@ -233,5 +234,5 @@ def train(
         with open(log_path, "a") as handle:
             handle.write(json.dumps(row) + "\n")
         if progress:
-            tqdm.write(json.dumps(row))
+            progress_bar.write(json.dumps(row))  # one line an epoch, in a log too
     return log

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
@@ -51,6 +50,7 @@ from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
 from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
+from ..progress import progress_bar
 from .loading import burst_fingerprint, load_burst
 
 __all__ = ["Stage", "STAGES"]
@@ -92,7 +92,7 @@ class Stage:
 
 def _register(*, frames, reference, names, known, coarse, iterations, refine, model, min_success, min_correlation,
               min_sharpness, max_scale_change, max_shift_fraction) -> dict:
-    with tqdm(total=len(frames), desc="register", unit="frame", leave=False) as bar:
+    with progress_bar(total=len(frames), desc="register", unit="frame", leave=False) as bar:
         results = register_burst(frames, reference=reference, coarse=coarse, iterations=iterations, refine=refine,
                                  model=model, min_success=min_success, min_correlation=min_correlation, min_sharpness=min_sharpness,
                                  max_scale_change=max_scale_change, max_shift_fraction=max_shift_fraction,
@@ -115,7 +115,7 @@ def _target(*, frames, names, reference, mosaic, colours, roi) -> dict:
     box = check_roi(parse_roi(roi), frames.shape[1:3])
     if not isinstance(reference, int):
         raise UserError(f"reference: expected a frame index with a box (the frame it is drawn on), got {reference!r}")
-    with tqdm(total=1, desc="track target", unit="burst", leave=False) as bar:
+    with progress_bar(total=1, desc="track target", unit="burst", leave=False) as bar:
         tracked = track_target(frames, reference, box)
         bar.update()
     kept = [k for k, reason in enumerate(tracked.reasons) if reason is None]
@@ -160,7 +160,7 @@ def _upscale(*, frames, kernel, workspace) -> dict:
 def _srcnn(*, hr, model, batch_size, device, workspace) -> dict:
     network = load_model(model, scale=SCALE, device=str(device))
     sharpened = Stack.create(workspace / "hr.npy", hr.shape)
-    with tqdm(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
+    with progress_bar(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
         sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=sharpened)
     return {"hr": sharpened}
 
@@ -234,7 +234,7 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
         chroma_subsampling = source.get("chroma_subsampling") or "none"
     modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
     demosaicked = burst_mosaic is not None
-    with tqdm(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct", unit="solve",
+    with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct", unit="solve",
               leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
