@@ -231,3 +231,68 @@ def test_a_video_run_into_a_log_file_writes_no_bars_and_a_terminal_gets_them(tmp
     done = child.wait(timeout=300)
     drawn = b"".join(chunks).decode(errors="replace")
     assert done == 0 and "video:" in drawn and "frame/s" in drawn
+
+
+# --- reasons that are true ------------------------------------------------------------------------------
+
+
+def _target_burst(speed: float, n: int):
+    from conftest import REPO_DATA
+    from multisr.research.moving_target import simulate_target_burst
+    from multisr.storage.io import read_image
+
+    set5 = REPO_DATA / "eval" / "Set5"
+    return simulate_target_burst(read_image(set5 / "head_GT.bmp")[0], read_image(set5 / "woman_GT.bmp")[0], n=n,
+                                 seed=2, speed=speed, zoom=0.0)
+
+
+def _inside(burst, k: int) -> float:
+    """The share of the target's box inside frame k, by the truth."""
+    from multisr.imaging.geometry import apply
+
+    x, y, w, h = burst.settings["target_box"]
+    ys, xs = np.mgrid[y : y + h, x : x + w].astype(np.float64)
+    u, v = apply(np.array(burst.settings["target_matrices"][k]), xs, ys)
+    height, width = burst.frames.shape[1:3]
+    return float(np.mean((u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)))
+
+
+def test_a_target_out_of_the_picture_is_said_to_leave_it_and_a_hidden_one_is_not():
+    """A target 12 LR px a frame fast is wholly out of the picture in its last frames (before, such
+    frames could read 'the fit failed'); hidden under a grey patch in frames 3-5, it is 'not
+    found ... or is hidden or changed', never said to leave the picture while all of it is in it."""
+    from multisr.imaging.geometry import apply
+    from multisr.registration.tracking import LEAVES, track_target
+
+    burst = _target_burst(12.0, 20)
+    x, y, w, h = burst.settings["target_box"]
+    for k in (3, 4, 5):  # a grey patch over the target
+        u, v = apply(np.array(burst.settings["target_matrices"][k]), np.array([x, x + w]), np.array([y, y + h]))
+        burst.frames[k, int(v[0]) - 2 : int(v[1]) + 3, max(0, int(u.min()) - 2) : int(u.max()) + 3] = 0.5
+    tracked = track_target(burst.frames, 0, (x, y, w, h))
+    for k, reason in enumerate(tracked.reasons):
+        inside = _inside(burst, k)
+        if inside == 0:
+            assert reason == LEAVES, (k, reason)
+        if k in (3, 4, 5):
+            assert reason is not None and "hidden or changed" in reason and reason != LEAVES, (k, reason)
+        elif inside == 1:
+            assert reason is None, (k, reason)
+    assert any(_inside(burst, k) == 0 for k in range(20))
+
+
+def test_boxes_of_8_to_15_pixels_are_found_in_identical_frames():
+    """Before: the option's check took boxes of 8 px and more, and the fit's minimum of valid points
+    (and its 4-px border) failed every box under 16 px in every frame, identical frames too."""
+    import cv2
+    from conftest import REPO_DATA
+    from multisr.registration.tracking import track_target
+    from multisr.storage.io import read_image
+
+    frame = cv2.resize(read_image(REPO_DATA / "eval" / "Set5" / "butterfly_GT.bmp")[0], (120, 120),
+                       interpolation=cv2.INTER_AREA)
+    frames = np.stack([frame] * 6)
+    for box in [(40, 40, 8, 8), (40, 40, 10, 10), (40, 40, 15, 9), (10, 10, 12, 8), (60, 30, 8, 15)]:
+        tracked = track_target(frames, 0, box)
+        assert tracked.reasons == [None] * 6, (box, tracked.reasons)
+        assert np.abs(tracked.matrices - np.eye(3)).max() < 1e-3

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.linalg import fractional_matrix_power
 
 from ..errors import UserError
 from ..imaging.color import luma
@@ -133,10 +134,20 @@ def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.nda
     return luma(frame[top:bottom, left:right]).astype(np.float32), similarity_matrix(shift=(-left, -top))
 
 
-def predicted(found: list[np.ndarray]) -> np.ndarray:
-    """The next frame's motion from the motions found so far in one direction (nearest last; the
-    reference's identity first): the last one continued at the same velocity."""
-    return found[-1] @ np.linalg.inv(found[-2]) @ found[-1] if len(found) > 1 else found[-1]
+def predicted(found: list[tuple[int, np.ndarray]], k: int) -> np.ndarray:
+    """Frame ``k``'s motion from the motions found so far in one direction (``(frame, matrix)``
+    pairs, nearest last; the reference's ``(index, identity)`` first): the last one continued at
+    the velocity of the last two, over the frames from the last one to ``k`` (a frame where the
+    target was not found does not hold the prediction back)."""
+    last_frame, last = found[-1]
+    if len(found) < 2:
+        return last
+    before_frame, before = found[-2]
+    step = last @ np.linalg.inv(before)  # over last_frame - before_frame frames
+    power = (k - last_frame) / (last_frame - before_frame)
+    if power == 1:
+        return step @ last
+    return np.real(fractional_matrix_power(step / step[2, 2], power)) @ last
 
 
 def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
@@ -154,7 +165,9 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     """The box's content found in ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference
     pixels -> frame pixels); ``template`` is :func:`box_template`'s (the box and its context).
     Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
-    is not in the frame (it leaves the picture, is hidden or changed, or the fit fails).
+    is not in the frame: it leaves the picture (the fit, or the motion so far, puts less than
+    :data:`MIN_INSIDE` of the box in it), or it is not within :data:`SEARCH` pixels of where its
+    motion puts it (it moved farther, or is hidden or changed: a frame alone cannot tell which).
 
     Only the box's own pixels decide: the search matches them alone, and the fit's points are
     theirs; the reference's :data:`CONTEXT` pixels around them only give the fit's smoothed passes
@@ -173,18 +186,27 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     fits = [align(template, part, start @ padded, model=model, smoothings=smoothings, border=CONTEXT + edge, mask=mask)
             for start in (searched, predicted_start)]
     fit = max((f for f in fits if f is not None), key=lambda f: f.correlation, default=None)
+    # what can truly be said of a target not found: its motion so far puts it out of the picture,
+    # or it is not within the search's reach of where that motion puts it
+    expected_out = _inside_fraction(guess @ to_box, w, h, (height, width)) < MIN_INSIDE
     if fit is None:
-        if _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE:
-            return None, LEAVES, np.nan
-        return None, "the target was not found: the fit found too few of the box's pixels in the frame", np.nan
+        out = expected_out or _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE
+        return None, LEAVES if out else _not_found("too few of the box's pixels matched"), np.nan
     in_frame = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(padded)
     if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:
         return None, LEAVES, fit.correlation
     if fit.correlation < MIN_CORRELATION:
-        return None, (f"the target is hidden or changed: correlation {fit.correlation:.2f} with the reference's box, "
-                      f"below {MIN_CORRELATION}"), fit.correlation
+        return None, LEAVES if expected_out else _not_found(
+            f"the best match correlates {fit.correlation:.2f} with the reference's box, below {MIN_CORRELATION}"), \
+            fit.correlation
     matrix = in_frame @ np.linalg.inv(to_box)
     return matrix / matrix[2, 2], None, fit.correlation
+
+
+def _not_found(why: str) -> str:
+    """The reason for a target not found in a frame whose picture holds where it was expected."""
+    return (f"the target was not found within {SEARCH} px of where its motion so far puts it ({why}): it moved "
+            f"farther, or is hidden or changed there")
 
 
 def box_template(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -264,13 +286,13 @@ def _track(frames, reference, roi, template, mask, model) -> tuple[np.ndarray, l
     correlations = [np.nan] * count
     correlations[reference] = 1.0
     for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
-        found = [np.eye(3)]  # the motions of the frames found so far in this direction, nearest last
+        found = [(reference, np.eye(3))]  # the frames found so far this way and their motion, nearest last
         for k in order:
-            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found), model=model,
-                                                              mask=mask)
+            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found, k),
+                                                              model=model, mask=mask)
             if matrix is not None:
                 matrices[k] = matrix
-                found.append(matrix)
+                found.append((k, matrix))
     _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, reasons, correlations)
     return matrices, reasons, correlations
 
@@ -424,17 +446,17 @@ class Follower:
         self.box, self.model = check_roi(box, first.shape[:2]), model
         self.shape = first.shape[:2]
         self.template = box_template(first, self.box)
-        self.found = [np.eye(3)]
+        self.found = [(0, np.eye(3))]
         self.latest = {0: np.eye(3)}
 
     def add(self, k: int, frame: np.ndarray) -> None:
         """Frame ``k`` of the clip (``k`` > 0, after frame ``k - 1``)."""
         if k == 0:
             return
-        matrix, _, _ = find_target(self.template, self.box, frame, predicted(self.found), model=self.model)
+        matrix, _, _ = find_target(self.template, self.box, frame, predicted(self.found, k), model=self.model)
         if matrix is not None:
-            self.found.append(matrix)
-        self.latest[k] = self.found[-1]
+            self.found.append((k, matrix))
+        self.latest[k] = self.found[-1][1]
 
     def box_in(self, k: int) -> str:
         """``"x,y,w,h"``: the box of frame ``k`` where the target's centre is, inside the frame."""
