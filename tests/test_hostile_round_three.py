@@ -296,3 +296,62 @@ def test_boxes_of_8_to_15_pixels_are_found_in_identical_frames():
         tracked = track_target(frames, 0, box)
         assert tracked.reasons == [None] * 6, (box, tracked.reasons)
         assert np.abs(tracked.matrices - np.eye(3)).max() < 1e-3
+
+
+# --- the smaller ones ---------------------------------------------------------------------------------
+
+
+def test_simulate_writes_no_raw_file_that_libraw_cannot_read(tmp_path):
+    """Before: a 97x76 picture made 18x10 DNG files, which LibRaw then refused to read."""
+    import cv2
+    from conftest import REPO_DATA
+    from multisr.storage.io import read_image, write_image
+
+    write_image(tmp_path / "small.png", cv2.resize(read_image(REPO_DATA / "eval" / "Set5" / "bird_GT.bmp")[0], (97, 76)))
+    result = invoke("simulate", tmp_path / "small.png", "--protocol", "camera", "--mosaic", "rggb", "--out",
+                    tmp_path / "burst")
+    assert_one_line_error(result, "small.png", "22x22", "18x10")
+    assert not (tmp_path / "burst").exists()
+
+
+def test_a_burst_of_8_and_16_bit_frames_gives_the_reference_depth(tiny_burst, tmp_path):
+    """The README: the result has the reference frame's bit depth (before: the deepest frame's)."""
+    import shutil
+
+    import cv2
+
+    burst = tmp_path / "burst"
+    shutil.copytree(tiny_burst, burst)
+    frame = cv2.imread(str(burst / "frame_003.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(burst / "frame_003.png"), frame.astype(np.uint16) * 257)
+    for reference, depth in ((0, np.uint8), (3, np.uint16)):
+        out = tmp_path / f"out{reference}"
+        result = invoke("run", burst, "--n", "all", "--reference", reference, "--pipeline", "single", "--out", out)
+        assert result.exit_code == 0, result.output
+        assert cv2.imread(str(out / "result.png"), cv2.IMREAD_UNCHANGED).dtype == depth
+
+
+def test_a_raw_burst_of_two_colour_layouts_says_it_is_not_solved_from_its_mosaics(raw_burst, tmp_path):
+    import shutil
+
+    from conftest import REPO_DATA
+
+    other = tmp_path / "bggr"
+    assert invoke("simulate", REPO_DATA / "eval" / "Set5" / "bird_GT.bmp", "--protocol", "camera", "--mosaic", "bggr",
+                  "--n", 4, "--out", other).exit_code == 0
+    burst = tmp_path / "burst"
+    shutil.copytree(raw_burst, burst)
+    shutil.copy(other / "frame_002.dng", burst / "frame_002.dng")
+    result = invoke("run", burst, "--n", "all", "--pipeline", "multiframe", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert ("Warning: the RAW frames are demosaiced by LibRaw one by one, not solved from the burst's mosaics: "
+            "frame_002.dng's colour layout (BGGR) differs from frame_000.dng's (RGGB)") in result.stderr
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["solve"]["demosaic"] == "library"
+
+
+def test_a_bad_pixel_limit_is_refused_when_the_frames_come_from_the_cache(tiny_burst, tmp_path, monkeypatch):
+    monkeypatch.setenv("MULTISR_CACHE", str(tmp_path / "cache"))
+    assert invoke("run", tiny_burst, "--n", "all", "--pipeline", "single", "--out", tmp_path / "first").exit_code == 0
+    monkeypatch.setenv("MULTISR_MAX_PIXELS", "lots")
+    result = invoke("run", tiny_burst, "--n", "all", "--pipeline", "single", "--out", tmp_path / "second")
+    assert_one_line_error(result, "MULTISR_MAX_PIXELS", "'lots'")

@@ -158,12 +158,17 @@ def warn_left_out(excluded: list[dict]) -> None:
 
 def warn_passed_over(source: dict) -> None:
     """One warning line for the files of a frames folder that are not frames (sidecars, system
-    files, RAW files), as the load stage recorded them."""
+    files, RAW files), as the load stage recorded them, and one for RAW frames that cannot be
+    solved from their mosaics (and why)."""
     from ..storage.folders import passed_over_line
 
     line = passed_over_line(source.get("folder"), source.get("passed_over") or {})
     if line is not None:
         click.echo(f"Warning: {line}", err=True)
+    reason = (source.get("raw") or {}).get("no_mosaic")
+    if reason:
+        click.echo(f"Warning: the RAW frames are demosaiced by LibRaw one by one, not solved from the burst's mosaics: "
+                   f"{reason}", err=True)
 
 
 cache_dir_option = click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,

@@ -58,6 +58,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
     from ..research.scenes import licence_plate
     from ..research.simulate import save_burst, simulate as simulate_protocol
     from ..storage.io import read_image
+    from ..storage.raw import MIN_RAW_SIDE
 
     if mosaic and protocol != "camera":
         raise UserError(f"mosaic: expected --protocol camera with a mosaic, got --protocol {protocol}")
@@ -74,6 +75,10 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
         options = {"noise": noise / 255.0} if protocol == "sr" else {"mosaic": mosaic}
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
                                   max_angle=max_angle, **options)
+    if mosaic and min(burst.frames.shape[1:3]) < MIN_RAW_SIDE:
+        raise UserError(f"{image}: expected a picture that makes frames of at least {MIN_RAW_SIDE}x{MIN_RAW_SIDE} "
+                        f"pixels for --mosaic (LibRaw reads no smaller RAW file), but its {picture.shape[1]}x"
+                        f"{picture.shape[0]} make frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}")
     names = save_burst(burst, out_dir)
     click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")

@@ -24,9 +24,10 @@ from ..errors import UserError
 from ..imaging.geometry import similarity_matrix, to_low_resolution, warp
 from ..imaging.resize import downscale
 from ..params import SCALE
-from ..storage.io import write_image
-from .burst import Burst
 from ..storage.dng import BAYER_PATTERNS, write_dng
+from ..storage.io import write_image
+from ..storage.raw import MIN_RAW_SIDE
+from .burst import Burst
 from .camera import RAW_CAMERA, camera_margin, mosaic_sensor, near_identity_homography, sensor, with_moving_object
 from .moving_target import simulate_target_burst
 
@@ -215,8 +216,12 @@ def save_burst(burst: Burst, out_dir: Path) -> list[str]:
     0's LR pixels, and ``target_matrices``). Returns the frame file names.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     camera = burst.settings.get("mosaic")
+    height, width = burst.frames.shape[1:3]
+    if camera and min(height, width) < MIN_RAW_SIDE:  # the tool writes nothing it cannot read back
+        raise UserError(f"burst: expected frames of at least {MIN_RAW_SIDE}x{MIN_RAW_SIDE} pixels to write as RAW files "
+                        f"(LibRaw reads no smaller one), found {width}x{height}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     names = [f"frame_{k:03d}.{'dng' if camera else 'png'}" for k in range(len(burst.frames))]
     for name, frame in zip(names, burst.frames):
         if camera:

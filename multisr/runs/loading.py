@@ -122,6 +122,19 @@ def check_box_early(roi: str, folder: Path) -> None:
         check_roi(parse_roi(roi), upright[::-1])
 
 
+def _no_mosaic_reason(files: list[Path], raws: list) -> str:
+    """Why a RAW burst is not solved from its mosaics: a frame without a mosaic of red, green and
+    blue, or two frames whose colour layouts differ (named)."""
+    for path, raw in zip(files, raws):
+        if raw.mosaic is None:
+            return f"{path.name} has no mosaic of red, green and blue (a linear DNG, a four-colour sensor)"
+    for path, raw in zip(files, raws):
+        if not np.array_equal(raw.colours, raws[0].colours):
+            return (f"{path.name}'s colour layout ({raw.info['pattern']}) differs from {files[0].name}'s "
+                    f"({raws[0].info['pattern']})")
+    return "the frames' mosaics differ"
+
+
 def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -> dict:
     """The ``load`` stage: frames ``start`` to ``start + n - 1`` (``n`` ``"all"``: to the last) of
     a folder of images or a video file, upright by their EXIF orientation, with their ``source``
@@ -140,8 +153,8 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
     files, listing = _selected(folder, n, start)
     _check_memory(files)
     frames, pictures, raws = _decoded(files)
-    artifacts = burst_artifacts(frames, [p.name for p in files], bit_depth=max(p.bit_depth for p in pictures),
-                                reference=reference)
+    artifacts = burst_artifacts(frames, [p.name for p in files], bit_depth=8, reference=reference)
+    artifacts["bit_depth"] = pictures[artifacts["reference"]].bit_depth  # the result keeps the reference's
     alpha = pictures[artifacts["reference"]].alpha
     source = {"folder": str(Path(folder).resolve()), "first": start, "count": len(files),
               "exif_orientation": [picture.orientation for picture in pictures],
@@ -155,6 +168,8 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
         if all(raw.mosaic is not None and np.array_equal(raw.colours, raws[0].colours) for raw in raws):
             mosaic, colours = np.stack([raw.mosaic for raw in raws]), raws[0].colours
         source["raw"]["mosaic"] = mosaic is not None  # whether the burst can demosaic itself
+        if mosaic is None:  # said on the console too (multisr run): the burst's own demosaicing is off
+            source["raw"]["no_mosaic"] = _no_mosaic_reason(files, raws)
     return {**artifacts, "source": source, "known": None, "alpha": alpha, "mosaic": mosaic, "colours": colours,
             "target": None}
 

@@ -14,7 +14,7 @@ from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from ..sr.device import resolve_device, warm_up
 from ..storage.cachedir import cache_root, check_cache_folder, using
 from ..storage.files import file_digest, remove, write_json
-from ..storage.io import write_image
+from ..storage.io import max_pixels, write_image
 from ..storage.rundir import check_out_dir, clean_leftovers, locked
 from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
 from .loading import check_box_early
@@ -65,6 +65,7 @@ def run_pipeline(
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
     n = STAGES["load"].params["n"].check("n", n)
+    max_pixels()  # the environment's limit is checked though the frames may come from the stage cache
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,

@@ -267,7 +267,7 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
 STAGES = {
     stage.name: stage
     for stage in [
-        Stage("load", "7", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
+        Stage("load", "8", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
                                 "colours", "target"), load_burst,
               {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),

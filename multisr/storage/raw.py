@@ -30,8 +30,9 @@ import numpy as np
 from ..errors import UserError
 from .io import MAX_PIXELS_ENV, check_regular_file, max_pixels
 
-__all__ = ["DEVELOPMENT", "RawFrame", "read_raw", "raw_info", "raw_size"]
+__all__ = ["DEVELOPMENT", "MIN_RAW_SIDE", "RawFrame", "read_raw", "raw_info", "raw_size"]
 
+MIN_RAW_SIDE = 22  # pixels: LibRaw refuses a RAW file whose picture is smaller on a side (unsupported)
 _STDERR_LOCK = threading.Lock()  # the process's one stderr, lent to LibRaw one file at a time
 DEVELOPMENT = "LibRaw: black and white levels, the camera's white balance, AHD demosaicing, sRGB, 16 bits"
 
