@@ -355,3 +355,24 @@ def test_a_bad_pixel_limit_is_refused_when_the_frames_come_from_the_cache(tiny_b
     monkeypatch.setenv("MULTISR_MAX_PIXELS", "lots")
     result = invoke("run", tiny_burst, "--n", "all", "--pipeline", "single", "--out", tmp_path / "second")
     assert_one_line_error(result, "MULTISR_MAX_PIXELS", "'lots'")
+
+
+def test_raw_levels_that_cannot_scale_a_mosaic_are_missing_values(tmp_path):
+    """A DNG whose white level (1000) lies below its black level (4000): its mosaic is not used
+    (it would have been scaled by a negative range), the burst is developed by LibRaw, and the
+    console says which frame."""
+    from multisr.research.camera import RAW_CAMERA
+    from multisr.storage.dng import write_dng
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(300, 4000, (64, 96)).astype(np.uint16)
+    for k in range(4):
+        write_dng(tmp_path / f"frame_{k:03d}.dng", np.roll(base, k, axis=1), pattern="rggb",
+                  black=4000 if k == 1 else 256, white=1000 if k == 1 else 4095,
+                  xyz_to_camera=RAW_CAMERA["xyz_to_camera"], neutral=RAW_CAMERA["neutral"])
+    result = invoke("run", tmp_path, "--n", "all", "--pipeline", "multiframe", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "frame_001.dng has no mosaic of red, green and blue it can be solved from" in result.stderr
+    from multisr.storage.io import read_image
+
+    assert np.isfinite(read_image(tmp_path / "out" / "result.png")[0]).all()

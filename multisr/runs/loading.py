@@ -127,7 +127,8 @@ def _no_mosaic_reason(files: list[Path], raws: list) -> str:
     blue, or two frames whose colour layouts differ (named)."""
     for path, raw in zip(files, raws):
         if raw.mosaic is None:
-            return f"{path.name} has no mosaic of red, green and blue (a linear DNG, a four-colour sensor)"
+            return (f"{path.name} has no mosaic of red, green and blue it can be solved from (a linear DNG, a "
+                    f"four-colour sensor, or levels and a white balance that cannot scale one)")
     for path, raw in zip(files, raws):
         if not np.array_equal(raw.colours, raws[0].colours):
             return (f"{path.name}'s colour layout ({raw.info['pattern']}) differs from {files[0].name}'s "

@@ -126,6 +126,16 @@ def _multipliers(raw) -> np.ndarray:
     return multipliers
 
 
+def _plausible_levels(info: dict) -> bool:
+    """Whether a file's levels, white balance and colour matrix (:func:`raw_info`) can develop its
+    mosaic: a white level above every black level, positive finite multipliers for the colours
+    used, a finite matrix."""
+    black, white = np.asarray(info["black_levels"], np.float64), float(info["white_level"])
+    balance, matrix = np.asarray(info["white_balance"], np.float64), np.asarray(info["camera_to_srgb"], np.float64)
+    return (bool(np.all(white > black)) and bool(np.all(np.isfinite(balance[:3]) & (balance[:3] > 0)))
+            and matrix.shape == (3, 3) and bool(np.all(np.isfinite(matrix))))
+
+
 def _upright(array: np.ndarray, flip: int) -> np.ndarray:
     """``array`` (the sensor's rows and columns) turned as LibRaw turns its output (its ``flip``:
     bit 1 mirrors the columns, bit 2 the rows, bit 4 swaps rows and columns, in that order)."""
@@ -145,6 +155,8 @@ def _mosaic(raw, info: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
     four-colour CMYG one)."""
     names = raw.color_desc.decode()
     if raw.raw_pattern is None or raw.raw_image_visible.ndim != 2 or not set(names) <= set("RGB"):
+        return None, None
+    if not _plausible_levels(info):  # metadata is untrusted: levels that cannot scale a mosaic are missing ones
         return None, None
     indices = raw.raw_colors_visible
     to_rgb = np.array(["RGB".index(name) for name in names], np.uint8)
