@@ -86,11 +86,9 @@ def test_run_read_prints_and_records_what_the_box_reads(plate_folder, tmp_path):
     result = invoke("run", folder, "--n", 12, "--roi", box, "--read", "--pipeline", "multiframe", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     reading = json.loads((tmp_path / "out" / "run.json").read_text())["reading"]
-    # measured: the result reads 'GUBM065' for '6UBM065' (PP-OCR's G for a 6), 6 of 7 characters;
-    # the vote over the frames' own SR 'SUBMO65', 5 of 7
-    assert character_accuracy(reading["result"]["text"], plate.text) >= 6 / 7
-    assert 0 < reading["result"]["confidence"] <= 1 and len(reading["frames"]) == 12
-    assert character_accuracy(reading["vote"]["text"], plate.text) >= 5 / 7
+    # measured: both read '6UBM065'; 5 of the 12 frames alone do (others read G for the 6, H for the M)
+    assert reading["result"]["text"] == plate.text and 0 < reading["result"]["confidence"] <= 1
+    assert character_accuracy(reading["vote"]["text"], plate.text) >= 6 / 7 and len(reading["frames"]) == 12
     assert f"The box reads {reading['result']['text']!r}" in result.output
 
 
@@ -126,7 +124,7 @@ def test_the_report_with_a_box_says_what_each_pipeline_and_the_vote_read(plate_f
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     readings = {m["name"]: m["reading"]["text"] for m in metrics["methods"]}
-    assert character_accuracy(readings["multiframe"], plate.text) >= 6 / 7  # measured 'GUBM065' for '6UBM065'
+    assert readings["multiframe"] == plate.text  # measured
     assert metrics["reading"]["ocr"] and len(metrics["reading"]["frames"]) == 12
     page = (tmp_path / "report" / "index.html").read_text()
     assert "What the plate says" in page and f"<code>{readings['multiframe']}</code>" in page

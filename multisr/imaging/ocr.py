@@ -20,9 +20,10 @@ from ..errors import UserError
 __all__ = ["OCR_INSTALL", "Reading", "ocr_available", "read_text", "vote", "character_accuracy"]
 
 OCR_INSTALL = "pip install 'multisr[ocr]'"
-PADDING = 0.15  # of the image's height, added on every side in the image's edge colours: the recogniser
-# reads a line better with some room around it (a plate's box drawn tightly has none)
-MIN_HEIGHT = 32  # pixels: a smaller image is enlarged (bicubic) to this height before it is read
+# pixels: a smaller image is enlarged (bicubic) to this height before it is read. Nothing is added around
+# it: a plate's box as a user draws it has room enough (truth crops of 96 plates 20-48 px wide, seeds
+# 100-123: 92 read exactly as they are, 86 with 15 % of the height added around, 47 with 40 %)
+MIN_HEIGHT = 32
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _engine():
 
 def _prepared(image: np.ndarray) -> np.ndarray:
     """``image`` (``(H, W[, 3])`` float in [0, 1], RGB) as the recogniser takes it: 8-bit BGR, at
-    least :data:`MIN_HEIGHT` high, with :data:`PADDING` around it."""
+    least :data:`MIN_HEIGHT` high."""
     import cv2
 
     pixels = np.clip(np.asarray(image, np.float32), 0, 1)
@@ -66,9 +67,7 @@ def _prepared(image: np.ndarray) -> np.ndarray:
     if height < MIN_HEIGHT:
         factor = MIN_HEIGHT / height
         pixels = cv2.resize(pixels, (max(1, round(width * factor)), MIN_HEIGHT), interpolation=cv2.INTER_CUBIC)
-    pad = max(1, round(PADDING * pixels.shape[0]))
-    pixels = cv2.copyMakeBorder(np.clip(pixels, 0, 1), pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    return cv2.cvtColor(np.round(pixels * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    return cv2.cvtColor(np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
 
 
 def read_text(image: np.ndarray) -> Reading:
