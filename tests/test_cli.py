@@ -67,7 +67,7 @@ def test_the_reference_is_the_sharpest_frame_unless_named(tiny_burst, tmp_path):
         chosen[reference] = json.loads((out / "run.json").read_text())["reference_frame"]
     assert chosen == {"sharpest": "frame_001.png", "0": "frame_000.png"}
     assert_one_line_error(invoke("run", frames, "--out", tmp_path / "bad", "--reference", "blurriest"),
-                          "--reference: expected a frame index (0, 1, ...) or sharpest, got 'blurriest'")
+                          "--reference: expected a frame index (0, 1, ... in the digits 0-9) or sharpest, got 'blurriest'")
 
 
 def test_no_cache_writes_only_the_results(tiny_burst, tmp_path):
