@@ -376,3 +376,12 @@ def test_raw_levels_that_cannot_scale_a_mosaic_are_missing_values(tmp_path):
     from multisr.storage.io import read_image
 
     assert np.isfinite(read_image(tmp_path / "out" / "result.png")[0]).all()
+
+
+@pytest.mark.parametrize("command", [["run"], ["simulate"], ["train"], ["bench", "quality"], ["batch"], ["video"]])
+def test_help_shows_a_number_option_s_range_only_where_it_has_one(command):
+    """An unbounded number option read "[default: 0; x<=None]" once its type checked the digits."""
+    text = invoke(*command, "--help").output
+    assert "None" not in text
+    if command == ["run"]:
+        assert "x>=0" in text  # --start's bound is still shown

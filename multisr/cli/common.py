@@ -103,7 +103,14 @@ def reference_callback(ctx, param, value: str | None) -> int | str | None:
         return value
 
 
-class Integer(click.IntRange):
+class _Bounds:
+    """``--help``'s range of a number option, only where it has bounds."""
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+
+class Integer(_Bounds, click.IntRange):
     """An integer option (with optional bounds, as :class:`click.IntRange`) written with the digits
     0-9: click's ``int()`` would read other scripts' digits as numbers."""
 
@@ -118,7 +125,7 @@ class Integer(click.IntRange):
         return super().convert(value, param, ctx)
 
 
-class Number(click.FloatRange):
+class Number(_Bounds, click.FloatRange):
     """A number option (with optional bounds, as :class:`click.FloatRange`) written with the digits
     0-9, finite."""
 
