@@ -47,7 +47,8 @@ MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the ta
 STILL_TOLERANCE = 0.04  # of the range: a pixel's change between frames that noise and JPEG explain
 STILL_FRAMES = 0.5  # of the other frames: a box's pixel that stays in this many stands still
 LEAVES = "the target leaves the picture"  # a frame's reason when less than MIN_INSIDE of the box is in it
-MIN_SUPPORT_FRAMES = 4  # frames found, at least, to tell the pixels that move with the target
+MIN_SUPPORT_FRAMES = 4
+SUPPORT_ROUNDS = 3  # of tracking again on the pixels that move with the target, while each finds more frames  # frames found, at least, to tell the pixels that move with the target
 MIN_MOVING = 0.3  # of the box's pixels: fewer that change, and the target does not move against its background
 PATH_TOLERANCE = 1.0  # LR px: a found target's centre this far from the burst's smooth path may be off it
 MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
@@ -165,9 +166,10 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     """The box's content found in ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference
     pixels -> frame pixels); ``template`` is :func:`box_template`'s (the box and its context).
     Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
-    is not in the frame: it leaves the picture (the fit, or the motion so far, puts less than
-    :data:`MIN_INSIDE` of the box in it), or it is not within :data:`SEARCH` pixels of where its
-    motion puts it (it moved farther, or is hidden or changed: a frame alone cannot tell which).
+    is not in the frame: it leaves the picture (its motion so far puts less than
+    :data:`MIN_INSIDE` of the box in it, and nothing is found inside), or it is not within
+    :data:`SEARCH` pixels of where its motion puts it (it moved farther, or is hidden or changed:
+    a frame alone cannot tell which).
 
     Only the box's own pixels decide: the search matches them alone, and the fit's points are
     theirs; the reference's :data:`CONTEXT` pixels around them only give the fit's smoothed passes
@@ -193,8 +195,8 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
         out = expected_out or _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE
         return None, LEAVES if out else _not_found("too few of the box's pixels matched"), np.nan
     in_frame = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(padded)
-    if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:
-        return None, LEAVES, fit.correlation
+    if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:  # the fit ran off the picture
+        return None, LEAVES if expected_out else _not_found("its best match runs off the picture"), fit.correlation
     if fit.correlation < MIN_CORRELATION:
         return None, LEAVES if expected_out else _not_found(
             f"the best match correlates {fit.correlation:.2f} with the reference's box, below {MIN_CORRELATION}"), \
@@ -259,13 +261,17 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     template = box_template(frames[reference], roi)
     mask = moving_pixels(frames, reference, roi)
     matrices, reasons, correlations = _track(frames, reference, roi, template, mask, model)
-    if any(reason not in (None, LEAVES) for reason in reasons):  # lost in the picture: again, on its own pixels
+    for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
+        if all(reason in (None, LEAVES) for reason in reasons):
+            break
         support = _moving_with_the_target(frames, roi, template, matrices, reasons)
-        if support is not None:
-            own = support if mask is None else mask & support
-            again = _track(frames, reference, roi, template, own, model)
-            if again[1].count(None) > reasons.count(None):
-                mask, (matrices, reasons, correlations) = own, again
+        if support is None:
+            break
+        own = support if mask is None else mask & support
+        again = _track(frames, reference, roi, template, own, model)
+        if again[1].count(None) <= reasons.count(None):
+            break
+        mask, (matrices, reasons, correlations) = own, again
     if min(roi[2:]) < MIN_SIDE_FOR_MODEL:  # a small box: its own noise and aliasing weigh; fitted again to the mean
         template = _mean_template(frames, roi, matrices, reasons)
         for k in range(count):
