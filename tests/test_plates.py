@@ -129,3 +129,27 @@ def test_the_report_with_a_box_says_what_each_pipeline_and_the_vote_read(plate_f
     page = (tmp_path / "report" / "index.html").read_text()
     assert "What the plate says" in page and f"<code>{readings['multiframe']}</code>" in page
     assert f"<code>{metrics['reading']['vote']['text']}</code>" in page
+
+
+def test_without_the_ocr_read_is_one_line_saying_how_to_add_it(plate_folder, tmp_path, monkeypatch):
+    import multisr.runs.runner as runner
+
+    folder, burst, _ = plate_folder
+    monkeypatch.setattr(runner, "ocr_available", lambda: False)
+    box = ",".join(map(str, burst.settings["user_box"]))
+    result = invoke("run", folder, "--n", 12, "--roi", box, "--read", "--out", tmp_path / "out")
+    assert_one_line_error(result, "--read", "pip install 'multisr[ocr]'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_the_ocr_the_report_says_how_to_add_it(plate_folder, tmp_path, monkeypatch):
+    import multisr.outputs.report as report
+
+    folder, burst, _ = plate_folder
+    monkeypatch.setattr(report, "ocr_available", lambda: False)
+    box = ",".join(map(str, burst.settings["user_box"]))
+    result = invoke("compare", folder, "--n", 12, "--roi", box, "--pipelines", "bicubic", "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "report" / "metrics.json").read_text())["reading"] == {
+        "ocr": False, "install": "pip install 'multisr[ocr]'"}
+    assert "pip install &#39;multisr[ocr]&#39;" in (tmp_path / "report" / "index.html").read_text()
