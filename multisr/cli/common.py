@@ -103,41 +103,37 @@ def reference_callback(ctx, param, value: str | None) -> int | str | None:
         return value
 
 
-class _Bounds:
-    """``--help``'s range of a number option, only where it has bounds."""
+class _Digits:
+    """A number option's text read by ``parse`` (digits 0-9 only: click's ``int()`` and
+    ``float()`` read other scripts' digits, and ``float()`` inf and nan), then checked against
+    the option's bounds; ``--help`` shows the range only where there is one."""
+
+    parse = None
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            try:
+                value = type(self).parse(value)
+            except ValueError as error:
+                self.fail(str(error), param, ctx)
+        return super().convert(value, param, ctx)
 
     def _describe_range(self) -> str:
         return "" if self.min is None and self.max is None else super()._describe_range()
 
 
-class Integer(_Bounds, click.IntRange):
-    """An integer option (with optional bounds, as :class:`click.IntRange`) written with the digits
-    0-9: click's ``int()`` would read other scripts' digits as numbers."""
+class Integer(_Digits, click.IntRange):
+    """An integer option, with optional bounds as :class:`click.IntRange`, in the digits 0-9."""
 
     name = "integer"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str):
-            try:
-                value = parse_integer(value)
-            except ValueError as error:
-                self.fail(str(error), param, ctx)
-        return super().convert(value, param, ctx)
+    parse = staticmethod(parse_integer)
 
 
-class Number(_Bounds, click.FloatRange):
-    """A number option (with optional bounds, as :class:`click.FloatRange`) written with the digits
-    0-9, finite."""
+class Number(_Digits, click.FloatRange):
+    """A finite number option, with optional bounds as :class:`click.FloatRange`, in the digits 0-9."""
 
     name = "number"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str):
-            try:
-                value = parse_number(value)
-            except ValueError as error:
-                self.fail(str(error), param, ctx)
-        return super().convert(value, param, ctx)
+    parse = staticmethod(parse_number)
 
 
 class FrameCount(click.ParamType):
