@@ -48,12 +48,14 @@ def scene(out_path, text, width, height):
                    "truth.json).")
 @click.option("--width", type=Integer(min=12, max=96), default=28, show_default=True,
               help="plate protocol: the plate's width in LR pixels.")
+@click.option("--on-a-car", is_flag=True, help="plate protocol: the plate on the rear of a car that moves with it.")
 @click.option("--background", "background_path", type=click.Path(path_type=Path), default=None,
               help="target protocol: the scene the target crosses (default: the licence plate scene).")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: a RAW camera's Bayer sensor with this pattern, linear and 12-bit, frames "
                    "written as DNG files (IMAGE must be colour).")
-def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, width, background_path, mosaic):
+def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, width, on_a_car, background_path,
+             mosaic):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from ..research.scenes import licence_plate
     from ..research.simulate import save_burst, simulate as simulate_protocol
@@ -66,7 +68,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
     if protocol == "plate":
         from ..research.plates import simulate_plate_burst
 
-        burst, _ = simulate_plate_burst(picture, width=width, n=n, scale=scale, seed=seed)
+        burst, _ = simulate_plate_burst(picture, width=width, n=n, scale=scale, seed=seed, on_a_car=on_a_car)
     elif protocol == "target":  # a fixed camera: the motion is the target's own
         background = read_image(background_path)[0] if background_path else licence_plate(width=480, height=336)
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, background=background)
@@ -190,7 +192,7 @@ def _target_table(result: dict) -> None:
         click.echo(f"{image:<14}" + "".join(cells))
 
 
-def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> None:
+def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_json) -> None:
     """``bench quality --protocol plate``: the benchmark and its table (per width, each column's
     plates read exactly, character accuracy and PSNR inside the plate)."""
     from ..imaging.ocr import OCR_INSTALL, ocr_available
@@ -206,8 +208,8 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> N
     if not ocr_available():
         raise UserError(f"--protocol plate: reading the plates needs the optional OCR, which is not installed: "
                         f"{OCR_INSTALL}")
-    result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=parsed,
-                             plates=plates, device=device)
+    result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=parsed, plates=plates,
+                             on_a_car=on_a_car, device=device)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -236,11 +238,13 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json) -> N
               help="plate protocol: the plates' widths in LR pixels.")
 @click.option("--plates", type=Integer(min=1), default=12, show_default=True,
               help="plate protocol: plates at each width.")
+@click.option("--on-a-car", is_flag=True, help="plate protocol: each plate on the rear of a car that moves with it.")
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: RAW bursts of a Bayer sensor with this pattern, run from DNG files.")
-def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, mosaic, device, as_json):
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, on_a_car, mosaic, device,
+            as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images
     (plate protocol: the plates read exactly, character accuracy and PSNR inside the plate)."""
     from ..research.bench import quality_benchmark
@@ -249,7 +253,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
     if outliers > n - 2:
         raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
     if protocol == "plate":
-        _plate_bench(data_dir, names, n, seed, widths, plates, device, as_json)
+        _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_json)
         return
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
                                protocol=protocol, mosaic=mosaic, device=device)

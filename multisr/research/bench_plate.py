@@ -63,9 +63,10 @@ def _score(image: np.ndarray, text: str, plate: np.ndarray, truth_plate: np.ndar
 
 
 def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, widths=DEFAULT_WIDTHS,
-                    plates: int = 12, device: str = "auto") -> dict:
+                    plates: int = 12, on_a_car: bool = False, device: str = "auto") -> dict:
     """``plates`` plates at each width of ``widths`` (the same strings and backgrounds at every
-    width: plate ``i`` crosses ``data_dir``'s image ``i`` modulo their count, seed ``seed + i``),
+    width: plate ``i`` crosses ``data_dir``'s image ``i`` modulo their count, seed ``seed + i``;
+    with ``on_a_car``, on the rear of a car),
     through every pipeline without a box and, for those that register, with the user's box
     (``"<name>+roi"``); ``truth`` reads frame 0's HR picture, ``vote`` each frame's single-image SR.
     Returns ``{"widths": {width: {"plates": [...], "mean": {column: {"exact", "characters",
@@ -81,8 +82,8 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
         rows = []
         for index in range(plates):
             burst, plate = simulate_plate_burst(backgrounds[index % len(backgrounds)], width=width, n=n,
-                                                seed=seed + index)
-            text, box, user = plate.text, burst.settings["target_box"], burst.settings["user_box"]
+                                                seed=seed + index, on_a_car=on_a_car)
+            text, box, user = plate.text, burst.settings["plate_box"], burst.settings["user_box"]
             truth_plate = _cut(burst.truth, box)
             frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
             names = [f"frame_{k:03d}" for k in range(n)]
@@ -121,4 +122,4 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
         result[str(width)] = {"plates": rows, "mean": mean}
     bar.close()
     return {"widths": result, "settings": {"protocol": "plate", "n": n, "seed": seed, "scale": SCALE,
-                                           "plates": plates, "widths": list(widths)}}
+                                           "plates": plates, "widths": list(widths), "on_a_car": on_a_car}}
