@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..progress import progress_bar
 from ..registration.tracking import Follower, parse_roi
 from ..runs.engine import run_frames
 from ..runs.pipeline import Pipeline
@@ -36,7 +37,6 @@ from ..storage.files import atomic_output, file_digest, remove, write_json
 from ..storage.io import read_image, to_uint, write_image
 from ..storage.rundir import check_out_dir, locked
 from ..storage.video import VIDEO_SUFFIXES, chroma_subsampling, is_video, iter_video, video_info
-from ..progress import progress_bar
 
 __all__ = ["window_of", "known_matrices", "super_resolve_video"]
 

@@ -16,6 +16,7 @@ __all__ = ["match_brightness", "frame_weights", "moving_region", "agreeing_sampl
 
 EDGE_BAND = 3  # LR pixels along a frame's edge whose agreement says nothing (the maps' filters reach past it)
 
+
 def _agreement(expected: np.ndarray, frame: np.ndarray, tolerance: float) -> np.ndarray:
     """``(h, w)`` uint8: 1 where the LR ``frame`` agrees with ``expected`` (both ``(h, w)`` on one grid).
 

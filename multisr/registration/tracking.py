@@ -33,8 +33,8 @@ from scipy.linalg import fractional_matrix_power
 
 from ..errors import UserError
 from ..imaging.color import luma
-from ..params import parse_integer
 from ..imaging.geometry import apply, similarity_matrix
+from ..params import parse_integer
 from .alignment import MAD_TO_SIGMA, MIN_SIDE_FOR_MODEL, align, plan_for_size
 
 __all__ = ["MIN_BOX", "MARGIN", "Tracked", "parse_roi", "check_roi", "box_template", "find_target", "predicted",
@@ -48,8 +48,8 @@ MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the ta
 STILL_TOLERANCE = 0.04  # of the range: a pixel's change between frames that noise and JPEG explain
 STILL_FRAMES = 0.5  # of the other frames: a box's pixel that stays in this many stands still
 LEAVES = "the target leaves the picture"  # a frame's reason when less than MIN_INSIDE of the box is in it
-MIN_SUPPORT_FRAMES = 4
-SUPPORT_ROUNDS = 3  # of tracking again on the pixels that move with the target, while each finds more frames  # frames found, at least, to tell the pixels that move with the target
+MIN_SUPPORT_FRAMES = 4  # frames found, at least, to tell the pixels that move with the target
+SUPPORT_ROUNDS = 3  # of tracking again on the pixels that move with the target, while each finds more frames
 MIN_MOVING = 0.3  # of the box's pixels: fewer that change, and the target does not move against its background
 PATH_TOLERANCE = 1.0  # LR px: a found target's centre this far from the burst's smooth path may be off it
 MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
@@ -152,6 +152,12 @@ def predicted(found: list[tuple[int, np.ndarray]], k: int) -> np.ndarray:
     return np.real(fractional_matrix_power(step / step[2, 2], power)) @ last
 
 
+def small_box(box: tuple[int, int, int, int]) -> bool:
+    """Whether a box ``(x, y, w, h)`` is under :data:`MIN_SIDE_FOR_MODEL` LR pixels a side: its
+    own pixels support a similarity at most, and its background and noise weigh (a plate's box)."""
+    return min(box[2:]) < MIN_SIDE_FOR_MODEL
+
+
 def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
     """The fit's smoothings, motion model and edge for a box of ``w x h`` LR pixels: those of
     :data:`SMOOTHINGS` and ``model`` that the box supports
@@ -159,7 +165,7 @@ def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
     left out of the fit for a box of :data:`MIN_SIDE_FOR_MODEL` pixels a side or more (none for a
     smaller one)."""
     smoothings, model = plan_for_size((h, w), SMOOTHINGS, model)
-    return smoothings, model, EDGE if min(w, h) >= MIN_SIDE_FOR_MODEL else 0
+    return smoothings, model, 0 if small_box((0, 0, w, h)) else EDGE
 
 
 def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,
@@ -186,8 +192,9 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     padded = similarity_matrix(shift=(-CONTEXT, -CONTEXT))  # template pixels -> box pixels
     # from the search's best match and from the prediction itself (a plate's repeated characters
     # can give the search a peak one character off): the fit that matches the box best
+    starts = (searched,) if np.array_equal(searched, predicted_start) else (searched, predicted_start)
     fits = [align(template, part, start @ padded, model=model, smoothings=smoothings, border=CONTEXT + edge, mask=mask)
-            for start in (searched, predicted_start)]
+            for start in starts]
     fit = max((f for f in fits if f is not None), key=lambda f: f.correlation, default=None)
     # what can truly be said of a target not found: its motion so far puts it out of the picture,
     # or it is not within the search's reach of where that motion puts it
@@ -216,15 +223,23 @@ def box_template(frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     """``(h + 2 C, w + 2 C)`` float32: the Y of ``frame`` inside ``box = (x, y, w, h)`` with
     ``C =`` :data:`CONTEXT` pixels around it (the frame's edge repeated where the box is nearer
     to it): what :func:`find_target` looks for."""
+    return np.ascontiguousarray(luma(frame[_with_context(box, frame.shape[:2])]), dtype=np.float32)
+
+
+def _with_context(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The index of :func:`box_template`'s pixels in a frame of ``shape = (H, W)`` (``np.ix_``):
+    the box with :data:`CONTEXT` pixels around it, the frame's edge repeated past it."""
     x, y, w, h = box
-    rows = np.clip(np.arange(y - CONTEXT, y + h + CONTEXT), 0, frame.shape[0] - 1)
-    columns = np.clip(np.arange(x - CONTEXT, x + w + CONTEXT), 0, frame.shape[1] - 1)
-    return np.ascontiguousarray(luma(frame[np.ix_(rows, columns)]), dtype=np.float32)
+    rows = np.clip(np.arange(y - CONTEXT, y + h + CONTEXT), 0, shape[0] - 1)
+    columns = np.clip(np.arange(x - CONTEXT, x + w + CONTEXT), 0, shape[1] - 1)
+    return np.ix_(rows, columns)
 
 
-def moving_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, int]) -> np.ndarray | None:
-    """``(h + 2 C, w + 2 C)`` bool over :func:`box_template`'s pixels: those of the box that
-    change in time (``None`` where too few do to tell), for the fit to use.
+def moving_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, int],
+                  template: np.ndarray) -> np.ndarray | None:
+    """``(h + 2 C, w + 2 C)`` bool over ``template``'s pixels (:func:`box_template` of the
+    reference): those of the box that change in time (``None`` where too few do to tell), for the
+    fit to use.
 
     A box drawn around a target that moves on its own holds some of the background it moves
     over (a user draws a plate's box a pixel or two wide; on a plate 8 pixels high that is half
@@ -233,16 +248,13 @@ def moving_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, 
     flat pixel has no say in a fit either) and is left out. When fewer than
     :data:`MIN_MOVING` of the box's pixels change, the target does not move against its
     background (a camera that follows it, or a target that stays) and every pixel is used."""
-    x, y, w, h = box
-    template = box_template(frames[reference], box)
-    rows = np.clip(np.arange(y - CONTEXT, y + h + CONTEXT), 0, frames.shape[1] - 1)
-    columns = np.clip(np.arange(x - CONTEXT, x + w + CONTEXT), 0, frames.shape[2] - 1)
+    index = _with_context(box, frames.shape[1:3])
     still = np.zeros(template.shape, np.float32)
     kernel = np.ones((3, 3), np.uint8)
     for k in range(len(frames)):
         if k == reference:
             continue
-        near = luma(frames[k][np.ix_(rows, columns)]).astype(np.float32)
+        near = luma(frames[k][index]).astype(np.float32)
         # within one pixel (a still camera's jitter), frame k takes every value between its local
         # minimum and maximum: the reference's value among them is a pixel that stood still
         still += ((cv2.erode(near, kernel, borderType=cv2.BORDER_REPLICATE) <= template + STILL_TOLERANCE)
@@ -263,7 +275,8 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     # a small box's background weighs: its pixels that stand still are left out (a large box's robust
     # fit rejects its share by itself, and is more accurate with every pixel: 0.046 -> 0.040 LR px RMS
     # on the target protocol's 48-px targets)
-    mask = moving_pixels(frames, reference, roi) if min(roi[2:]) < MIN_SIDE_FOR_MODEL else None
+    small = small_box(roi)
+    mask = moving_pixels(frames, reference, roi, template) if small else None
     matrices, reasons, correlations = _track(frames, reference, roi, template, mask, model)
     for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
         if all(reason in (None, LEAVES) for reason in reasons):
@@ -276,7 +289,7 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
         if again[1].count(None) <= reasons.count(None):
             break
         mask, (matrices, reasons, correlations) = own, again
-    if min(roi[2:]) < MIN_SIDE_FOR_MODEL:  # a small box: its own noise and aliasing weigh; fitted again to the mean
+    if small:  # its own noise and aliasing weigh: fitted again to the mean of the frames
         template = _mean_template(frames, roi, matrices, reasons)
         for k in range(count):
             if reasons[k] is None and k != reference:
@@ -349,16 +362,16 @@ def _mean_template(frames: np.ndarray, roi: tuple[int, int, int, int], matrices:
     return np.mean(_aligned(frames, roi, matrices, reasons), axis=0).astype(np.float32)
 
 
-def _robust_trend(times: np.ndarray, values: np.ndarray, floor: float):
+def _robust_trend(times: np.ndarray, values: np.ndarray):
     """A quadratic in ``times`` (``(T,)``) through ``values`` (``(T, D)``), robustly: refitted on
-    the points within ``limit`` of it (``floor``, or four robust deviations of their distances
-    if more). Returns ``(fits, inlier, limit)`` (one ``np.polyfit`` a column), or ``None`` when
+    the points within ``limit`` of it (:data:`PATH_TOLERANCE`, or four robust deviations of their
+    distances if more). Returns ``(fits, inlier, limit)`` (one ``np.polyfit`` a column), or ``None`` when
     fewer than :data:`MIN_PATH_FRAMES` points stay."""
     inlier = np.ones(len(times), bool)
     for _ in range(5):
         fits = [np.polyfit(times[inlier], values[inlier, axis], 2) for axis in range(values.shape[1])]
         distance = np.linalg.norm(values - _evaluate(fits, times).T, axis=1)
-        limit = max(floor, 4 * MAD_TO_SIGMA * float(np.median(distance[inlier])))
+        limit = max(PATH_TOLERANCE, 4 * MAD_TO_SIGMA * float(np.median(distance[inlier])))
         inlier = distance <= limit
         if inlier.sum() < MIN_PATH_FRAMES:
             return None
@@ -392,7 +405,7 @@ def _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, r
 
     times = np.array(found, np.float64)
     centres = np.stack([centre_of(matrices[k]) for k in found])
-    trend = _robust_trend(times, centres, PATH_TOLERANCE)
+    trend = _robust_trend(times, centres)
     if trend is None:
         return
     fits, inlier, limit = trend
@@ -404,13 +417,17 @@ def _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, r
         nearest = min(good, key=lambda j: abs(j - k))
         guess = similarity_matrix(shift=expected - centre_of(matrices[nearest])) @ matrices[nearest]
         matrix, reason, correlation = find_target(template, roi, frames[k], guess, model=model, mask=mask)
-        off = np.inf if matrix is None else float(np.hypot(*(centre_of(matrix) - expected)))
-        if matrix is not None and off <= limit:
+        if matrix is None:  # a suspect's match is gone; a lost frame keeps its reason
+            if k in suspect:
+                matrices[k], reasons[k], correlations[k] = np.nan, reason, correlation
+            continue
+        off = float(np.hypot(*(centre_of(matrix) - expected)))
+        if off <= limit:
             matrices[k], reasons[k], correlations[k] = matrix, None, correlation
-        elif k in suspect or (matrix is not None and reason is None):
+        else:
             matrices[k], correlations[k] = np.nan, correlation
             reasons[k] = (f"the target was not found: its best match is {off:.1f} px from the path the target takes "
-                          f"in the other frames") if np.isfinite(off) else reason
+                          f"in the other frames")
 
 
 def cut_to_target(frames: np.ndarray, matrices: np.ndarray, roi: tuple[int, int, int, int], reference: int,

@@ -16,12 +16,12 @@ from ..imaging.geometry import rms_displacement, similarity_parameters
 from ..imaging.metrics import score_image, score_luma
 from ..imaging.resize import resize
 from ..params import ALL_FRAMES, DEFAULT_FRAMES, SCALE
+from ..progress import progress_bar
 from ..runs.engine import Result, run_frames
 from ..runs.pipeline import load_pipeline
 from ..runs.runner import run_pipeline
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
-from ..progress import progress_bar
 from .scenes import licence_plate
 from .simulate import save_burst, simulate, simulate_burst
 

@@ -11,31 +11,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..imaging.color import luma
 from ..imaging.ocr import character_accuracy, read_text
 from ..params import SCALE
+from ..progress import progress_bar
 from ..runs.engine import run_frames
 from ..runs.pipeline import load_pipeline
 from ..runs.reading import frame_vote, reading_record
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
-from ..progress import progress_bar
-from .bench_target import ONE_FRAME
+from .bench_target import ONE_FRAME, psnr_where
 from .plates import simulate_plate_burst
 
 __all__ = ["DEFAULT_WIDTHS", "plate_benchmark"]
 
 DEFAULT_WIDTHS = (20, 28, 36, 48)  # LR pixels
 NOT_ON_PLATES = str.maketrans("IOQ", "100")  # the letters random_plate never draws, read as digits
-
-
-def _y8(image: np.ndarray) -> np.ndarray:
-    return to_uint(luma(np.clip(image, 0, 1)), 8).astype(np.float64)
-
-
-def _psnr(result: np.ndarray, truth: np.ndarray) -> float:
-    error = np.mean((_y8(result) - _y8(truth)) ** 2)
-    return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
 
 
 def _cut(image: np.ndarray, box, origin=(0, 0)) -> np.ndarray:
@@ -59,7 +49,8 @@ def _judged(reading, text: str) -> dict:
 def _score(image: np.ndarray, text: str, plate: np.ndarray, truth_plate: np.ndarray) -> dict:
     """The OCR's reading of ``image`` (the user's box) against ``text``, and PSNR of ``plate`` (the
     plate's own pixels) against the truth's."""
-    return {**_judged(read_text(image), text), "plate_psnr": _psnr(plate, truth_plate)}
+    return {**_judged(read_text(image), text),
+            "plate_psnr": psnr_where(plate, truth_plate, np.ones(truth_plate.shape[:2], bool))}
 
 
 def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, widths=DEFAULT_WIDTHS,

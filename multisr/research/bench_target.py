@@ -10,14 +10,14 @@ from ..errors import UserError
 from ..imaging.color import luma
 from ..imaging.geometry import rms_displacement, similarity_matrix
 from ..params import SCALE
+from ..progress import progress_bar
 from ..runs.engine import run_frames
 from ..runs.pipeline import load_pipeline
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
-from ..progress import progress_bar
 from .moving_target import simulate_target_burst
 
-__all__ = ["ONE_FRAME", "target_benchmark"]
+__all__ = ["ONE_FRAME", "psnr_where", "target_benchmark"]
 
 ONE_FRAME = ("bicubic", "single")  # pipelines whose result with a box is the crop of their result without
 SHAVE = 3  # HR pixels off the frame's border, as the other protocols score
@@ -27,7 +27,8 @@ def _y8(image: np.ndarray) -> np.ndarray:
     return to_uint(luma(np.clip(image, 0, 1)), 8).astype(np.float64)
 
 
-def _psnr_where(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+def psnr_where(result: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR (dB) of the 8-bit Y of ``result`` against ``truth``'s over ``mask``'s pixels."""
     error = np.mean((_y8(result)[mask] - _y8(truth)[mask]) ** 2)
     return float(10 * np.log10(255.0**2 / max(error, 1e-10)))
 
@@ -72,16 +73,16 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
             try:
                 whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
                                    chroma_subsampling=subsampling).image
-                row[pipeline.name] = {"target_psnr": _psnr_where(whole[inside], burst.truth[inside],
+                row[pipeline.name] = {"target_psnr": psnr_where(whole[inside], burst.truth[inside],
                                                                  np.ones((SCALE * h, SCALE * w), bool)),
-                                      "background_psnr": _psnr_where(whole, burst.truth, background)}
+                                      "background_psnr": psnr_where(whole, burst.truth, background)}
                 if pipeline.name in ONE_FRAME:
                     continue
                 boxed = run_frames(pipeline, frames, names=names, reference=0, device=device, roi=",".join(map(str, box)),
                                    chroma_subsampling=subsampling)
                 kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                 row[f"{pipeline.name}+roi"] = {
-                    "target_psnr": _psnr_where(boxed.image, burst.truth[inside], np.ones((SCALE * h, SCALE * w), bool)),
+                    "target_psnr": psnr_where(boxed.image, burst.truth[inside], np.ones((SCALE * h, SCALE * w), bool)),
                     "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], box),
                     "left_out": [e["frame"] for e in boxed.record["excluded"]]}
             except UserError as error:

@@ -21,6 +21,7 @@ import torch
 from ..errors import UserError
 from ..imaging.color import luma
 from ..params import SCALE
+from ..progress import progress_bar
 from ..runs.engine import run_frames
 from ..runs.pipeline import Pipeline, load_pipeline
 from ..sr.arch import SRCNN
@@ -28,7 +29,6 @@ from ..sr.weights import save_weights
 from ..storage.files import atomic_output
 from ..storage.folders import list_images
 from ..storage.io import read_image
-from ..progress import progress_bar
 from .evaluate import evaluation_pair, true_luma
 from .simulate import PROTOCOLS, simulate
 

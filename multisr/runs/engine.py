@@ -26,7 +26,8 @@ from .loading import burst_artifacts
 from .pipeline import Pipeline
 from .stages import STAGES, Stage
 
-__all__ = ["Result", "run_frames", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices"]
+__all__ = ["Result", "run_frames", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices",
+           "box_in_window"]
 
 
 @dataclass
@@ -167,9 +168,9 @@ def full_frame_matrices(store: dict) -> np.ndarray:
     """The run's ``matrices`` (reference pixels -> frame k's): with a box, taken from the
     windows' pixels back to the frames' own (:func:`multisr.registration.tracking.cut_to_target`)."""
     matrices = store["matrices"].get().copy()
-    if store["target"].get() is None:
-        return matrices
     info = store["target"].get()
+    if info is None:
+        return matrices
     offsets = info["offsets"]
     ox, oy = offsets[store["reference"].get()]
     origin = similarity_matrix(shift=(-ox, -oy))
@@ -189,11 +190,18 @@ def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
                         "(fuse, or a single high-resolution frame)")
     if store["target"].get() is None:
         return result
+    x, y, w, h = box_in_window(store)
+    return result[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
+
+
+def box_in_window(store: dict) -> tuple[int, int, int, int]:
+    """A run with a box: the box ``(x, y, w, h)`` in the pixels of the reference frame's window
+    (:func:`multisr.registration.tracking.cut_to_target`), where the stages after the tracker
+    work."""
     info = store["target"].get()
     x, y, w, h = info["roi"]
-    reference = info["frames"].index(store["names"].get()[store["reference"].get()])
-    ox, oy = info["offsets"][reference]
-    return result[SCALE * (y - oy) : SCALE * (y - oy + h), SCALE * (x - ox) : SCALE * (x - ox + w)]
+    ox, oy = info["offsets"][info["frames"].index(store["names"].get()[store["reference"].get()])]
+    return x - ox, y - oy, w, h
 
 
 def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, started: float) -> dict:
@@ -201,6 +209,7 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
     versions, device, the stages' records, the frames left out, and what the solve chose."""
     names, reference, burst = store["names"].get(), store["reference"].get(), store["burst"].get()
     registration = store["registration"].get() if "registration" in store else []
+    target = store["target"].get()
     source = records[0]["params"]
     run = {
         "pipeline": pipeline.name,
@@ -213,13 +222,13 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
         "device": str(torch_device),
         "versions": _versions(),
         "stages": records,
-        "excluded": [*(store["target"].get()["left_out"] if store["target"].get() is not None else []),
+        "excluded": [*(target["left_out"] if target is not None else []),
                      *({"frame": r.frame, "reason": r.excluded} for r in registration if r.excluded)],
         "disk_bytes": store["disk_bytes"].get() if "disk_bytes" in store else 0,
         "seconds": round(time.perf_counter() - started, 4),
     }
-    if store["target"].get() is not None:  # the box, its windows and the target's correlation with it in each frame
-        run["target"] = store["target"].get()
+    if target is not None:  # the box, its windows and the target's correlation with it in each frame
+        run["target"] = target
     else:  # something moves on its own: where, in the reference frame, for --roi
         moving = store["moving"].get() if "moving" in store else (store["solve"].get().get("moving_region")
                                                                    if "solve" in store else None)

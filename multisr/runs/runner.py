@@ -16,7 +16,7 @@ from ..storage.cachedir import cache_root, check_cache_folder, using
 from ..storage.files import file_digest, remove, write_json
 from ..storage.io import max_pixels, write_image
 from ..storage.rundir import check_out_dir, clean_leftovers, locked
-from .engine import full_frame_matrices, record_of, result_of, run_steps, target_steps
+from .engine import box_in_window, full_frame_matrices, record_of, result_of, run_steps, target_steps
 from .loading import check_box_early
 from .pipeline import Pipeline
 from .reading import read_target
@@ -101,12 +101,8 @@ def _reading(store: dict, result: np.ndarray) -> dict:
     """:func:`multisr.runs.reading.read_target` of a run with a box: its windows, their motion
     (the register stage's where the pipeline registers, else the tracker's) and the box in the
     reference window's pixels."""
-    info = store["target"].get()
-    reference = store["reference"].get()
-    x, y, w, h = info["roi"]
-    ox, oy = info["offsets"][info["frames"].index(store["names"].get()[reference])]
     matrices = store["matrices"].get() if "matrices" in store else store["known"].get()
-    return read_target(result, store["frames"].get(), matrices, (x - ox, y - oy, w, h))
+    return read_target(result, store["frames"].get(), matrices, box_in_window(store))
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
@@ -123,10 +119,11 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     (:func:`multisr.runs.reading.read_target`)."""
     result = result_of(pipeline, store)
     names, reference = store["names"].get(), store["reference"].get()
+    target = store["target"].get()
     transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
                   if "matrices" in store else None)
-    if transforms is not None and store["target"].get() is not None:
-        transforms["roi"] = store["target"].get()["roi"]
+    if transforms is not None and target is not None:
+        transforms["roi"] = target["roi"]
     run = record_of(pipeline, store, records, torch_device, started)
     if read:
         run["reading"] = _reading(store, result)
@@ -135,8 +132,8 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     alpha = store["alpha"].get()
     if alpha is not None:
         alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
-        if store["target"].get() is not None:
-            x, y, w, h = store["target"].get()["roi"]
+        if target is not None:
+            x, y, w, h = target["roi"]
             alpha = alpha[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)

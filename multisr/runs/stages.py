@@ -36,6 +36,7 @@ from ..imaging.develop import develop, undevelop
 from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
+from ..progress import progress_bar
 from ..reconstruction.agreement import agreeing_samples, repeated_rows
 from ..reconstruction.chroma import SUBSAMPLINGS
 from ..reconstruction.fusion import FUSIONS
@@ -43,14 +44,12 @@ from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
-from ..registration.alignment import MIN_SIDE_FOR_MODEL
-from ..registration.tracking import check_roi, cut_to_target, parse_roi, track_target
+from ..registration.tracking import check_roi, cut_to_target, parse_roi, small_box, track_target
 from ..sr.inference import sharpen_frames
 from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
 from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
-from ..progress import progress_bar
 from .loading import burst_fingerprint, load_burst
 
 __all__ = ["Stage", "STAGES"]
@@ -210,8 +209,7 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     used = [k for k, r in enumerate(registration) if not r.excluded]
     # a small target's motion is the tracker's: the solve's refinement would fit the window, mostly the
     # background the target crosses (a plate 48x10 px in a 64x26 window read 'ROUSX' for 'AR98SXK' with it)
-    small_target = target is not None and min(target["roi"][2:]) < MIN_SIDE_FOR_MODEL
-    refine_rounds = 0 if small_target else refine_rounds
+    refine_rounds = 0 if target is not None and small_box(target["roi"]) else refine_rounds
     colour = frames.ndim == 4
     burst_mosaic = None
     if mosaic is not None and demosaic == "burst":  # RAW frames: Y (from LibRaw's development) gives the
@@ -234,8 +232,8 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
         chroma_subsampling = source.get("chroma_subsampling") or "none"
     modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
     demosaicked = burst_mosaic is not None
-    with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct", unit="solve",
-              leave=False) as bar:
+    with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct",
+                      unit="solve", leave=False) as bar:
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,

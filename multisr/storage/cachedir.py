@@ -168,9 +168,8 @@ def _size(folder: Path) -> int:
 
 
 def usage(root: Path) -> tuple[int, int]:
-    """``(entries, bytes)`` the cache ``root`` holds (nothing when it does not exist);
-    :class:`UserError` when it is a file."""
-    check_cache_folder(root)
+    """``(entries, bytes)`` the cache ``root`` holds (nothing when it is not a folder:
+    :func:`check_cache_folder` says so)."""
     return (len(_entries(root)), _size(root)) if root.is_dir() else (0, 0)
 
 
