@@ -118,7 +118,8 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--task", type=click.Choice(["srcnn", "restore"]), default="srcnn", show_default=True,
               help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
                    "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
-@click.option("--init", "init_model", default=None, help="Start from these weights (a model name or file); sets the architecture.")
+@click.option("--init", "init_model", default=None,
+              help="Start from these weights (a model name or file, of any scale); sets the architecture.")
 @click.option("--scale", type=Integer(), default=SCALE, show_default=True)
 @click.option("--epochs", type=Integer(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=Integer(min=1), default=64, show_default=True)
@@ -160,7 +161,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     evaluate = None
     if eval_data is not None:
         evaluate = lambda model: evaluate_folder(eval_data, scale=scale, model=model)["mean"]["model"]  # noqa: E731
-    network = load_model(init_model, scale=scale) if init_model else SRCNN(**ARCHITECTURES[arch])
+    network = load_model(init_model, scale=None) if init_model else SRCNN(**ARCHITECTURES[arch])
     recipe = {"task": task, "data": str(data_dir), "init": init_model}
     log = run_training(network, inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
                        batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,

@@ -71,9 +71,12 @@ def _plausible_config(config) -> bool:
     return kernels_ok and all(1 <= config[k] <= 512 for k in ("n1", "n2"))
 
 
-def load_model(model: str = DEFAULT_MODEL, *, scale: int = SCALE, device: str = "cpu") -> SRCNN:
+def load_model(model: str = DEFAULT_MODEL, *, scale: int | None = SCALE, device: str = "cpu") -> SRCNN:
     """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) or a weights
     file by path.
+
+    ``scale=None`` accepts weights of any scale (a starting point for training at another scale:
+    SRCNN's input is a bicubic upscale, so its filters carry over).
 
     Raises :class:`UserError` for a missing, corrupt or incompatible file (another
     architecture or another scale, an implausible config, weights that are not finite, weights
@@ -91,7 +94,7 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int = SCALE, device: str = 
         raise UserError(f"{path}: expected a multisr weights file, but it cannot be read ({type(error).__name__})")
     if not isinstance(payload, dict) or payload.get("arch") != "srcnn" or "state_dict" not in payload:
         raise UserError(f"{path}: expected SRCNN weights saved by multisr, found another kind of file")
-    if payload.get("scale") != scale:
+    if scale is not None and payload.get("scale") != scale:
         raise UserError(f"{path}: expected weights for scale {scale}, found scale {payload.get('scale')}")
     config = payload.get("config")
     if not _plausible_config(config):
