@@ -8,7 +8,7 @@ pixel-centre map; see :mod:`multisr.reconstruction.reconstruct`). ``h`` is separ
 - ``"box"``: each LR pixel averages the ``scale x scale`` HR pixels it covers (a sensor);
 - ``"box+<sigma>"``: that, after a Gaussian optical blur of ``sigma`` LR pixels;
 - ``"auto"`` (a request, not a PSF): :func:`multisr.reconstruction.reconstruct.choose_psf` picks one of
-  :data:`AUTO_CANDIDATES` from the burst.
+  :data:`AUTO_CANDIDATES` from the burst, and places a ``box+<sigma>`` between them.
 
 The sampling is one sparse matrix (bicubic, 16 entries a sample) on the solve's grid, the HR
 grid widened by :func:`grid_pad` pixels on each side.
@@ -20,10 +20,10 @@ from scipy import sparse
 from ..imaging.geometry import apply, scale_matrix
 from ..imaging.resize import keys_cubic
 
-__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "blur", "along_axes", "to_grid", "grid_pad", "sampling_positions",
+__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "nyquist_gain", "blur", "along_axes", "to_grid", "grid_pad", "sampling_positions",
            "sampling_matrix", "burst_sampling"]
 
-AUTO_CANDIDATES = ("box", "matlab", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")
+AUTO_CANDIDATES = ("box", "matlab", "box+0.1", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")
 
 
 def parse_psf(psf: str) -> tuple[str, float]:
@@ -42,13 +42,13 @@ def parse_psf(psf: str) -> tuple[str, float]:
 
 
 def psf_kernel(psf: str, scale: int) -> np.ndarray:
-    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1.
+    """The 1-D kernel of a separable PSF (see the module docstring) in HR pixels, odd length, sum 1,
+    centred on an HR pixel.
 
-    ``scale`` must be odd (the box of a sensor pixel is then centred on an HR pixel); the
-    pipelines use 3.
+    The box is the LR pixel's footprint, ``scale`` HR pixels wide: each HR pixel weighs the part
+    of it the footprint covers (at an even ``scale`` the end taps half; the solve samples the
+    blurred image between HR pixels there, as the geometry contract places LR pixel centres).
     """
-    if scale % 2 == 0:
-        raise ValueError(f"scale: expected an odd magnification, got {scale}")
     kind, sigma = parse_psf(psf)
     if kind == "matlab":
         taps = np.arange(-2 * scale, 2 * scale + 1, dtype=np.float64)
@@ -56,11 +56,19 @@ def psf_kernel(psf: str, scale: int) -> np.ndarray:
     else:
         radius = scale // 2 + int(np.ceil(3 * sigma * scale))
         taps = np.arange(-radius, radius + 1, dtype=np.float64)
-        kernel = (np.abs(taps) <= scale // 2).astype(np.float64)
+        kernel = np.clip(scale / 2 + 0.5 - np.abs(taps), 0.0, 1.0)
         if sigma > 0:
             gaussian = np.exp(-0.5 * (taps / (sigma * scale)) ** 2)
             kernel = np.convolve(kernel, gaussian / gaussian.sum(), mode="same")
     return (kernel / kernel.sum()).astype(np.float32)
+
+
+def nyquist_gain(psf: str, scale: int) -> float:
+    """A PSF's gain at the LR Nyquist frequency (half a cycle per LR pixel), 1 for no blur: the
+    milder of two PSFs passes more there."""
+    kernel = psf_kernel(psf, scale).astype(np.float64)
+    taps = np.arange(len(kernel)) - len(kernel) // 2
+    return float(np.sum(kernel * np.cos(np.pi * taps / scale)))
 
 
 def blur(image: np.ndarray, kernel: np.ndarray | tuple) -> np.ndarray:
