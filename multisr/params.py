@@ -9,10 +9,11 @@ import numpy as np
 
 from .errors import UserError
 
-__all__ = ["parse_integer", "parse_number", "Param", "defaults_from", "SCALE", "DEFAULT_FRAMES",
+__all__ = ["parse_integer", "parse_number", "Param", "defaults_from", "SCALE", "SCALES", "DEFAULT_FRAMES",
            "DEFAULT_REFERENCE", "REFERENCE_RULES", "check_reference", "ALL_FRAMES", "check_frame_count"]
 
-SCALE = 3  # every pipeline's magnification; the default scale of evaluation, training and simulation
+SCALE = 3  # the default magnification (the experiment's) of the pipelines, evaluation, training and simulation
+SCALES = (2, 3, 4)  # the magnifications the pipelines run at (--scale)
 DEFAULT_FRAMES = 20  # --n: the frames of a burst a run uses
 ALL_FRAMES = "all"  # --n all: every frame from --start on
 DEFAULT_REFERENCE = "sharpest"  # --reference

@@ -71,10 +71,11 @@ def test_restoration_pairs_start_from_the_multiframe_solve(tmp_path, plate):
 def test_restoration_patches_are_solved_once_per_training_folder(tmp_path, monkeypatch):
     calls = []
     pairs = (np.full((2, 33, 33), 0.25, np.float32), np.full((2, 33, 33), 0.5, np.float32))
-    monkeypatch.setattr("multisr.research.train.make_restoration_patches", lambda folder: calls.append(folder) or pairs)
-    first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")
-    again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run")  # a resumed training
-    assert calls == [tmp_path / "T91"]
+    monkeypatch.setattr("multisr.research.train.make_restoration_patches",
+                        lambda folder, scale: calls.append((folder, scale)) or pairs)
+    first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2)
+    again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2)  # a resumed training
+    assert calls == [(tmp_path / "T91", 2)]
     assert all(np.array_equal(a, b) for a, b in zip(first, pairs)) and all(np.array_equal(a, b) for a, b in zip(again, pairs))
 
 

@@ -51,7 +51,7 @@ def test_a_stack_reads_and_writes_like_an_array(tmp_path):
 @pytest.mark.parametrize("channels", [(), (3,)])
 def test_upscale_in_bands_equals_the_whole_frame(tmp_path, small_bands, kernel, channels):
     frames = np.random.default_rng(1).random((2, 40, 33, *channels)).astype(np.float32)
-    hr = _upscale(frames=frames, kernel=kernel, workspace=tmp_path)["hr"]
+    hr = _upscale(frames=frames, scale=SCALE, kernel=kernel, workspace=tmp_path)["hr"]
     whole = np.stack([upscale(frame, SCALE, kernel=kernel) for frame in frames])
     assert np.abs(np.asarray(hr) - whole).max() < 1e-6
 
@@ -63,7 +63,7 @@ def test_srcnn_from_stack_to_stack_in_bands_equals_the_whole_frame(tmp_path, sma
     source = Stack.create(tmp_path / "in.npy", frames.shape)
     source[:] = frames
     (tmp_path / "out").mkdir()
-    sharpened = _srcnn(hr=source, model="srcnn-955", batch_size=4, device="cpu", workspace=tmp_path / "out")["hr"]
+    sharpened = _srcnn(hr=source, scale=SCALE, model="srcnn-955", batch_size=4, device="cpu", workspace=tmp_path / "out")["hr"]
     assert np.abs(np.asarray(sharpened) - whole).max() < 1e-5
     assert max(small_bands) <= BAND + 2 * load_model("srcnn-955").shrink
 
@@ -81,7 +81,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     (tmp_path / "out").mkdir()
     small_bands.clear()
     flat = np.full((3, 20, 24, 3), 0.5, np.float32)  # LR frames that agree everywhere
-    out = _realign(hr=source, frames=flat, reference=0, matrices=np.stack(lr), registration=registration,
+    out = _realign(hr=source, frames=flat, scale=SCALE, reference=0, matrices=np.stack(lr), registration=registration,
                    workspace=tmp_path / "out")
     assert max(small_bands) <= BAND + 10  # a band's rows, turned by 2 degrees over 72 columns, and the taps
     for k, matrix in enumerate(to_high_resolution(np.stack(lr), SCALE)):
@@ -93,7 +93,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     still = np.repeat(np.repeat(texture[None, ..., None], 3, axis=0), 3, axis=3)
     still[1, 6:12, 8:14] += 0.3
     (tmp_path / "again").mkdir()
-    out = _realign(hr=source, frames=still, reference=0, matrices=np.stack([np.eye(3)] * 3),
+    out = _realign(hr=source, frames=still, scale=SCALE, reference=0, matrices=np.stack([np.eye(3)] * 3),
                    registration=[Registration(np.eye(3), 1.0, None)] * 3, workspace=tmp_path / "again")
     assert not out["valid"][1][3 * 6 : 3 * 12, 3 * 8 : 3 * 14].any()
     assert out["valid"][1][:, : 3 * 8 - 12].all() and out["valid"][1][:, 3 * 14 + 12 :].all()
@@ -119,5 +119,5 @@ def test_upscale_reads_only_its_band_and_the_kernel_reach(tmp_path, monkeypatch)
     heights = []
     monkeypatch.setattr("multisr.runs.stages.upscale", lambda image, scale, **k: heights.append(len(image)) or
                         upscale(image, scale, **k))
-    _upscale(frames=np.zeros((2, 50, 20), np.float32), kernel="matlab", workspace=tmp_path)
+    _upscale(frames=np.zeros((2, 50, 20), np.float32), scale=SCALE, kernel="matlab", workspace=tmp_path)
     assert max(heights) <= BAND + 2 * UPSCALE_MARGIN and len(heights) == 2 * -(-50 // BAND)

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import UserError
 from ..params import ALL_FRAMES, DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, Integer, Number, cache_dir_option, device_option,
-                     reference_callback, warn_left_out, warn_passed_over)
+                     reference_callback, scale_option, warn_left_out, warn_passed_over)
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
@@ -40,6 +40,7 @@ def burst_selection(command):
               help="With --roi: print what an OCR reads in the box (the result, and a vote over the frames' own "
                    "single-image SR: the frames the pipeline uses, the reference alone for bicubic and single), kept "
                    "in run.json as reading (needs: pip install 'multisr[ocr]').")
+@scale_option
 @device_option
 @click.option("--set", "overrides", multiple=True, metavar="STAGE.PARAM=VALUE",
               help="Change one stage parameter, e.g. --set fuse.method=mean (repeatable).")
@@ -47,9 +48,9 @@ def burst_selection(command):
 @cache_dir_option
 @click.option("--max-disk", type=Number(min=0, min_open=True), default=None, metavar="GB",
               help="Refuse to start a run that would write more than GB gigabytes under OUT (default: what is free).")
-def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, device, overrides, no_cache, cache_dir,
-        max_disk):
-    """Super-resolve a burst: FRAMES (a folder of images, or a video file) in, OUT/result.png (3x) out.
+def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, scale, device, overrides, no_cache,
+        cache_dir, max_disk):
+    """Super-resolve a burst: FRAMES (a folder of images, or a video file) in, OUT/result.png (3x, or --scale) out.
 
     Each stage's output is kept in the stage cache and reused by any later run (of any pipeline,
     into any folder) whose inputs and parameters for that stage are the same; OUT/stages/ links
@@ -63,14 +64,16 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, devi
         reference = 0 if roi is not None else DEFAULT_REFERENCE
     record = run_pipeline(pipeline, frames_dir, out_dir=out_dir, n=n, start=start, reference=reference,
                           use_cache=not no_cache, cache_dir=cache_dir, device=device,
-                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9), roi=roi, read=read)
+                          max_disk_bytes=None if max_disk is None else int(max_disk * 1e9), roi=roi, read=read,
+                          scale=scale)
     warn_passed_over(record["source"])
     warn_left_out(record["excluded"])
     if "moving_target" in record:
         box, index = ",".join(map(str, record["moving_target"]["roi"])), record["moving_target"]["reference_index"]
         click.echo(f"Notice: something moves on its own in this burst, inside the box {box} of "
                    f"{record['reference_frame']}; to super-resolve it: multisr run {frames_dir} --n {n} --start {start} "
-                   f"--reference {index} --roi {box} --pipeline multiframe --out OUT", err=True)
+                   f"--reference {index} --roi {box} --pipeline multiframe{'' if scale == SCALE else f' --scale {scale}'} "
+                   "--out OUT", err=True)
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
@@ -93,9 +96,10 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, devi
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
 @roi_option
+@scale_option
 @cache_dir_option
 @device_option
-def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, roi, cache_dir, device):
+def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, crop, roi, scale, cache_dir, device):
     """Multi-frame against single-image SR on one burst: OUT/index.html, images, metrics.json."""
     from ..outputs.report import compare as write_report, parse_crop
 
@@ -103,7 +107,8 @@ def compare(frames_dir, n, start, out_dir, reference, truth_path, pipelines, cro
     if not names:
         raise UserError(f"--pipelines: expected at least one pipeline name, got {pipelines!r}")
     metrics = write_report(frames_dir, out_dir=out_dir, n=n, start=start, reference=reference, pipelines=names, cache_dir=cache_dir,
-                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device, roi=roi)
+                           truth_path=truth_path, crop=parse_crop(crop) if crop else None, device=device, roi=roi,
+                           scale=scale)
     warn_passed_over(metrics["source"])
     warn_left_out(metrics["excluded"])
     scores = ", ".join(f"{m['name']} {m['psnr']:.2f} dB" if "psnr" in m else m["name"] for m in metrics["methods"])
@@ -130,7 +135,7 @@ def stages(out_dir):
 @click.command(cls=Command)
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_path", type=click.Path(path_type=Path), required=True, help="Output image file.")
-@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
+@scale_option
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @device_option
 def upscale(image, out_path, scale, model, device):
@@ -188,9 +193,10 @@ def cache(cache_dir, clear):
                    "(23% faster on a real clip; results differ, see the README).")
 @click.option("--roi", default=None, metavar="X,Y,W,H",
               help="A box around a target in the clip's first frame: it is followed through the clip and every "
-                   "output frame is that box, centred on the target, at 3x.")
+                   "output frame is that box, centred on the target, at 3x (or --scale).")
+@scale_option
 @device_option
-def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, roi, device):
+def video(clip, out_dir, window, step, pipeline_name, overrides, share_registration, roi, scale, device):
     """A super-resolved video of CLIP: each output frame made from the window of frames around it,
     that frame the reference. A killed run, started again with the same settings, keeps the frames
     it had finished (OUT/frames)."""
@@ -199,7 +205,7 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 
     pipeline = with_overrides(load_pipeline(pipeline_name), list(overrides))
     record = super_resolve_video(pipeline, clip, out_dir=out_dir, window=window, step=step,
-                                 share_registration=share_registration, device=device, roi=roi)
+                                 share_registration=share_registration, device=device, roi=roi, scale=scale)
     seconds = [o["seconds"] for o in record["outputs"] if not o["resumed"]]
     per_frame = f"{np.mean(seconds):.2f} s per computed frame" if seconds else "every frame from the earlier run"
     click.echo(f"{out_dir / 'video.mkv'}: {len(record['outputs'])} frames ({pipeline.name}), {per_frame}")
@@ -218,9 +224,10 @@ def video(clip, out_dir, window, step, pipeline_name, overrides, share_registrat
 @click.option("--workers", type=Integer(min=1), default=None, help="LocalCluster processes (default: one per core).")
 @click.option("--threads", type=Integer(min=1), default=None,
               help="Threads of each task (default: the cores divided among the workers).")
+@scale_option
 @cache_dir_option
 @click.pass_context
-def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers, threads, cache_dir):
+def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers, threads, scale, cache_dir):
     """Many bursts (folders of frames, videos, or folders of them) as tasks on Dask: a run folder
     each, OUT/batch.json and a table; one bad burst fails alone; a rerun computes only what is left."""
     from ..progress import progress_bar
@@ -239,7 +246,8 @@ def batch(ctx, inputs, out_dir, pipeline_name, overrides, n, scheduler, workers,
     bursts = find_bursts(list(inputs))
     with progress_bar(total=len(bursts), desc="batch", unit="burst", leave=False) as bar:
         summary = run_batch(bursts, out_dir=out_dir, pipeline_name=pipeline_name, overrides=list(overrides), n=n,
-                            scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress)
+                            scheduler=scheduler, workers=workers, threads=threads, cache_dir=cache_dir, progress=progress,
+                            scale=scale)
     for row in summary["bursts"]:
         status = (f"failed: {row['error']}" if "error" in row else
                   f"{row['result']} ({row['n']} frames; computed: {', '.join(row['computed']) or 'nothing'})")

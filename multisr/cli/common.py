@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from ..errors import UserError, os_error_line
-from ..params import parse_integer, parse_number
+from ..params import SCALE, SCALES, parse_integer, parse_number
 
 __all__ = ["Group", "Command", "Integer", "Number", "FrameCount", "PIPELINES_HELP", "MODELS_HELP",
            "reference_callback", "warn_left_out", "warn_passed_over", "shipped", "cache_dir_option",
-           "device_option"]
+           "device_option", "scale_option"]
 
 # library argument names that a command's options call otherwise
 ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}
@@ -176,4 +176,6 @@ def warn_passed_over(source: dict) -> None:
 
 cache_dir_option = click.option("--cache", "cache_dir", type=click.Path(path_type=Path), default=None,
                                 help="The stage cache's folder (default: $MULTISR_CACHE, else ~/.cache/multisr).")
+scale_option = click.option("--scale", type=Integer(min=min(SCALES), max=max(SCALES)), default=SCALE, show_default=True,
+                            help="The magnification: 2, 3 (the experiment's) or 4.")
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")

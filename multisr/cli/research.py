@@ -9,7 +9,7 @@ from ..errors import UserError
 from ..params import DEFAULT_FRAMES, SCALE
 from ..storage.dng import BAYER_PATTERNS
 from ..params import parse_integer
-from .common import MODELS_HELP, PIPELINES_HELP, Command, Integer, Number, device_option
+from .common import MODELS_HELP, PIPELINES_HELP, Command, Integer, Number, device_option, scale_option
 
 __all__ = ["scene", "simulate", "evaluate", "train", "bench"]
 
@@ -34,7 +34,7 @@ def scene(out_path, text, width, height):
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder for the burst.")
 @click.option("--n", type=Integer(min=1), default=DEFAULT_FRAMES, show_default=True)
-@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
+@scale_option
 @click.option("--seed", type=Integer(), default=0, show_default=True)
 @click.option("--max-shift", type=Number(), default=8.0, show_default=True, help="HR pixels.")
 @click.option("--max-angle", type=Number(), default=2.0, show_default=True, help="Degrees.")
@@ -88,7 +88,7 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
 
 @click.command(name="eval", cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of ground-truth images.")
-@click.option("--scale", type=Integer(min=2), default=SCALE, show_default=True)
+@scale_option
 @click.option("--model", default=None, help=f"A shipped model ({MODELS_HELP}) or a weights file (default srcnn-955).")
 @click.option("--bicubic-only", is_flag=True, help="Score bicubic alone.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -120,7 +120,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
                    "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
 @click.option("--init", "init_model", default=None,
               help="Start from these weights (a model name or file, of any scale); sets the architecture.")
-@click.option("--scale", type=Integer(), default=SCALE, show_default=True)
+@scale_option
 @click.option("--epochs", type=Integer(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=Integer(min=1), default=64, show_default=True)
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True,
@@ -143,8 +143,8 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     from ..sr.device import resolve_device
     from ..sr.weights import load_model
 
-    if task == "restore" and (scale != SCALE or eval_data is not None):
-        raise UserError(f"--task restore: expected --scale {SCALE} and no --eval-data (it scores single-image SR); "
+    if task == "restore" and eval_data is not None:
+        raise UserError("--task restore: expected no --eval-data (it scores single-image SR); "
                         "score the result with multisr bench quality")
     cores = os.cpu_count() or 1
     if threads > 4 * cores:
@@ -154,7 +154,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     torch.manual_seed(seed)
     torch_device = resolve_device(device)
     if task == "restore":
-        inputs, labels = restoration_patches_kept(data_dir, Path(workdir))
+        inputs, labels = restoration_patches_kept(data_dir, Path(workdir), scale=scale)
     else:
         inputs, labels = make_patches(data_dir, scale=scale)
     click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir} ({task}); training on {torch_device}", err=True)
@@ -193,7 +193,7 @@ def _target_table(result: dict) -> None:
         click.echo(f"{image:<14}" + "".join(cells))
 
 
-def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_json) -> None:
+def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, device, as_json) -> None:
     """``bench quality --protocol plate``: the benchmark and its table (per width, each column's
     plates read exactly, character accuracy and PSNR inside the plate)."""
     from ..imaging.ocr import OCR_INSTALL, ocr_available
@@ -210,7 +210,7 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_
         raise UserError(f"--protocol plate: reading the plates needs the optional OCR, which is not installed: "
                         f"{OCR_INSTALL}")
     result = plate_benchmark(data_dir, pipelines=names, n=n, seed=seed, widths=parsed, plates=plates,
-                             on_a_car=on_a_car, device=device)
+                             on_a_car=on_a_car, device=device, scale=scale)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -244,7 +244,8 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: RAW bursts of a Bayer sensor with this pattern, run from DNG files.")
-def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, on_a_car, mosaic, device,
+@scale_option
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, on_a_car, mosaic, scale, device,
             as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images
     (plate protocol: the plates read exactly, character accuracy and PSNR inside the plate)."""
@@ -254,10 +255,10 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
     if outliers > n - 2:
         raise UserError(f"--outliers: expected at most {n - 2} for --n {n}, got {outliers}")
     if protocol == "plate":
-        _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, device, as_json)
+        _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, device, as_json)
         return
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
-                               protocol=protocol, mosaic=mosaic, device=device)
+                               protocol=protocol, mosaic=mosaic, device=device, scale=scale)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -298,7 +299,8 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
 @click.option("--n", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True)
 @device_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def speed(sizes, pipelines, n, device, as_json):
+@scale_option
+def speed(sizes, pipelines, n, device, as_json, scale):
     """Per-stage wall time, peak memory and SRCNN FLOP rate of each pipeline on simulated bursts."""
     from ..research.bench import speed_benchmark
 
@@ -315,7 +317,7 @@ def speed(sizes, pipelines, n, device, as_json):
             raise UserError(f"--sizes: expected frames of at most {max_pixels():,} pixels ({MAX_PIXELS_ENV}), got "
                             f"{width}x{height}")
     names = [name.strip() for name in pipelines.split(",") if name.strip()]
-    result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device)
+    result = speed_benchmark(sizes=parsed, pipelines=names, n=n, device=device, scale=scale)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError, os_error_line
-from ..params import ALL_FRAMES
+from ..params import ALL_FRAMES, SCALE
 from ..storage.files import write_json
 from ..storage.folders import natural_key
 from ..storage.io import IMAGE_SUFFIXES
@@ -76,8 +76,8 @@ def find_bursts(inputs: list[Path]) -> list[Path]:
 
 
 def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, n: int | str, threads: int,
-            cache_dir: str | None) -> dict:
-    """One task: ``multisr run`` of ``burst`` into ``out_dir`` with ``threads`` threads. Returns the
+            cache_dir: str | None, scale: int = SCALE) -> dict:
+    """One task: ``multisr run`` of ``burst`` into ``out_dir`` at ``scale`` with ``threads`` threads. Returns the
     burst's summary row: ``error`` (one line) or the result's path, and the seconds it took."""
     import cv2
     import torch
@@ -95,7 +95,8 @@ def run_one(pipeline_name: str, overrides: list[str], burst: str, out_dir: str, 
     try:
         with threadpool_limits(limits=threads):
             record = run_pipeline(with_overrides(load_pipeline(pipeline_name), overrides), Path(burst),
-                                  out_dir=Path(out_dir), n=n, cache_dir=None if cache_dir is None else Path(cache_dir))
+                                  out_dir=Path(out_dir), n=n, cache_dir=None if cache_dir is None else Path(cache_dir),
+                                  scale=scale)
         row["result"] = str(Path(out_dir) / "result.png")
         row["n"] = record["parameters"]["n"]
         row["computed"] = [s["name"] for s in record["stages"] if not s["cached"]]
@@ -127,11 +128,11 @@ def _without_sigint():
 
 def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presenters", overrides: list[str] = (),
               n: int | str = ALL_FRAMES, scheduler: str | None = None, workers: int | None = None, threads: int | None = None,
-              cache_dir: Path | None = None, progress=None) -> dict:
+              cache_dir: Path | None = None, progress=None, scale: int = SCALE) -> dict:
     """Run every burst of ``bursts`` (:func:`find_bursts`) into ``out_dir/<burst name>`` as tasks on
     Dask: on the cluster at ``scheduler``, else on a ``LocalCluster`` of ``workers`` processes
     (default: one per core) with ``threads`` threads each (default: the cores divided among
-    them). Writes ``out_dir/batch.json`` (the parameters and a row per burst) and
+    them), every burst at ``scale``. Writes ``out_dir/batch.json`` (the parameters and a row per burst) and
     returns it; ``progress(row)`` is called as each task ends."""
     from distributed import Client, LocalCluster, as_completed
 
@@ -148,7 +149,7 @@ def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presen
     started = time.perf_counter()
     rows = {str(burst.resolve()): {"burst": str(burst.resolve()), "out": str((out_dir / name).resolve()),
                                    "pending": True} for burst, name in zip(bursts, names)}
-    summary = {"pipeline": pipeline_name, "overrides": list(overrides), "n": n,
+    summary = {"pipeline": pipeline_name, "overrides": list(overrides), "n": n, "scale": scale,
                "scheduler": scheduler or f"LocalCluster({workers} workers x {threads} threads)",
                "bursts": list(rows.values()), "failed": 0, "finished": False, "seconds": 0.0}
     with locked(out_dir, lock=".batch.lock", holder="batch"):
@@ -161,7 +162,7 @@ def run_batch(bursts: list[Path], *, out_dir: Path, pipeline_name: str = "presen
                                            dashboard_address=None, env={"TQDM_DISABLE": "1"})
             with _client(Client, scheduler or cluster) as client:
                 futures = {client.submit(run_one, pipeline_name, list(overrides), row["burst"], row["out"], n, threads,
-                                         cache, key=f"multisr-{name}", pure=False): row["burst"]
+                                         cache, scale, key=f"multisr-{name}", pure=False): row["burst"]
                            for row, name in zip(rows.values(), names)}
                 for future in as_completed(futures):
                     burst = futures[future]

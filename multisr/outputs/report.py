@@ -101,15 +101,16 @@ def _stage_seconds(stage: dict) -> float:
 def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: int = 0, reference: int | str | None = None,
             pipelines: tuple[str, ...] = DEFAULT_PIPELINES, truth_path: Path | None = None,
             crop: tuple[int, int, int, int] | None = None, cache_dir: Path | None = None,
-            device: str = "auto", roi: str | None = None) -> dict:
+            device: str = "auto", roi: str | None = None, scale: int = SCALE) -> dict:
     """Run ``pipelines`` on the burst (``n`` frames of a folder of images or a video, from frame
     ``start`` on) and write the report into ``out_dir``; returns ``metrics.json``'s content.
 
     ``reference``: a frame index or ``"sharpest"`` (see :func:`multisr.runs.runner.run_pipeline`);
     ``None`` means ``"sharpest"``, or with ``truth_path`` the frame the truth is of: the
     ``reference`` of the ``truth.json`` beside it (as ``multisr simulate`` writes), else 0; with a
-    box (``roi``, :func:`multisr.runs.runner.run_pipeline`) the first frame. With a box every image,
-    score and crop of the report is of the box at 3x (the truth cut to it), and, where the optional
+    box (``roi``, :func:`multisr.runs.runner.run_pipeline`) the first frame. Every pipeline runs at
+    ``scale`` (2, 3 or 4). With a box every image,
+    score and crop of the report is of the box at ``scale`` x (the truth cut to it), and, where the optional
     OCR is installed, the report says what each result's box reads and what the vote over the
     frames' own SR reads (:func:`multisr.runs.reading.read_target`).
     """
@@ -124,21 +125,22 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         reference = _read_truth_json(truth_json)[0] if truth_json.is_file() else 0
     STAGES["load"].params["reference"].check("reference", reference)
     n = STAGES["load"].params["n"].check("n", n)
+    scale = STAGES["load"].params["scale"].check("scale", scale)
     if isinstance(reference, int) and isinstance(n, int) and not 0 <= reference < n:
         raise UserError(f"reference: expected a frame index from 0 to {n - 1}, got {reference}")
     target_steps(roi, reference)  # the box's form, before any run
     frame = _frame(Path(frames_dir), start)  # every frame has its shape (the runs check)
-    hr_shape = (SCALE * frame.shape[0], SCALE * frame.shape[1])
+    hr_shape = (scale * frame.shape[0], scale * frame.shape[1])
     box = None if roi is None else check_roi(parse_roi(roi), frame.shape[:2])
     truth = None
     if truth_path is not None:
         truth, _ = read_image(truth_path)
         if truth.shape[:2] != hr_shape:
-            raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} (3x the reference "
+            raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} ({scale}x the reference "
                             f"frame), found {truth.shape[1]}x{truth.shape[0]}")
-        truth = _in_box(truth, box)
+        truth = _in_box(truth, box, scale)
     if box is not None:
-        hr_shape = (SCALE * box[3], SCALE * box[2])
+        hr_shape = (scale * box[3], scale * box[2])
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
         raise UserError(f"crop: expected a region inside the {hr_shape[1]}x{hr_shape[0]} result, got "
                         f"{','.join(map(str, crop))}")
@@ -146,7 +148,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     images = out_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
     read = box is not None and ocr_available()  # what the plate says, where the OCR is installed
-    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read))
+    runs = {p.name: open_run(_run(p, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read, scale))
             for p in loaded}
     reference = next(iter(runs.values())).record["reference_index"]  # the same in every run
     reference_frame = _frame(Path(frames_dir), start + reference)
@@ -158,7 +160,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         crop = detail_crop(truth if truth is not None else results[loaded[-1].name], size)
     x, y, w, h = crop
     factor = max(1, 288 // w)
-    write_image(images / "reference.png", _magnify(reference_frame, SCALE))
+    write_image(images / "reference.png", _magnify(reference_frame, scale))
     methods = []
     for name, run in runs.items():
         shutil.copyfile(run.out_dir / "result.png", images / f"{name}.png")
@@ -170,7 +172,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         if read:
             entry["reading"] = run.record["reading"]["result"]
         if truth is not None:
-            entry.update(score_image(results[name], truth, shave=SCALE))
+            entry.update(score_image(results[name], truth, shave=scale))
             write_image(images / f"error_{name}.png", _error_map(results[name], truth))
             entry["error_map"] = f"images/error_{name}.png"
         methods.append(entry)
@@ -180,7 +182,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
     # the truth's matrices are the background's: a box's target moves otherwise
     registration, excluded = _registration(runs, truth_path if box is None else None, reference, images)
     source = next(iter(runs.values())).record["source"]
-    metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": SCALE,
+    metrics = {"frames": str(Path(frames_dir).resolve()), "n": n, "start": start, "reference": reference, "scale": scale,
                "truth": str(truth_path) if truth_path else None, "crop": list(crop), "methods": methods,
                "registration": registration, "excluded": excluded, "source": source,
                "roi": None if box is None else list(box), "reading": _plate_reading(runs, box, read)}
@@ -205,10 +207,10 @@ def _frame(frames_dir: Path, index: int) -> np.ndarray:
     return read_frame(files[index])[0].image  # a RAW file's as LibRaw develops it
 
 
-def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read) -> Path:
+def _run(pipeline, frames_dir, out_dir, n, start, reference, cache_dir, device, roi, read, scale) -> Path:
     run_dir = out_dir / "runs" / pipeline.name
     run_pipeline(pipeline, frames_dir, out_dir=run_dir, n=n, start=start, reference=reference, cache_dir=cache_dir,
-                 device=device, roi=roi, read=read)
+                 device=device, roi=roi, read=read, scale=scale)
     return run_dir
 
 
@@ -224,12 +226,12 @@ def _plate_reading(runs: dict, box, read: bool) -> dict | None:
     return {"ocr": True, "vote": widest["vote"], "frames": widest["frames"]}
 
 
-def _in_box(image: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
-    """The part of a 3x image (the truth) that a box of the reference frame covers; all without one."""
+def _in_box(image: np.ndarray, box: tuple[int, int, int, int] | None, scale: int) -> np.ndarray:
+    """The part of an image at ``scale`` x (the truth) that a box of the reference frame covers; all without one."""
     if box is None:
         return image
     x, y, w, h = box
-    return image[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
+    return image[scale * y : scale * (y + h), scale * x : scale * (x + w)]
 
 
 def _read_truth_json(path: Path) -> tuple[int, np.ndarray]:

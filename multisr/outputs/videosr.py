@@ -32,6 +32,7 @@ from ..progress import progress_bar
 from ..registration.tracking import Follower, parse_roi
 from ..runs.engine import run_frames
 from ..runs.pipeline import Pipeline
+from ..params import SCALE
 from ..runs.stages import STAGES
 from ..storage.files import atomic_output, file_digest, remove, write_json
 from ..storage.io import read_image, to_uint, write_image
@@ -69,7 +70,8 @@ def known_matrices(previous: range, matrices: np.ndarray, left_out: set[int], wi
 
 
 def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window: int = 20, step: int = 1,
-                        share_registration: bool = False, device: str = "auto", roi: str | None = None) -> dict:
+                        share_registration: bool = False, device: str = "auto", roi: str | None = None,
+                        scale: int = SCALE) -> dict:
     """Write ``out_dir/frames/frame_NNNNNN.png`` (NNNNNN the clip's frame number), ``out_dir/video.mkv``
     (lossless FFV1, at the clip's frame rate divided by ``step``) and ``out_dir/video.json`` (the
     parameters, the source and each output frame's seconds, how many frames it registered afresh
@@ -77,7 +79,7 @@ def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window
     settings). By default every window is registered whole. With ``roi`` (``"X,Y,W,H"``, a box in
     the clip's first frame), the box's target is followed through the clip
     (:class:`multisr.registration.tracking.Follower`) and output frame t is the box of that size centred on the
-    target in frame t, at 3x (:func:`multisr.runs.engine.run_frames` with that box): a video
+    target in frame t, at ``scale`` x like every output frame (:func:`multisr.runs.engine.run_frames` with that box): a video
     stabilised on the target; ``video.json`` gives each output frame's box. Returns what
     ``video.json`` holds."""
     clip, out_dir = Path(clip), Path(out_dir)
@@ -87,10 +89,11 @@ def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window
         raise UserError(f"window: expected at least 2 frames and a step of at least 1, got {window} and {step}")
     if roi is not None:
         roi = STAGES["target"].params["roi"].check("roi", roi)
+    scale = STAGES["load"].params["scale"].check("scale", scale)
     check_out_dir(out_dir, clip)
     with locked(out_dir):
         return _write_video(pipeline, clip, out_dir, window=window, step=step, share=share_registration, device=device,
-                            roi=roi)
+                            roi=roi, scale=scale)
 
 
 def _settings_key(pipeline: Pipeline, clip: Path, **settings) -> str:
@@ -129,13 +132,13 @@ def _finished_frames(frames_dir: Path, key: str) -> dict[int, dict]:
 
 
 def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, step: int, share: bool,
-                 device: str, roi: str | None) -> dict:
+                 device: str, roi: str | None, scale: int) -> dict:
     count, rate, grey = video_info(clip)
     if count < 2:
         raise UserError(f"{clip}: expected a video of at least 2 frames, found {count}")
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
-    key = _settings_key(pipeline, clip, window=window, step=step, share=share, roi=roi)
+    key = _settings_key(pipeline, clip, window=window, step=step, share=share, roi=roi, scale=scale)
     finished = _finished_frames(frames_dir, key)
     outputs = list(range(0, count, step))
     held: deque = deque()  # (frame number, frame) of the frames decoded so far that a window still needs
@@ -160,7 +163,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
                         held.popleft()
                     box = follower.box_in(t) if follower is not None else None
                     line = _solve_window(pipeline, clip, held, frames_used, t, previous, share=share, device=device,
-                                         roi=box, subsampling=subsampling)
+                                         roi=box, subsampling=subsampling, scale=scale)
                     image = to_uint(line.pop("image"))
                     write_image(png, image.astype(np.float32) / 255)
                     line.update(key=key, sha256=file_digest(png))
@@ -180,7 +183,7 @@ def _write_video(pipeline: Pipeline, clip: Path, out_dir: Path, *, window: int, 
             writer.release()
     (out_dir / ".video.mkv").replace(out_dir / "video.mkv")
     record = {"pipeline": pipeline.name, "clip": str(clip.resolve()), "frames_in_clip": count, "frame_rate": rate,
-              "window": window, "step": step, "share_registration": share, "roi": roi, "outputs": records,
+              "window": window, "step": step, "share_registration": share, "roi": roi, "scale": scale, "outputs": records,
               "seconds": round(time.perf_counter() - started, 4)}
     write_json(out_dir / "video.json", record)
     return record
@@ -198,7 +201,7 @@ def _follow(follower, roi: str | None, k: int, frame: np.ndarray):
 
 
 def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: range, t: int, previous: tuple | None,
-                  *, share: bool, device: str, roi: str | None, subsampling: str | None) -> dict:
+                  *, share: bool, device: str, roi: str | None, subsampling: str | None, scale: int) -> dict:
     """Output frame ``t`` from the frames ``held`` (those of ``frames_used``): its ``image``, its
     progress line (frame, seconds, frames registered afresh) and, with ``share``, the registration
     the next window may take from this one (``matrices``, ``left_out``; ``previous`` is this
@@ -208,7 +211,7 @@ def _solve_window(pipeline: Pipeline, clip: Path, held: deque, frames_used: rang
     names = [f"{clip.name}#{k}" for k, _ in held]
     result = run_frames(pipeline, np.stack([frame for _, frame in held]), names=names,
                         reference=t - frames_used.start, known=known, device=device, roi=roi,
-                        chroma_subsampling=subsampling)
+                        chroma_subsampling=subsampling, scale=scale)
     matrices, left_out = None, []
     if share and result.matrices is not None:
         matrices = result.matrices.tolist()

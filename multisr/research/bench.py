@@ -65,10 +65,11 @@ def _as_8_bit(images: np.ndarray) -> np.ndarray:
 
 
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
-                      outliers: int = 0, protocol: str = "sr", mosaic: str | None = None, device: str = "auto") -> dict:
+                      outliers: int = 0, protocol: str = "sr", mosaic: str | None = None, device: str = "auto",
+                      scale: int = SCALE) -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
     Gaussian ``noise`` or ``"camera"``) and score every pipeline; ``"target"`` is
-    :func:`multisr.research.bench_target.target_benchmark`'s.
+    :func:`multisr.research.bench_target.target_benchmark`'s. Bursts and pipelines at ``scale``.
 
     With ``mosaic`` (a Bayer pattern; the camera protocol, colour images), each burst is a RAW
     camera's, written as DNG files to a temporary folder and run from there as ``multisr run``
@@ -88,7 +89,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     if protocol == "target":
         from .bench_target import target_benchmark
 
-        return target_benchmark(data_dir, pipelines=pipelines, n=n, seed=seed, device=device)
+        return target_benchmark(data_dir, pipelines=pipelines, n=n, seed=seed, device=device, scale=scale)
     if mosaic and (protocol != "camera" or outliers):
         raise UserError(f"mosaic: expected the camera protocol without outliers, got protocol {protocol!r} and "
                         f"{outliers} outliers")
@@ -98,7 +99,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     for index, path in enumerate(progress_bar(files, desc="bench quality", unit="image", leave=False)):
         image, _ = read_image(path)
         options = {"noise": noise} if protocol == "sr" else {"mosaic": mosaic} if mosaic else {}
-        burst = simulate(image, protocol=protocol, n=n, seed=seed + index, **options)
+        burst = simulate(image, protocol=protocol, n=n, seed=seed + index, scale=scale, **options)
         row = {}
         if outliers:
             unrelated, _ = read_image(files[(index + 1) % len(files)])
@@ -117,7 +118,7 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
                      if all(k in r[p.name] for r in scored)} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
-                         "outliers": outliers, "mosaic": mosaic, "scale": SCALE}}
+                         "outliers": outliers, "mosaic": mosaic, "scale": scale}}
 
 
 def _score(pipeline, run_one, burst, names: list[str], row: dict) -> None:
@@ -147,7 +148,7 @@ def _memory_runner(burst, names: list[str], device: str):
     frames = _as_8_bit(burst.frames)
     subsampling = burst.settings.get("chroma_subsampling")  # the camera protocol's JPEG chroma
     return lambda pipeline: run_frames(pipeline, frames, names=names, reference=0, device=device,
-                                       chroma_subsampling=subsampling)
+                                       chroma_subsampling=subsampling, scale=burst.scale)
 
 
 def _folder_runner(burst, scratch: Path, device: str):
@@ -159,7 +160,7 @@ def _folder_runner(burst, scratch: Path, device: str):
     def run(pipeline) -> Result:
         out = scratch / pipeline.name
         record = run_pipeline(pipeline, scratch / "burst", out_dir=out, n=ALL_FRAMES, reference=0,
-                              cache_dir=scratch / "cache", device=device)
+                              cache_dir=scratch / "cache", device=device, scale=burst.scale)
         transforms = out / "transforms.json"  # written by the pipelines that register
         matrices = np.asarray(json.loads(transforms.read_text())["matrices"]) if transforms.exists() else None
         return Result(read_image(out / "result.png")[0], record, matrices)
@@ -215,18 +216,18 @@ def network_flop_rate(device: str = "cpu", *, size: tuple[int, int] = (1440, 192
     return _network_flops_per_pixel(model) * size[0] * size[1] / best
 
 
-def _speed_burst(width: int, height: int, n: int, folder: Path) -> None:
-    """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene."""
-    scene = licence_plate(width=SCALE * width + 80, height=SCALE * height + 80)
-    burst = simulate_burst(scene, n=n, seed=0)
+def _speed_burst(width: int, height: int, n: int, folder: Path, scale: int = SCALE) -> None:
+    """A burst of ``n`` frames of exactly ``width`` x ``height`` (LR) of the licence-plate scene, at ``scale``."""
+    scene = licence_plate(width=scale * width + 80, height=scale * height + 80)
+    burst = simulate_burst(scene, n=n, seed=0, scale=scale)
     burst.frames = burst.frames[:, :height, :width]
-    burst.truth = burst.truth[: SCALE * height, : SCALE * width]
+    burst.truth = burst.truth[: scale * height, : scale * width]
     save_burst(burst, folder)
 
 
 def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: int = DEFAULT_FRAMES, device: str = "auto",
-                    workdir: Path | None = None) -> dict:
-    """Time every pipeline on simulated ``n``-frame bursts of each LR ``(width, height)``.
+                    workdir: Path | None = None, scale: int = SCALE) -> dict:
+    """Time every pipeline on simulated ``n``-frame bursts of each LR ``(width, height)`` at ``scale``.
 
     Each run is a separate process (``multisr run --no-cache``), so its peak resident memory is
     its own (at least this process's size when it started it, about 0.4 GB: Linux counts the
@@ -241,7 +242,7 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
     from ..sr.weights import load_model
 
     torch_device = str(resolve_device(device))
-    flops_per_pixel = _network_flops_per_pixel(load_model())
+    flops_per_pixel = _network_flops_per_pixel(load_model(scale=scale))
     rows = []
     with (tempfile.TemporaryDirectory(dir=workdir) as tmp,
           progress_bar(total=len(sizes) * len(pipelines), desc="bench speed", unit="run", leave=False) as bar):
@@ -252,12 +253,14 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
             # forked, and simulating a large burst leaves this process large
             subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from multisr.research.bench import "
                             "_speed_burst; _speed_burst(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
-                            "Path(sys.argv[4]))", str(width), str(height), str(n), str(burst_dir)], check=True)
+                            "Path(sys.argv[4]), int(sys.argv[5]))", str(width), str(height), str(n), str(burst_dir),
+                            str(scale)], check=True)
             for name in pipelines:
                 bar.set_postfix_str(f"{width}x{height}: {name}")
                 out = Path(tmp) / f"{width}x{height}-{name}"
                 command = [sys.executable, "-c", "from multisr.cli import cli; cli()", "run", str(burst_dir), "--n",
-                           str(n), "--out", str(out), "--pipeline", name, "--device", torch_device, "--no-cache"]
+                           str(n), "--out", str(out), "--pipeline", name, "--device", torch_device, "--no-cache",
+                           "--scale", str(scale)]
                 # the run's messages go to a file: a pipe that nobody reads until the end would fill
                 with open(Path(tmp) / f"{width}x{height}-{name}.log", "w+") as log:
                     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
@@ -277,11 +280,11 @@ def speed_benchmark(*, sizes: list[tuple[int, int]], pipelines: list[str], n: in
                        "seconds": record["seconds"], "peak_mib": usage.ru_maxrss / 1024}
                 if "srcnn" in stages:
                     frames = 1 if "select_reference" in stages else n
-                    flops = flops_per_pixel * frames * 9 * width * height
+                    flops = flops_per_pixel * frames * scale**2 * width * height
                     row["srcnn_gflops"] = flops / stages["srcnn"] / 1e9
                 rows.append(row)
     # the network's own rate on one HR frame of the largest size, at most 1920x1440 (the rate is
     # flat beyond; a phone frame's 12000x9000 would take minutes)
-    network_size = (min(1440, SCALE * max(h for _, h in sizes)), min(1920, SCALE * max(w for w, _ in sizes)))
-    return {"device": torch_device, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9,
+    network_size = (min(1440, scale * max(h for _, h in sizes)), min(1920, scale * max(w for w, _ in sizes)))
+    return {"device": torch_device, "scale": scale, "matmul_gflops": matmul_flop_rate(torch_device) / 1e9,
             "network_gflops": network_flop_rate(torch_device, size=network_size) / 1e9, "n": n, "rows": rows}

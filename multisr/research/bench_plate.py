@@ -28,11 +28,11 @@ DEFAULT_WIDTHS = (20, 28, 36, 48)  # LR pixels
 NOT_ON_PLATES = str.maketrans("IOQ", "100")  # the letters random_plate never draws, read as digits
 
 
-def _cut(image: np.ndarray, box, origin=(0, 0)) -> np.ndarray:
-    """``box`` (LR pixels) of an HR ``image`` whose top-left pixel is LR ``origin``."""
+def _cut(image: np.ndarray, box, scale: int, origin=(0, 0)) -> np.ndarray:
+    """``box`` (LR pixels) of an HR ``image`` at ``scale`` whose top-left pixel is LR ``origin``."""
     x, y, w, h = box
-    left, top = SCALE * (x - origin[0]), SCALE * (y - origin[1])
-    return image[top : top + SCALE * h, left : left + SCALE * w]
+    left, top = scale * (x - origin[0]), scale * (y - origin[1])
+    return image[top : top + scale * h, left : left + scale * w]
 
 
 def _in_plate_alphabet(text: str) -> str:
@@ -54,11 +54,11 @@ def _score(image: np.ndarray, text: str, plate: np.ndarray, truth_plate: np.ndar
 
 
 def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, widths=DEFAULT_WIDTHS,
-                    plates: int = 12, on_a_car: bool = False, device: str = "auto") -> dict:
+                    plates: int = 12, on_a_car: bool = False, device: str = "auto", scale: int = SCALE) -> dict:
     """``plates`` plates at each width of ``widths`` (the same strings and backgrounds at every
     width: plate ``i`` crosses ``data_dir``'s image ``i`` modulo their count, seed ``seed + i``;
     with ``on_a_car``, on the rear of a car),
-    through every pipeline without a box and, for those that register, with the user's box
+    through every pipeline at ``scale`` without a box and, for those that register, with the user's box
     (``"<name>+roi"``); ``truth`` reads frame 0's HR picture, ``vote`` each frame's single-image SR.
     Returns ``{"widths": {width: {"plates": [...], "mean": {column: {"exact", "characters",
     "plate_psnr"}}}}, "settings"}``; ``exact`` and ``characters`` are fractions in [0, 1]."""
@@ -73,27 +73,27 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
         rows = []
         for index in range(plates):
             burst, plate = simulate_plate_burst(backgrounds[index % len(backgrounds)], width=width, n=n,
-                                                seed=seed + index, on_a_car=on_a_car)
+                                                seed=seed + index, on_a_car=on_a_car, scale=scale)
             text, box, user = plate.text, burst.settings["plate_box"], burst.settings["user_box"]
-            truth_plate = _cut(burst.truth, box)
+            truth_plate = _cut(burst.truth, box, scale)
             frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
             names = [f"frame_{k:03d}" for k in range(n)]
             row = {"text": text, "layout": plate.layout, "background": files[index % len(files)].name,
-                   "box": box, "user_box": user, "truth": _score(_cut(burst.truth, user), text, truth_plate, truth_plate)}
+                   "box": box, "user_box": user, "truth": _score(_cut(burst.truth, user, scale), text, truth_plate, truth_plate)}
             for pipeline in loaded:
                 try:
                     whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
-                                       chroma_subsampling="4:2:0").image
-                    row[pipeline.name] = _score(_cut(whole, user), text, _cut(whole, box), truth_plate)
+                                       chroma_subsampling="4:2:0", scale=scale).image
+                    row[pipeline.name] = _score(_cut(whole, user, scale), text, _cut(whole, box, scale), truth_plate)
                     if pipeline.name in ONE_FRAME:
                         continue
                     boxed = run_frames(pipeline, frames, names=names, reference=0, device=device,
-                                       roi=",".join(map(str, user)), chroma_subsampling="4:2:0")
-                    row[f"{pipeline.name}+roi"] = _score(boxed.image, text, _cut(boxed.image, box, user[:2]),
+                                       roi=",".join(map(str, user)), chroma_subsampling="4:2:0", scale=scale)
+                    row[f"{pipeline.name}+roi"] = _score(boxed.image, text, _cut(boxed.image, box, scale, user[:2]),
                                                          truth_plate)
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
                         kept = [names.index(name) for name in boxed.record["target"]["frames"]]
-                        voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), device="cpu")
+                        voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), scale=scale, device="cpu")
                         row["vote"] = _judged(voted, text)
                 except UserError as error:
                     row[f"{pipeline.name}+roi" if pipeline.name in row else pipeline.name] = {"error": str(error)}
@@ -112,5 +112,5 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                 mean[column]["plate_psnr"] = float(np.mean(psnrs))
         result[str(width)] = {"plates": rows, "mean": mean}
     bar.close()
-    return {"widths": result, "settings": {"protocol": "plate", "n": n, "seed": seed, "scale": SCALE,
+    return {"widths": result, "settings": {"protocol": "plate", "n": n, "seed": seed, "scale": scale,
                                            "plates": plates, "widths": list(widths), "on_a_car": on_a_car}}

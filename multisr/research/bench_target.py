@@ -42,13 +42,15 @@ def target_registration_error(estimated: np.ndarray, truth: np.ndarray, box) -> 
     return float(np.sqrt(np.mean(np.square(errors))))
 
 
-def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, device: str = "auto") -> dict:
+def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, device: str = "auto",
+                     scale: int = SCALE) -> dict:
     """A target burst per image of ``data_dir`` (the target; the folder's next image is the
     background; seed ``seed + index``) through every pipeline, with reference frame 0: without a
     box, scored inside the target's box (``target_psnr``) and on the rest of the frame
     (``background_psnr``); with the box (``"<name>+roi"``, for the pipelines that register),
     ``target_psnr`` and the target's registration error (``registration_px``, RMS over the box's
-    pixels and the frames kept). PSNR of the 8-bit Y against frame 0's truth, in dB."""
+    pixels and the frames kept). PSNR of the 8-bit Y against frame 0's truth, in dB; bursts and
+    pipelines at ``scale``."""
     loaded = [load_pipeline(name) for name in pipelines]
     files = list_images(Path(data_dir))
     if len(files) < 2:
@@ -57,10 +59,10 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
     rows = {}
     for index, path in enumerate(progress_bar(files, desc="bench target", unit="image", leave=False)):
         burst = simulate_target_burst(read_image(path)[0], read_image(files[(index + 1) % len(files)])[0], n=n,
-                                      seed=seed + index)
+                                      seed=seed + index, scale=scale)
         box = tuple(burst.settings["target_box"])
         x, y, w, h = box
-        inside = (slice(SCALE * y, SCALE * (y + h)), slice(SCALE * x, SCALE * (x + w)))
+        inside = (slice(scale * y, scale * (y + h)), slice(scale * x, scale * (x + w)))
         background = np.zeros(burst.truth.shape[:2], bool)
         background[SHAVE:-SHAVE, SHAVE:-SHAVE] = True
         background[inside] = False
@@ -72,17 +74,17 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
         for pipeline in loaded:
             try:
                 whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
-                                   chroma_subsampling=subsampling).image
+                                   chroma_subsampling=subsampling, scale=scale).image
                 row[pipeline.name] = {"target_psnr": psnr_where(whole[inside], burst.truth[inside],
-                                                                 np.ones((SCALE * h, SCALE * w), bool)),
+                                                                 np.ones((scale * h, scale * w), bool)),
                                       "background_psnr": psnr_where(whole, burst.truth, background)}
                 if pipeline.name in ONE_FRAME:
                     continue
                 boxed = run_frames(pipeline, frames, names=names, reference=0, device=device, roi=",".join(map(str, box)),
-                                   chroma_subsampling=subsampling)
+                                   chroma_subsampling=subsampling, scale=scale)
                 kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                 row[f"{pipeline.name}+roi"] = {
-                    "target_psnr": psnr_where(boxed.image, burst.truth[inside], np.ones((SCALE * h, SCALE * w), bool)),
+                    "target_psnr": psnr_where(boxed.image, burst.truth[inside], np.ones((scale * h, scale * w), bool)),
                     "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], box),
                     "left_out": [e["frame"] for e in boxed.record["excluded"]]}
             except UserError as error:
@@ -95,4 +97,4 @@ def target_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int,
     mean = {c: {key: float(np.mean([r[c][key] for r in scored])) for key in scored[0][c] if key != "left_out"}
             for c in columns}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
-            "settings": {"protocol": "target", "n": n, "seed": seed, "scale": SCALE}}
+            "settings": {"protocol": "target", "n": n, "seed": seed, "scale": scale}}

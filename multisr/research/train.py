@@ -30,7 +30,7 @@ from ..storage.files import atomic_output
 from ..storage.folders import list_images
 from ..storage.io import read_image
 from .evaluate import evaluation_pair, true_luma
-from .simulate import PROTOCOLS, simulate
+from .simulate import simulate
 
 __all__ = ["make_patches", "make_restoration_patches", "restoration_patches_kept", "make_optimizer", "train"]
 
@@ -69,11 +69,11 @@ def make_patches(folder: Path, *, scale: int = SCALE, patch: int = 33, stride: i
     return _stack(inputs, labels, folder, patch)
 
 
-def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, seed: int = 0, patch: int = 33,
-                             stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
+def make_restoration_patches(folder: Path, *, scale: int = SCALE, n: int = 20, protocols=("sr", "camera"), seed: int = 0,
+                             patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
     """Sub-images of multi-frame reconstructions, for training the restoration network.
 
-    Image ``i`` of ``folder`` becomes one simulated 3x burst of ``n`` frames per protocol
+    Image ``i`` of ``folder`` becomes one simulated burst at ``scale`` of ``n`` frames per protocol
     (seed ``seed + i``), solved by the ``multiframe`` pipeline's stages before ``restore``
     (:func:`multisr.runs.engine.run_frames`, reference frame 0: the one the truth is of), so that the
     network learns on what it is given at run time. Images on which fewer than two frames
@@ -92,8 +92,8 @@ def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, 
         image, _ = read_image(path)
         for protocol in protocols:
             try:
-                burst = simulate(image, protocol=protocol, n=n, seed=seed + index)
-                solved = luma(run_frames(solve, burst.frames, reference=0).image)
+                burst = simulate(image, protocol=protocol, n=n, seed=seed + index, scale=scale)
+                solved = luma(run_frames(solve, burst.frames, reference=0, scale=scale).image)
             except UserError:  # too small for this protocol's margins, or fewer than 2 frames register
                 continue
             if min(burst.truth.shape[:2]) < patch:
@@ -104,14 +104,14 @@ def make_restoration_patches(folder: Path, *, n: int = 20, protocols=PROTOCOLS, 
     return _stack(inputs, labels, folder, patch)
 
 
-def restoration_patches_kept(folder: Path, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`make_restoration_patches` with its defaults, kept in ``workdir/restoration-patches.npz``
-    so that a resumed training skips the solves (minutes for T91)."""
+def restoration_patches_kept(folder: Path, workdir: Path, *, scale: int = SCALE) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_restoration_patches` at ``scale`` with its other defaults, kept in
+    ``workdir/restoration-patches.npz`` so that a resumed training skips the solves (minutes for T91)."""
     kept = Path(workdir) / "restoration-patches.npz"
     if kept.exists():
         with np.load(kept) as saved:
             return saved["inputs"], saved["labels"]
-    inputs, labels = make_restoration_patches(folder)
+    inputs, labels = make_restoration_patches(folder, scale=scale)
     with atomic_output(kept) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, inputs=inputs, labels=labels)
     return inputs, labels

@@ -4,14 +4,13 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
-from ..params import SCALE
 from ..storage.cachedir import cache_name, make_room
 
 __all__ = ["bytes_to_write", "check_disk"]
 
 
-def bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int:
-    """About how many bytes a run on frames of ``frames_shape`` writes under its folder at most:
+def bytes_to_write(steps: list, frames_shape: tuple, *, scale: int, use_cache: bool) -> int:
+    """About how many bytes a run on frames of ``frames_shape`` at ``scale`` writes under its folder at most:
     with the cache, every stage entry (the frames, each stack of high-resolution frames, the
     result); without it, the two stacks and the mask that the scratch folder holds at once."""
     count, height, width = frames_shape[:3]
@@ -22,10 +21,10 @@ def bytes_to_write(steps: list, frames_shape: tuple, *, use_cache: bool) -> int:
         if stage.name == "select_reference":
             count = 1
         if stage.uses_workspace:
-            stacks.append(count * SCALE**2 * frame_bytes)
-            masks += count * SCALE**2 * height * width if "valid" in stage.writes else 0
+            stacks.append(count * scale**2 * frame_bytes)
+            masks += count * scale**2 * height * width if "valid" in stage.writes else 0
         elif "result" in stage.writes and use_cache:
-            total += SCALE**2 * frame_bytes
+            total += scale**2 * frame_bytes
     if use_cache:
         return total + sum(stacks) + masks
     return sum(sorted(stacks)[-2:]) + masks  # a stage's input stack and its output

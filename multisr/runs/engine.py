@@ -35,7 +35,7 @@ class Result:
     """What a pipeline made of a burst in memory (:func:`run_frames`).
 
     Attributes:
-        image: ``(3h, 3w[, 3])`` float32, the pipeline's output as its last stage made it (not
+        image: ``(sh, sw[, 3])`` float32 (``s`` the scale), the pipeline's output as its last stage made it (not
             clipped; ``multisr.storage.io.to_uint`` gives what ``result.png`` would hold).
         record: the run record, as ``run.json`` holds it (without the result's digest).
         matrices: ``(N, 3, 3)`` registration of the frames (as ``transforms.json``), or ``None``
@@ -51,7 +51,7 @@ class Result:
 def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | None = None, bit_depth: int = 8,
                reference: int | str = DEFAULT_REFERENCE, known: np.ndarray | None = None, use_cache: bool = False,
                cache_dir: Path | None = None, device: str = "auto", roi: str | None = None,
-               chroma_subsampling: str | None = None) -> Result:
+               chroma_subsampling: str | None = None, scale: int = SCALE) -> Result:
     """Run ``pipeline`` on a burst in memory, ``frames`` ``(N, h, w[, 3])`` float in [0, 1] (named
     ``names``, by default ``frame_000`` ...), with no run folder: the same stages, in the same
     order, as :func:`multisr.runs.runner.run_pipeline` on those frames read from files. With
@@ -60,13 +60,14 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     removed before returning. ``known``: registration matrices already known for some frames
     (:func:`multisr.registration.burst.register_burst`). ``roi``: ``"X,Y,W,H"``, a box in the
     reference frame's pixels (then ``reference`` must be an index): the target in it is tracked
-    through the burst and the result is the box at 3x (:mod:`multisr.registration.tracking`).
+    through the burst and the result is the box at ``scale`` x (:mod:`multisr.registration.tracking`).
     ``chroma_subsampling``: how the frames' chroma was stored, where known (``"4:2:0"`` for
     frames decoded from JPEG files or most videos), as ``run.json``'s ``source`` records it for
     files (``multiframe`` models 4:2:0 chroma).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
+    scale = STAGES["load"].params["scale"].check("scale", scale)
     torch_device = resolve_device(device)
     frames = np.ascontiguousarray(frames, dtype=np.float32)
     names = list(names) if names is not None else [f"frame_{k:03d}" for k in range(len(frames))]
@@ -79,12 +80,13 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                   + (b"" if known is None else known.tobytes()))
     digest = hasher.hexdigest()
     source = Stage("memory", "1", (), STAGES["load"].writes,
-                   lambda *, reference: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
-                                         "source": {"in_memory": True, "sha256": digest,
-                                                    "chroma_subsampling": chroma_subsampling}, "known": known,
-                                         "alpha": None, "mosaic": None, "colours": None, "target": None},
-                   {"reference": STAGES["load"].params["reference"]}, lambda params: digest)
-    steps = [(source, {"reference": reference}), *target_steps(roi, reference), *pipeline.steps]
+                   lambda *, reference, scale: {**burst_artifacts(frames, names, bit_depth=bit_depth, reference=reference),
+                                                "source": {"in_memory": True, "sha256": digest,
+                                                           "chroma_subsampling": chroma_subsampling}, "known": known,
+                                                "alpha": None, "mosaic": None, "colours": None, "target": None,
+                                                "scale": scale},
+                   {name: STAGES["load"].params[name] for name in ("reference", "scale")}, lambda params: digest)
+    steps = [(source, {"reference": reference, "scale": scale}), *target_steps(roi, reference), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
             (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
         store, records = run_steps(steps, None, cache=cache, scratch=None if use_cache else Path(scratch) / "stacks",
@@ -104,7 +106,8 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
     records = []
     for index, (stage, params) in enumerate(steps):  # load_pipeline has checked that every read is written before
         if index == 1:  # the frames are loaded: check the disk has room for what the run will write
-            needed = bytes_to_write(steps, store["frames"].get().shape, use_cache=use_cache)
+            needed = bytes_to_write(steps, store["frames"].get().shape, scale=store["scale"].get(),
+                                    use_cache=use_cache)
             check_disk(cache if use_cache else scratch.parent, needed, use_cache=use_cache, limit=max_disk_bytes,
                         own_entries=[cache / steps[0][0].name / records[0]["key"]] if use_cache else [])
             store["disk_bytes"] = Artifact("disk_bytes", needed)
@@ -180,7 +183,7 @@ def full_frame_matrices(store: dict) -> np.ndarray:
 
 def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
     """The pipeline's output: the ``result`` artifact, or the one high-resolution frame left; with
-    a box, its part of it (the box at 3x)."""
+    a box, its part of it (the box at the run's scale)."""
     if "result" in store:
         result = store["result"].get()
     elif "hr" in store and len(store["hr"].get()) == 1:
@@ -191,7 +194,8 @@ def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
     if store["target"].get() is None:
         return result
     x, y, w, h = box_in_window(store)
-    return result[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
+    scale = store["scale"].get()
+    return result[scale * y : scale * (y + h), scale * x : scale * (x + w)]
 
 
 def box_in_window(store: dict) -> tuple[int, int, int, int]:
@@ -218,7 +222,7 @@ def record_of(pipeline: Pipeline, store: dict, records: list, torch_device, star
         "reference_index": burst["reference"],
         "source": store["source"].get(),
         "parameters": {"frames": source.get("folder", "in memory"), "n": burst["frames"], "reference": source["reference"],
-                       "scale": SCALE, "stages": {r["name"]: r["params"] for r in records}},
+                       "scale": store["scale"].get(), "stages": {r["name"]: r["params"] for r in records}},
         "device": str(torch_device),
         "versions": _versions(),
         "stages": records,

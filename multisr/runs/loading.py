@@ -136,7 +136,7 @@ def _no_mosaic_reason(files: list[Path], raws: list) -> str:
     return "the frames' mosaics differ"
 
 
-def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -> dict:
+def load_burst(*, folder: str, n: int | str, start: int, reference: int | str, scale: int) -> dict:
     """The ``load`` stage: frames ``start`` to ``start + n - 1`` (``n`` ``"all"``: to the last) of
     a folder of images or a video file, upright by their EXIF orientation, with their ``source``
     (where they came from; for a folder also the files passed over, each frame's EXIF
@@ -144,13 +144,13 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
     frames what the reference's file said: pattern, levels, white balance, colour matrix). RAW
     frames also give their ``mosaic`` ``(N, h, w)`` and its ``colours`` ``(h, w)``
     (:class:`multisr.storage.raw.RawFrame`; ``None`` for other frames, and for RAW frames whose
-    mosaics differ in layout)."""
+    mosaics differ in layout). ``scale`` is the run's magnification, handed on to the stages."""
     if is_video(Path(folder)):
         frames, source = read_video(Path(folder), start=start, count=None if n == ALL_FRAMES else n,
                                     budget=memory_budget())
         names = [f"{Path(folder).name}#{start + k}" for k in range(len(frames))]
         return {**burst_artifacts(frames, names, bit_depth=8, reference=reference), "source": source, "known": None,
-                "alpha": None, "mosaic": None, "colours": None, "target": None}
+                "alpha": None, "mosaic": None, "colours": None, "target": None, "scale": scale}
     files, listing = _selected(folder, n, start)
     _check_memory(files)
     frames, pictures, raws = _decoded(files)
@@ -172,7 +172,7 @@ def load_burst(*, folder: str, n: int | str, start: int, reference: int | str) -
         if mosaic is None:  # said on the console too (multisr run): the burst's own demosaicing is off
             source["raw"]["no_mosaic"] = _no_mosaic_reason(files, raws)
     return {**artifacts, "source": source, "known": None, "alpha": alpha, "mosaic": mosaic, "colours": colours,
-            "target": None}
+            "target": None, "scale": scale}
 
 
 def burst_artifacts(frames: np.ndarray, names: list[str], *, bit_depth: int, reference: int | str) -> dict:

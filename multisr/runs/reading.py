@@ -22,33 +22,33 @@ def reading_record(reading: Reading) -> dict:
 
 
 def frame_vote(frames: np.ndarray, matrices: np.ndarray, box: tuple[int, int, int, int], *,
-               model: str = DEFAULT_MODEL, device: str = "cpu") -> tuple[Reading, list[Reading]]:
+               model: str = DEFAULT_MODEL, scale: int = SCALE, device: str = "cpu") -> tuple[Reading, list[Reading]]:
     """Each frame's reading of the box and their vote (:func:`multisr.imaging.ocr.vote`).
 
     ``frames`` ``(N, H, W[, 3])`` float in [0, 1]: the frames the target was found in;
     ``matrices`` ``(N, 3, 3)``: the target's motion, the reference's pixels -> frame k's;
     ``box`` ``(x, y, w, h)`` in the reference's pixels. Each frame is resampled onto the
-    reference's box (with :data:`VOTE_MARGIN` pixels around it), enlarged 3x by single-image SR
+    reference's box (with :data:`VOTE_MARGIN` pixels around it), enlarged ``scale`` x by single-image SR
     (``model``), cut to the box and read. Returns ``(vote, readings)``, one reading a frame."""
     x, y, w, h = box
-    network = load_model(model, scale=SCALE, device=device)
+    network = load_model(model, scale=scale, device=device)
     to_window = similarity_matrix(shift=(x - VOTE_MARGIN, y - VOTE_MARGIN))  # window pixels -> reference's
     shape = (h + 2 * VOTE_MARGIN, w + 2 * VOTE_MARGIN)
-    inner = (slice(SCALE * VOTE_MARGIN, SCALE * (VOTE_MARGIN + h)), slice(SCALE * VOTE_MARGIN, SCALE * (VOTE_MARGIN + w)))
+    inner = (slice(scale * VOTE_MARGIN, scale * (VOTE_MARGIN + h)), slice(scale * VOTE_MARGIN, scale * (VOTE_MARGIN + w)))
     readings = []
     for frame, matrix in zip(frames, matrices):
         window, _ = warp(np.asarray(frame, np.float32), matrix @ to_window, shape)
-        readings.append(read_text(super_resolve(np.clip(window, 0, 1), network)[inner]))
+        readings.append(read_text(super_resolve(np.clip(window, 0, 1), network, scale=scale)[inner]))
     return vote(readings), readings
 
 
 def read_target(result: np.ndarray, windows: np.ndarray, matrices: np.ndarray, box: tuple[int, int, int, int], *,
-                device: str = "cpu") -> dict:
+                scale: int = SCALE, device: str = "cpu") -> dict:
     """What a run with a box says the plate reads, as ``run.json``'s ``reading`` keeps it:
-    ``{"result": the OCR's reading of ``result`` (the box at 3x), "vote": the vote over the
+    ``{"result": the OCR's reading of ``result`` (the box at ``scale`` x), "vote": the vote over the
     frames' own readings, "frames": each frame's text}``. ``windows`` ``(N, h, w[, 3])``: the
     frames cut around the target; ``matrices`` ``(N, 3, 3)``: the reference window's pixels ->
     window k's; ``box`` in the reference window's pixels."""
-    voted, readings = frame_vote(windows, matrices, box, device=device)
+    voted, readings = frame_vote(windows, matrices, box, scale=scale, device=device)
     return {"result": reading_record(read_text(np.clip(result, 0, 1))), "vote": reading_record(voted),
             "frames": [r.text for r in readings]}

@@ -39,6 +39,7 @@ def run_pipeline(
     max_disk_bytes: int | None = None,
     roi: str | None = None,
     read: bool = False,
+    scale: int = SCALE,
 ) -> dict:
     """Run ``pipeline`` on ``n`` frames of ``frames_dir`` (a folder of images in natural order, or a
     video file) from frame ``start`` on (``n`` ``"all"``: every frame from there); write the run
@@ -58,18 +59,19 @@ def run_pipeline(
     (:func:`multisr.registration.frame_selection.sharpest_frame`); ``run.json``'s ``reference_frame`` names it.
     ``roi``: ``"X,Y,W,H"``, a box in the reference frame's pixels (``reference`` an index): the
     target in it is tracked through the burst (it may move on its own), every stage works on
-    windows around it, and ``result.png`` is the box at 3x, the same pixels as
-    ``[3Y:3(Y+H), 3X:3(X+W)]`` of a whole-frame result; ``transforms.json`` holds the target's
+    windows around it, and ``result.png`` is the box at ``scale`` x (2, 3 or 4), the same pixels
+    as ``[sY:s(Y+H), sX:s(X+W)]`` of a whole-frame result; ``transforms.json`` holds the target's
     motion and ``run.json`` the box (``target``).
     """
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
     n = STAGES["load"].params["n"].check("n", n)
+    scale = STAGES["load"].params["scale"].check("scale", scale)
     max_pixels()  # the environment's limit is checked though the frames may come from the stage cache
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)
     steps = [(STAGES["load"], {"folder": str(Path(frames_dir).resolve()), "n": n, "start": start,
-                               "reference": reference})]
+                               "reference": reference, "scale": scale})]
     steps += [*target_steps(roi, reference), *pipeline.steps]
     if read and roi is None:
         raise UserError("--read: expected a box to read (--roi X,Y,W,H around the plate), got none")
@@ -102,7 +104,7 @@ def _reading(store: dict, result: np.ndarray) -> dict:
     (the register stage's where the pipeline registers, else the tracker's) and the box in the
     reference window's pixels."""
     matrices = store["matrices"].get() if "matrices" in store else store["known"].get()
-    return read_target(result, store["frames"].get(), matrices, box_in_window(store))
+    return read_target(result, store["frames"].get(), matrices, box_in_window(store), scale=store["scale"].get())
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,
@@ -118,9 +120,9 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     ``read``, ``run.json``'s ``reading`` is what the OCR reads in the box
     (:func:`multisr.runs.reading.read_target`)."""
     result = result_of(pipeline, store)
-    names, reference = store["names"].get(), store["reference"].get()
+    names, reference, scale = store["names"].get(), store["reference"].get(), store["scale"].get()
     target = store["target"].get()
-    transforms = ({"reference": reference, "scale": SCALE, "frames": names, "matrices": full_frame_matrices(store).tolist()}
+    transforms = ({"reference": reference, "scale": scale, "frames": names, "matrices": full_frame_matrices(store).tolist()}
                   if "matrices" in store else None)
     if transforms is not None and target is not None:
         transforms["roi"] = target["roi"]
@@ -131,10 +133,10 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     raw = "raw" in store["source"].get()  # RAW frames: a TIFF too
     alpha = store["alpha"].get()
     if alpha is not None:
-        alpha = np.clip(upscale(alpha, SCALE), 0.0, 1.0)
+        alpha = np.clip(upscale(alpha, scale), 0.0, 1.0)
         if target is not None:
             x, y, w, h = target["roi"]
-            alpha = alpha[SCALE * y : SCALE * (y + h), SCALE * x : SCALE * (x + w)]
+            alpha = alpha[scale * y : scale * (y + h), scale * x : scale * (x + w)]
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)
     if not use_cache:

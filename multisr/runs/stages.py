@@ -10,14 +10,15 @@ that flow through a run:
   to a target's windows) uint8, else ``None``; ``names``: their file names (``clip.mp4#K`` for frame K of a video); ``source``:
   where they came from (the folder or file, the first frame, the count; a video's decoded digest);
   ``bit_depth``: 8 or 16; ``reference``: index of the reference frame (``load`` takes an index,
-  or ``"sharpest"``: :func:`multisr.registration.frame_selection.sharpest_frame`).
+  or ``"sharpest"``: :func:`multisr.registration.frame_selection.sharpest_frame`); ``scale``: the
+  magnification ``s`` (2, 3 or 4; ``load``'s parameter, so every later stage's cache key holds it).
 - ``matrices``: ``(N, 3, 3)`` registration, reference LR coordinates -> frame k's (geometry
   contract); ``registration``: per-frame scores and the reasons frames were left out.
-- ``hr``: ``(N, 3h, 3w[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
-  ``valid``: ``(N, 3h, 3w)`` bool, False where a re-aligned frame has no real sample. Both are
+- ``hr``: ``(N, sh, sw[, 3])`` float32 high-resolution frames (after upscale, SRCNN, realign);
+  ``valid``: ``(N, sh, sw)`` bool, False where a re-aligned frame has no real sample. Both are
   :class:`~multisr.storage.stacks.Stack` files that the stages read and write in bands of rows, so a
   run's memory does not grow with the frame size.
-- ``result``: ``(3h, 3w[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
+- ``result``: ``(sh, sw[, 3])`` float32, the pipeline's output (``fuse`` or ``reconstruct``);
   ``reconstruct`` also writes ``matrices`` again, refined against its solution, and ``solve``
   (the PSF it used, the cross-validation errors, the fraction of each frame's samples kept);
   ``restore`` runs a network trained on reconstructions over the result's Y.
@@ -35,7 +36,7 @@ from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from ..imaging.develop import develop, undevelop
 from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
-from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, Param, check_frame_count, check_reference, defaults_from
+from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference, defaults_from
 from ..progress import progress_bar
 from ..reconstruction.agreement import agreeing_samples, repeated_rows
 from ..reconstruction.chroma import SUBSAMPLINGS
@@ -46,7 +47,7 @@ from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from ..registration.tracking import check_roi, cut_to_target, parse_roi, small_box, track_target
 from ..sr.inference import sharpen_frames
-from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
+from ..sr.weights import DEFAULT_MODEL, load_model, weights_files
 from ..storage.files import file_digest
 from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
@@ -140,41 +141,41 @@ def _select_reference(*, frames, reference, names) -> dict:
     return {"frames": frames[reference : reference + 1], "names": [names[reference]], "reference": 0}
 
 
-def _upscale(*, frames, kernel, workspace) -> dict:
+def _upscale(*, frames, scale, kernel, workspace) -> dict:
     count, height, width = frames.shape[:3]
-    hr = Stack.create(workspace / "hr.npy", (count, SCALE * height, SCALE * width, *frames.shape[3:]))
-    rows = max(1, band_rows(SCALE * width, workers=workers()) // SCALE)  # LR rows a band
+    hr = Stack.create(workspace / "hr.npy", (count, scale * height, scale * width, *frames.shape[3:]))
+    rows = max(1, band_rows(scale * width, workers=workers()) // scale)  # LR rows a band
 
     def one(item: tuple[int, int]) -> None:  # a band, with the kernel's reach of its neighbours' rows
         k, top = item
         bottom = min(top + rows, height)
         above, below = max(0, top - UPSCALE_MARGIN), min(height, bottom + UPSCALE_MARGIN)
-        band = upscale(frames[k, above:below], SCALE, kernel=kernel)
-        hr[k, SCALE * top : SCALE * bottom] = band[SCALE * (top - above) : SCALE * (bottom - above)]
+        band = upscale(frames[k, above:below], scale, kernel=kernel)
+        hr[k, scale * top : scale * bottom] = band[scale * (top - above) : scale * (bottom - above)]
 
     in_threads(one, [(k, top) for k in range(count) for top in range(0, height, rows)])
     return {"hr": hr}
 
 
-def _srcnn(*, hr, model, batch_size, device, workspace) -> dict:
-    network = load_model(model, scale=SCALE, device=str(device))
+def _srcnn(*, hr, scale, model, batch_size, device, workspace) -> dict:
+    network = load_model(model, scale=scale, device=str(device))
     sharpened = Stack.create(workspace / "hr.npy", hr.shape)
     with progress_bar(total=len(hr), desc="srcnn", unit="frame", leave=False) as bar:
         sharpen_frames(hr, network, batch_size=batch_size, progress=bar.update, out=sharpened)
     return {"hr": sharpened}
 
 
-def _restore(*, result, model, device) -> dict:
-    network = load_model(model, scale=SCALE, device=str(device))
+def _restore(*, result, scale, model, device) -> dict:
+    network = load_model(model, scale=scale, device=str(device))
     # in place (see Stage): a 4000x3000 result is 1.3 GB
     return {"result": sharpen_frames(result[None], network, out=result[None])[0]}
 
 
 def _srcnn_fingerprint(params: dict) -> str:
-    return file_digest(weights_path(params["model"]))
+    return "".join(file_digest(path) for path in weights_files(params["model"]) if path.is_file())
 
 
-def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dict:
+def _realign(*, hr, frames, scale, reference, matrices, registration, workspace) -> dict:
     """Every SR frame warped onto the reference's HR grid; ``valid`` is False where a frame has no
     real sample, and where it disagrees with the reference by more than noise and a small
     misregistration explain (:func:`multisr.reconstruction.agreement.frame_weights` on the LR frames: something
@@ -182,7 +183,7 @@ def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dic
     count, height, width = hr.shape[:3]
     aligned = Stack.create(workspace / "hr.npy", hr.shape)
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
-    matrices_hr = to_high_resolution(matrices, SCALE)
+    matrices_hr = to_high_resolution(matrices, scale)
     rows = band_rows(width, workers=workers())
     agreeing, moving = agreeing_samples(frames, matrices, registration, reference)
 
@@ -192,7 +193,7 @@ def _realign(*, hr, frames, reference, matrices, registration, workspace) -> dic
         band, inside = warp_rows(lambda first, stop: hr[k, first:stop], (height, width), matrices_hr[k], width,
                                  (top, bottom))
         aligned[k, top:bottom] = band
-        agrees, _ = warp_rows(lambda first, stop: repeated_rows(agreeing[k], first, stop, SCALE), (height, width),
+        agrees, _ = warp_rows(lambda first, stop: repeated_rows(agreeing[k], first, stop, scale), (height, width),
                               matrices_hr[k], width, (top, bottom))
         valid[k, top:bottom] = inside & (agrees > 0.5) & (not registration[k].excluded)
 
@@ -204,7 +205,7 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
+def _reconstruct(*, frames, scale, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
                  refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     # a small target's motion is the tracker's: the solve's refinement would fit the window, mostly the
@@ -234,7 +235,7 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     demosaicked = burst_mosaic is not None
     with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct",
                       unit="solve", leave=False) as bar:
-        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=SCALE, psf=psf,
+        solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=scale, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
                                             chroma_subsampling=modelled, mosaic=burst_mosaic, progress=bar.update)
@@ -258,7 +259,7 @@ def _reconstruct(*, frames, matrices, registration, reference, mosaic, colours, 
     del solved
     reference_chroma = rgb_to_ycbcr(frames[reference])
     for channel in (1, 2):  # one high-resolution channel at a time
-        ycbcr[..., channel] = upscale(reference_chroma[..., channel], SCALE)
+        ycbcr[..., channel] = upscale(reference_chroma[..., channel], scale)
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
@@ -266,10 +267,11 @@ STAGES = {
     stage.name: stage
     for stage in [
         Stage("load", "8", (), ("frames", "names", "bit_depth", "reference", "source", "known", "alpha", "mosaic",
-                                "colours", "target"), load_burst,
+                                "colours", "target", "scale"), load_burst,
               {"folder": Param(str, default=""), "n": Param((int, str), check_frame_count, default=DEFAULT_FRAMES),
                "start": Param(int, low=0, default=0),
-               "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE)},
+               "reference": Param((int, str), check_reference, default=DEFAULT_REFERENCE),
+               "scale": Param(int, SCALES, default=SCALE)},
               burst_fingerprint),
         Stage("register", "8", ("frames", "reference", "names", "known"), ("matrices", "registration"), _register,
               defaults_from(register_burst, {
@@ -283,18 +285,18 @@ STAGES = {
               _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
               _select_reference),
-        Stage("upscale", "3", ("frames",), ("hr",), _upscale, defaults_from(upscale, {"kernel": Param(str, KERNELS)}),
+        Stage("upscale", "3", ("frames", "scale"), ("hr",), _upscale, defaults_from(upscale, {"kernel": Param(str, KERNELS)}),
               uses_workspace=True),
-        Stage("srcnn", "4", ("hr",), ("hr",), _srcnn,
+        Stage("srcnn", "4", ("hr", "scale"), ("hr",), _srcnn,
               {"model": Param(str, default=DEFAULT_MODEL), "batch_size": Param(int, low=1, high=1024, default=4)},
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
-        Stage("realign", "5", ("hr", "frames", "reference", "matrices", "registration"), ("hr", "valid", "moving"),
+        Stage("realign", "5", ("hr", "frames", "scale", "reference", "matrices", "registration"), ("hr", "valid", "moving"),
               _realign,
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "15", ("frames", "matrices", "registration", "reference", "mosaic", "colours", "source",
-                                    "target"),
+        Stage("reconstruct", "16", ("frames", "scale", "matrices", "registration", "reference", "mosaic", "colours",
+                                    "source", "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {
@@ -302,7 +304,7 @@ STAGES = {
                   "chroma_subsampling": Param(str, ("auto", "none", *SUBSAMPLINGS), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
-        Stage("restore", "1", ("result",), ("result",), _restore, {"model": Param(str, default="restore-mix")},
+        Stage("restore", "1", ("result", "scale"), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),
     ]
 }

@@ -1,6 +1,8 @@
-"""Weights files: the shipped models by name, any file by path, checked before use.
+"""Weights files: the shipped models by name and scale, any file by path, checked before use.
 
-A weights file is a ``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
+A shipped model is named for its network (``srcnn-955``); its file for scale 3 is
+``<name>.pt``, for another scale ``<name>-x<scale>.pt`` (:data:`SHIPPED`). A weights file is a
+``torch.save`` dict: ``{"arch": "srcnn", "config": {...}, "scale": 3,
 "state_dict": {...}, "meta": {...}}``; ``meta`` records how the weights were trained. The
 shipped files are checked against ``multisr/weights/SHA256SUMS``; a file that
 :func:`save_weights` writes carries the SHA-256 of its tensors, checked on load.
@@ -16,11 +18,12 @@ from ..storage.files import atomic_output, file_digest
 from .arch import SRCNN
 from .device import resolve_device
 
-__all__ = ["WEIGHTS_DIR", "MODEL_NAMES", "DEFAULT_MODEL", "save_weights", "weights_path", "load_model"]
+__all__ = ["WEIGHTS_DIR", "MODEL_NAMES", "SHIPPED", "DEFAULT_MODEL", "save_weights", "weights_path",
+           "weights_files", "load_model"]
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
-MODEL_NAMES = {"srcnn-915": "srcnn-915.pt", "srcnn-955": "srcnn-955.pt", "restore-955": "restore-955.pt",
-               "restore-mix": "restore-mix.pt"}
+SHIPPED = {"srcnn-915": (3,), "srcnn-955": (2, 3, 4), "restore-955": (3,), "restore-mix": (2, 3, 4)}  # name: scales
+MODEL_NAMES = {name: f"{name}.pt" for name in SHIPPED}  # the scale-3 files
 DEFAULT_MODEL = "srcnn-955"
 
 
@@ -44,15 +47,33 @@ def _tensors_digest(state: dict) -> str:
     return digest.hexdigest()
 
 
-def weights_path(model: str) -> Path:
-    if model in MODEL_NAMES:
-        return WEIGHTS_DIR / MODEL_NAMES[model]
+def _shipped_file(model: str, scale: int) -> Path:
+    return WEIGHTS_DIR / (MODEL_NAMES[model] if scale == SCALE else f"{model}-x{scale}.pt")
+
+
+def weights_path(model: str, scale: int = SCALE) -> Path:
+    """The file of a shipped model at ``scale``, or ``model`` itself as a path; a one-line
+    :class:`UserError` names what is shipped when neither exists."""
+    if model in SHIPPED:
+        if scale not in SHIPPED[model]:
+            offered = "; ".join(f"{name} at x{', x'.join(map(str, scales))}" for name, scales in SHIPPED.items())
+            raise UserError(f"model: expected a model shipped for scale {scale}, but {model} is shipped at "
+                            f"x{', x'.join(map(str, SHIPPED[model]))} only (shipped: {offered}); train one with "
+                            f"multisr train --scale {scale} and give its file")
+        return _shipped_file(model, scale)
     path = Path(model)
     if not path.is_file():
         raise UserError(
             f"model: expected {', '.join(MODEL_NAMES)} or a weights file, got {model!r} (no such file)"
         )
     return path
+
+
+def weights_files(model: str) -> list[Path]:
+    """Every file a model's name can stand for: a shipped model's at each scale, or the file given."""
+    if model in SHIPPED:
+        return [_shipped_file(model, scale) for scale in SHIPPED[model]]
+    return [weights_path(model)]
 
 
 def _shipped_digests() -> dict[str, str]:
@@ -72,8 +93,8 @@ def _plausible_config(config) -> bool:
 
 
 def load_model(model: str = DEFAULT_MODEL, *, scale: int | None = SCALE, device: str = "cpu") -> SRCNN:
-    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) or a weights
-    file by path.
+    """Load a shipped model by name (``srcnn-955``, ``srcnn-915``, ``restore-955``, ``restore-mix``) at ``scale``
+    or a weights file by path.
 
     ``scale=None`` accepts weights of any scale (a starting point for training at another scale:
     SRCNN's input is a bicubic upscale, so its filters carry over).
@@ -84,7 +105,7 @@ def load_model(model: str = DEFAULT_MODEL, *, scale: int | None = SCALE, device:
     for a shipped file whose SHA-256 differs from the one recorded in ``weights/SHA256SUMS``
     (retrained weights: update that file with ``sha256sum *.pt``), naming the file.
     """
-    path = weights_path(model)
+    path = weights_path(model, SCALE if scale is None else scale)
     if model in MODEL_NAMES and file_digest(path) != _shipped_digests().get(path.name):
         raise UserError(f"{path}: expected the weights shipped with multisr, but the file has changed (damaged?); "
                         "reinstall multisr")
