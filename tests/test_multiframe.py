@@ -183,3 +183,20 @@ def test_the_solve_in_tiles_equals_the_whole_solve():
     scores = [score_luma(image, truth, shave=3)["psnr"] for image in (whole, tiled)]
     assert difference < 0.5 and abs(scores[0] - scores[1]) < 0.05, (difference, scores)
     assert registration_errors(tiled_matrices[1:], whole_matrices[1:], y.shape[1:])["rms_px"] < 0.01
+
+
+def test_the_blur_estimate_says_how_sure_it_is(capsys):
+    """psf_range: the box widths within 0.5 % of the lowest held-out error; a range of 0.25 LR px
+    or more is a notice on the console, naming how to give the blur."""
+    from multisr.cli.common import warn_uncertain_blur
+    from multisr.reconstruction.reconstruct import psf_range
+
+    sharp = {"box": 1.10, "matlab": 1.08, "box+0.3": 1.02, "box+0.35": 1.0, "box+0.4": 1.004, "box+0.5": 1.03}
+    assert psf_range(sharp) == [0.35, 0.4]
+    warn_uncertain_blur({"psf": "box+0.37", "psf_range": psf_range(sharp)})
+    assert capsys.readouterr().err == ""
+    flat = {"box": 1.004, "box+0.2": 1.002, "box+0.3": 1.0, "box+0.5": 1.001, "box+0.6": 1.02}
+    assert psf_range(flat) == [0.0, 0.5]
+    warn_uncertain_blur({"psf": "box+0.30", "psf_range": psf_range(flat)})
+    assert "from 0.0 to 0.5 LR px" in capsys.readouterr().err
+    assert psf_range({"matlab": 1.0, "box": 1.1}) is None

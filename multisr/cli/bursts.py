@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import UserError
 from ..params import ALL_FRAMES, DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
 from .common import (MODELS_HELP, PIPELINES_HELP, Command, FrameCount, Integer, Number, cache_dir_option, device_option,
-                     reference_callback, scale_option, warn_left_out, warn_passed_over)
+                     reference_callback, scale_option, warn_left_out, warn_passed_over, warn_uncertain_blur)
 
 __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 
@@ -74,6 +74,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, scal
                    f"{record['reference_frame']}; to super-resolve it: multisr run {frames_dir} --n {n} --start {start} "
                    f"--reference {index} --roi {box} --pipeline multiframe{'' if scale == SCALE else f' --scale {scale}'} "
                    "--out OUT", err=True)
+    warn_uncertain_blur(record.get("solve", {}))
     timings = ", ".join(f"{s['name']} {'cached' if s['cached'] else format(s['seconds'], '.2f') + 's'}"
                         for s in record["stages"])
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")

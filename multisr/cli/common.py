@@ -12,7 +12,7 @@ from ..params import SCALE, SCALES, parse_integer, parse_number
 
 __all__ = ["Group", "Command", "Integer", "Number", "FrameCount", "PIPELINES_HELP", "MODELS_HELP",
            "reference_callback", "warn_left_out", "warn_passed_over", "shipped", "cache_dir_option",
-           "device_option", "scale_option"]
+           "device_option", "scale_option", "warn_uncertain_blur"]
 
 # library argument names that a command's options call otherwise
 ALIASES = {"max_disk_bytes": ("max_disk",), "pipeline": ("pipeline_name", "pipelines")}
@@ -157,6 +157,19 @@ class FrameCount(click.ParamType):
 def warn_left_out(excluded: list[dict]) -> None:
     for entry in excluded:
         click.echo(f"Warning: {entry['frame']} left out of the burst: {entry['reason']}", err=True)
+
+
+def warn_uncertain_blur(solve: dict) -> None:
+    """A notice when the multi-frame solve's blur estimate is uncertain: the widths its held-out
+    frames do not tell apart (``run.json``'s ``solve.psf_range``) span
+    :data:`multisr.reconstruction.reconstruct.UNCERTAIN_WIDTHS` or more."""
+    from ..reconstruction.reconstruct import UNCERTAIN_WIDTHS
+
+    widths = solve.get("psf_range")
+    if widths and widths[1] - widths[0] >= UNCERTAIN_WIDTHS:
+        click.echo(f"Notice: this burst does not tell its blur well: Gaussian widths from {widths[0]} to {widths[1]} LR "
+                   f"px predict its frames about as well (chosen: {solve['psf']}); if you know your camera's, name it "
+                   "with --set reconstruct.psf=box+WIDTH", err=True)
 
 
 def warn_passed_over(source: dict) -> None:

@@ -58,12 +58,14 @@ from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, nyquis
 from .solve import predicted_frames, solve_burst
 from .tiles import DEVICE_TILE, TILE, cut_window, solve_tiled
 
-__all__ = ["choose_psf", "refine_motion", "reconstruct", "PROVISIONAL_PSF"]
+__all__ = ["choose_psf", "psf_range", "refine_motion", "reconstruct", "PROVISIONAL_PSF", "UNCERTAIN_WIDTHS"]
 
 FOLDS = 3  # cross-validation folds of choose_psf
 PROVISIONAL_PSF = "box+0.3"  # the first solve's, with "auto": it only has to carry the motion refinement
 PRUNE_RATIO = 1.1  # candidates within this factor of the best first-fold mean squared error go on
 REFINE_STEP = 0.05  # LR px: the widths either side of the best box+SIGMA candidate that place its minimum
+PSF_TIE = 1.005  # held-out errors within this factor of the lowest: widths the burst does not tell apart
+UNCERTAIN_WIDTHS = 0.25  # LR px: a range of tied widths this wide makes the estimate uncertain
 NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` applies as given
 
 
@@ -248,7 +250,8 @@ def reconstruct(
         ``(solved, refined, info)``: ``(scale*h, scale*w)`` float32 Y (``(scale*h, scale*w, 3)``
         Y, Cb, Cr with ``chroma``; linear camera RGB with ``mosaic``), not clipped; the
         ``(N, 3, 3)`` refined matrices (LR pixels, as ``matrices``); ``info`` with the PSF used,
-        the cross-validation errors of ``"auto"`` (``psf_error_levels``) and the first solve's residual in levels of 255 and
+        the cross-validation errors of ``"auto"`` (``psf_error_levels``) and the widths they do not tell
+        apart (``psf_range``, :func:`psf_range`), the first solve's residual in levels of 255 and
         the prior weight it led to, the fraction of samples each frame kept and
         each frame's ``(gain, offset)`` against the reference (:func:`multisr.reconstruction.agreement.match_brightness`).
     """
@@ -302,7 +305,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     else:
         psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
                                  workers=workers, device=device)
-        info["psf_error_levels"] = _in_levels(errors)
+        info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
 
     if tile is None:
         tile = TILE if torch.device(device).type == "cpu" else DEVICE_TILE
@@ -330,7 +333,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
             psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
                                      workers=workers, device=device)
-            info["psf_error_levels"] = _in_levels(errors)
+            info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
         if solve_last or round_ < refine_rounds - 1:
             estimate, _ = solved(stronger, estimate)
         if progress is not None:
@@ -342,6 +345,15 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     info["moving_region"] = moving_region(matrices, anchor, weights)
     info["brightness"] = [[round(float(g), 4), round(float(o), 4)] for g, o in fits]
     return estimate, matrices, info, weights, fits, tile
+
+
+def psf_range(errors: dict) -> list[float] | None:
+    """The Gaussian widths (LR px) of the ``box+SIGMA`` PSFs whose held-out error is within
+    :data:`PSF_TIE` of the lowest, ``[narrowest, widest]``: how sure the estimate is (``None``
+    when no box PSF is among them: ``matlab`` predicts clearly best)."""
+    lowest = min(errors.values())
+    widths = [parse_psf(psf)[1] for psf, error in errors.items() if psf.startswith("box") and error <= PSF_TIE * lowest]
+    return [round(min(widths), 2), round(max(widths), 2)] if widths else None
 
 
 def _in_levels(errors: dict) -> dict:
