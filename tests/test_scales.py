@@ -120,3 +120,10 @@ def test_simulate_and_compare_at_x4(tmp_path, plate):
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     scores = {m["name"]: m["psnr"] for m in metrics["methods"]}
     assert metrics["scale"] == 4 and scores["single"] > scores["bicubic"], scores
+
+
+def test_a_model_not_shipped_for_the_scale_is_refused_before_the_run(tmp_path, tiny_burst):
+    result = invoke("run", tiny_burst, "--n", 4, "--pipeline", "presenters", "--set", "srcnn.model=srcnn-915",
+                    "--scale", 2, "--out", tmp_path / "out")
+    assert_one_line_error(result, "scale 2", "srcnn-915 is shipped at x3 only", "srcnn-955 at x2, x3, x4")
+    assert not (tmp_path / "out").exists()

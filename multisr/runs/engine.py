@@ -18,15 +18,16 @@ from ..errors import UserError
 from ..imaging.geometry import similarity_matrix
 from ..params import DEFAULT_REFERENCE, SCALE
 from ..sr.device import resolve_device
+from ..sr.weights import weights_path
 from ..storage.cache import Artifact, cached_outputs, link_stage, new_entry, save_stage, stage_key
 from ..storage.cachedir import cache_root, using
 from ..storage.stacks import Stack
 from .diskspace import bytes_to_write, check_disk
 from .loading import burst_artifacts
 from .pipeline import Pipeline
-from .stages import STAGES, Stage
+from .stages import NETWORK_STAGES, STAGES, Stage
 
-__all__ = ["Result", "run_frames", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices",
+__all__ = ["Result", "run_frames", "check_weights", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices",
            "box_in_window"]
 
 
@@ -68,6 +69,7 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
     started = time.perf_counter()
     reference = STAGES["load"].params["reference"].check("reference", reference)
     scale = STAGES["load"].params["scale"].check("scale", scale)
+    check_weights(pipeline, scale)
     torch_device = resolve_device(device)
     frames = np.ascontiguousarray(frames, dtype=np.float32)
     names = list(names) if names is not None else [f"frame_{k:03d}" for k in range(len(frames))]
@@ -94,6 +96,13 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
         image = np.array(result_of(pipeline, store))  # a copy: the stacks go with the scratch folder
         matrices = full_frame_matrices(store) if "matrices" in store else None
         return Result(image, record_of(pipeline, store, records, torch_device, started), matrices)
+
+
+def check_weights(pipeline: Pipeline, scale: int) -> None:
+    """:class:`UserError` naming what is shipped when a network stage's model has no weights for ``scale``."""
+    for stage, params in pipeline.steps:
+        if stage.name in NETWORK_STAGES:
+            weights_path(params["model"], scale)
 
 
 def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch: Path | None, torch_device,

@@ -16,7 +16,7 @@ from ..storage.cachedir import cache_root, check_cache_folder, using
 from ..storage.files import file_digest, remove, write_json
 from ..storage.io import max_pixels, write_image
 from ..storage.rundir import check_out_dir, clean_leftovers, locked
-from .engine import box_in_window, full_frame_matrices, record_of, result_of, run_steps, target_steps
+from .engine import box_in_window, check_weights, full_frame_matrices, record_of, result_of, run_steps, target_steps
 from .loading import check_box_early
 from .pipeline import Pipeline
 from .reading import read_target
@@ -67,6 +67,7 @@ def run_pipeline(
     reference = STAGES["load"].params["reference"].check("reference", reference)
     n = STAGES["load"].params["n"].check("n", n)
     scale = STAGES["load"].params["scale"].check("scale", scale)
+    check_weights(pipeline, scale)  # a model not shipped for the scale: said before the frames are read
     max_pixels()  # the environment's limit is checked though the frames may come from the stage cache
     torch_device = resolve_device(device)
     out_dir = Path(out_dir)

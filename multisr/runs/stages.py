@@ -53,9 +53,10 @@ from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
 from .loading import burst_fingerprint, load_burst
 
-__all__ = ["Stage", "STAGES"]
+__all__ = ["Stage", "STAGES", "NETWORK_STAGES"]
 
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
+NETWORK_STAGES = ("srcnn", "restore")  # the stages whose "model" is a network's weights, per scale
 
 
 @dataclass(frozen=True)
