@@ -127,3 +127,24 @@ def test_a_model_not_shipped_for_the_scale_is_refused_before_the_run(tmp_path, t
                     "--scale", 2, "--out", tmp_path / "out")
     assert_one_line_error(result, "scale 2", "srcnn-915 is shipped at x3 only", "srcnn-955 at x2, x3, x4")
     assert not (tmp_path / "out").exists()
+
+
+def test_video_and_batch_follow_the_scale(tmp_path, tiny_burst):
+    """video --scale 2 writes frames twice the clip's size; batch --scale 4 four times the burst's, recorded."""
+    from test_video import write_video
+
+    frames = np.stack([read_image(path)[0] for path in sorted(tiny_burst.glob("frame_*.png"))])[:, :36, :64]
+    write_video(tmp_path / "clip.mkv", frames)
+    result = invoke("video", tmp_path / "clip.mkv", "--window", 3, "--step", 3, "--pipeline", "single", "--scale", 2,
+                    "--out", tmp_path / "video")
+    assert result.exit_code == 0, result.output
+    made = sorted((tmp_path / "video" / "frames").glob("frame_*.png"))
+    assert len(made) == 2 and read_image(made[0])[0].shape[:2] == (72, 128)
+    assert json.loads((tmp_path / "video" / "video.json").read_text())["scale"] == 2
+    result = invoke("batch", tiny_burst, "--n", 3, "--pipeline", "single", "--scale", 4, "--workers", 1, "--threads", 1,
+                    "--out", tmp_path / "batch")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "batch" / "batch.json").read_text())
+    image, _ = read_image(summary["bursts"][0]["result"])
+    height, width = read_image(tiny_burst / "frame_000.png")[0].shape[:2]
+    assert summary["scale"] == 4 and image.shape[:2] == (4 * height, 4 * width)
