@@ -200,3 +200,4 @@ def test_the_blur_estimate_says_how_sure_it_is(capsys):
     warn_uncertain_blur({"psf": "box+0.30", "psf_range": psf_range(flat)})
     assert "from 0.0 to 0.5 LR px" in capsys.readouterr().err
     assert psf_range({"matlab": 1.0, "box": 1.1}) is None
+    assert psf_range({}) is None  # too few frames to cross-validate: the first candidate, no errors

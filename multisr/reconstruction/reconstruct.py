@@ -70,8 +70,8 @@ NOISE_CALIBRATION = 2 / 255  # the residual (Y units) at which ``tv_weight`` app
 
 
 def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights: np.ndarray, *, scale: int,
-               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64, workers: int = 2, device: str = "cpu"
-               ) -> tuple[str, dict]:
+               tv_weight: float, candidates=AUTO_CANDIDATES, crop: int = 64, place_width: bool = True, workers: int = 2,
+               device: str = "cpu") -> tuple[str, dict]:
     """The PSF the burst shows, by cross-validation, its Gaussian width refined between the candidates.
 
     The frames but the reference are dealt into :data:`FOLDS` folds; each fold is held out in
@@ -79,9 +79,13 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
     and each candidate's error predicting the held-out frames is measured frame by frame (every
     frame is held out once). Only the candidates within :data:`PRUNE_RATIO` of the best mean
     squared error on the first fold are solved on the others (the rest report their first fold's
-    error). When a ``box+SIGMA`` candidate wins, the widths :data:`REFINE_STEP` either side of
-    it are solved too and the width is where the parabola through the three errors is lowest
-    (to 0.01 LR px; the candidates' 0.1 steps cost up to 0.3 dB on camera bursts). (A
+    error). When a ``box+SIGMA`` candidate wins and ``place_width``, the widths
+    :data:`REFINE_STEP` either side of it are solved too and the width is where the parabola
+    through the three errors is lowest (to 0.01 LR px; the candidates' 0.1 steps cost up to 0.3 dB
+    on camera bursts). The run leaves ``place_width`` off for a target's windows (``--roi``):
+    their held-out errors, several times a whole frame's (the background crosses the window
+    otherwise than the target), leaned wide there (Set5 target protocol: placed widths lost
+    0.11 dB on average, up to 0.67 on a burst). (A
     one-standard-error rule that gave near-ties to the milder PSF was dropped: on Set5 bursts of
     both protocols one step too wide and one step too mild cost about the same, 0.1-2.6 dB, and
     the rule chose ``box`` for an SR-protocol burst made with MATLAB's kernel, 1.4 dB below the
@@ -127,7 +131,7 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
         errors = {psf: float(np.sqrt(np.mean(np.concatenate(values)))) for psf, values in per_frame.items()}
         chosen = min(close, key=errors.get)
         kind, sigma = parse_psf(chosen)
-        if kind != "box":
+        if kind != "box" or not place_width:
             return chosen, errors
         sides = [sigma - REFINE_STEP, sigma + REFINE_STEP]
         errors.update(all_folds([f"box+{side:.2f}" for side in sides if side >= 0]))
@@ -206,6 +210,7 @@ def reconstruct(
     chroma: np.ndarray | None = None,
     chroma_subsampling: str | None = None,
     mosaic: tuple[np.ndarray, np.ndarray] | None = None,
+    place_width: bool = True,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -225,6 +230,8 @@ def reconstruct(
             :data:`~multisr.reconstruction.tiles.TILE` on the CPU, ``DEVICE_TILE`` on a GPU), ``workers``
             at a time on the CPU (:func:`multisr.reconstruction.tiles.solve_tiled`); the result
             depends on ``tile`` only within a few levels of 255 along the tiles' seams.
+        place_width: with ``psf="auto"``, place a Gaussian's width between the candidates
+            (:func:`choose_psf`; off for a target's windows).
         device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
@@ -260,13 +267,14 @@ def reconstruct(
         # with a mosaic, Y gives the motion, weights, noise and PSF; its last solve would go unused
         solved, matrices, info, weights, fits, tile = _reconstruct(
             frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress,
-            solve_last=mosaic is None)
+            solve_last=mosaic is None, place_width=place_width)
         if mosaic is not None:
             filled, colours = mosaic
             mosaic_psf = psf
             if psf == "auto":  # the milder of the green sites' choice and Y's (see the docstring)
                 green_psf, errors = choose_psf(filled[..., GREEN], matrices, anchor, weights * (colours == GREEN),
-                                               scale=scale, tv_weight=tv_weight, workers=workers, device=device)
+                                               scale=scale, tv_weight=tv_weight, place_width=place_width,
+                                               workers=workers, device=device)
                 info["mosaic_psf_error_levels"] = _in_levels(errors)
                 mosaic_psf = max(green_psf, info["psf"], key=lambda psf: nyquist_gain(psf, scale))
             rgb, mosaic_info = solve_mosaic(filled, colours, matrices, weights, anchor=anchor, psf=mosaic_psf,
@@ -289,7 +297,8 @@ def reconstruct(
 
 
 def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
-                 progress, *, solve_last: bool = True) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
+                 progress, *, solve_last: bool = True, place_width: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
     """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size.
     Without ``solve_last``, the solve after the last motion refinement is left out (the estimate
     returned is the one before it)."""
@@ -304,7 +313,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
         psf = PROVISIONAL_PSF
     else:
         psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                 workers=workers, device=device)
+                                 place_width=place_width, workers=workers, device=device)
         info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
 
     if tile is None:
@@ -332,7 +341,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
         weights = frame_weights(frames_y, matrices, anchor, workers=workers)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
             psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                     workers=workers, device=device)
+                                     place_width=place_width, workers=workers, device=device)
             info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
         if solve_last or round_ < refine_rounds - 1:
             estimate, _ = solved(stronger, estimate)
@@ -350,7 +359,10 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
 def psf_range(errors: dict) -> list[float] | None:
     """The Gaussian widths (LR px) of the ``box+SIGMA`` PSFs whose held-out error is within
     :data:`PSF_TIE` of the lowest, ``[narrowest, widest]``: how sure the estimate is (``None``
-    when no box PSF is among them: ``matlab`` predicts clearly best)."""
+    when no box PSF is among them, ``matlab`` predicting clearly best, or without errors: a burst
+    too short to cross-validate)."""
+    if not errors:
+        return None
     lowest = min(errors.values())
     widths = [parse_psf(psf)[1] for psf, error in errors.items() if psf.startswith("box") and error <= PSF_TIE * lowest]
     return [round(min(widths), 2), round(max(widths), 2)] if widths else None

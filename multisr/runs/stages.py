@@ -239,7 +239,8 @@ def _reconstruct(*, frames, scale, matrices, registration, reference, mosaic, co
         solved, refined, info = reconstruct(y, matrices[used], anchor=used.index(reference), scale=scale, psf=psf,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
-                                            chroma_subsampling=modelled, mosaic=burst_mosaic, progress=bar.update)
+                                            chroma_subsampling=modelled, mosaic=burst_mosaic,
+                                            place_width=target is None, progress=bar.update)
     burst_mosaic = None  # the filled mosaics: freed before the result is developed
     matrices = matrices.copy()
     matrices[used] = refined
