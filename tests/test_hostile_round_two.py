@@ -5,7 +5,6 @@ option, a non-zero exit, nothing half-written, nothing lost."""
 import fcntl
 import json
 import os
-import pickle
 import signal
 import struct
 import subprocess

@@ -10,7 +10,7 @@ from multisr.errors import UserError
 from multisr.imaging.geometry import scale_matrix
 from multisr.imaging.metrics import score_image
 from multisr.reconstruction.observation import psf_kernel
-from multisr.research.simulate import save_burst, simulate_burst
+from multisr.research.simulate import simulate_burst
 from multisr.runs.engine import run_frames
 from multisr.runs.pipeline import Pipeline, load_pipeline
 from multisr.sr.weights import SHIPPED, load_model

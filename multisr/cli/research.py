@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from ..params import DEFAULT_FRAMES, SCALE
+from ..params import DEFAULT_FRAMES
 from ..storage.dng import BAYER_PATTERNS
 from ..params import parse_integer
 from .common import MODELS_HELP, PIPELINES_HELP, Command, Integer, Number, device_option, scale_option

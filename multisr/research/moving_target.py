@@ -59,7 +59,6 @@ def simulate_target_burst(target: np.ndarray, background: np.ndarray, *, n: int 
     box_h = max(MIN_SIDE, min(side, int(round(box_w * aspect))))
     picture = as_colour(_cover(np.asarray(target, np.float32), box_w * scale, box_h * scale))
     direction = 1 if rng.random() < 0.5 else -1
-    travel = speed * (n - 1)
     x0 = int(rng.integers(8, 12)) if direction > 0 else int(lr_w - box_w - rng.integers(8, 12))
     y0 = int(rng.integers((lr_h - box_h) // 2 - 6, (lr_h - box_h) // 2 + 7))
     speed_y = float(rng.uniform(-0.5, 0.5))
