@@ -16,7 +16,8 @@ __all__ = ["cli"]
 @click.group(cls=Group)
 @click.version_option(package_name="multisr")
 def cli():
-    """Multi-frame super-resolution: a burst of low-resolution frames in, one 3x image out."""
+    """Multi-frame super-resolution: a burst of low-resolution frames in, one image 2, 3 or 4 times
+    as large out (3x by default)."""
 
 
 for command in (run, compare, video, batch, stages, upscale, cache, scene, simulate, evaluate, train, bench):

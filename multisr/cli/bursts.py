@@ -15,7 +15,7 @@ __all__ = ["run", "compare", "video", "batch", "stages", "upscale", "cache"]
 roi_option = click.option("--roi", default=None, metavar="X,Y,W,H",
                           help="A box around a target that may move on its own (a plate on a passing car), in the "
                                "reference frame's pixels (x right, y down, its top-left pixel): it is tracked "
-                               "through the burst and the result is the box at 3x.")
+                               "through the burst and the result is the box at 3x (or --scale).")
 
 
 def burst_selection(command):

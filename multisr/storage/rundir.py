@@ -3,7 +3,8 @@ notebook without recomputing anything.
 
 Layout of ``OUT_DIR``::
 
-    result.png          the pipeline's output, 3x the reference frame, its channels and bit depth
+    result.png          the pipeline's output, the reference frame at the run's scale (3x by
+                        default), its channels and bit depth
     result.tif          the same pixels as a 16-bit TIFF (RAW bursts: what photo editors take)
     transforms.json     {"reference", "scale", "frames", "matrices"} (pipelines that register)
     run.json            parameters, versions, device, per-stage wall time and cache use
