@@ -20,8 +20,8 @@ from scipy import sparse
 from ..imaging.geometry import apply, scale_matrix
 from ..imaging.resize import keys_cubic
 
-__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "nyquist_gain", "blur", "along_axes", "to_grid", "grid_pad", "sampling_positions",
-           "sampling_matrix", "burst_sampling"]
+__all__ = ["AUTO_CANDIDATES", "parse_psf", "psf_kernel", "nyquist_gain", "blur", "along_axes", "to_grid", "grid_pad",
+           "sampling_positions", "sampling_matrix", "burst_sampling"]
 
 AUTO_CANDIDATES = ("box", "matlab", "box+0.1", "box+0.2", "box+0.3", "box+0.4", "box+0.5", "box+0.6", "box+0.75")
 

@@ -27,8 +27,8 @@ from .loading import burst_artifacts
 from .pipeline import Pipeline
 from .stages import NETWORK_STAGES, STAGES, Stage
 
-__all__ = ["Result", "run_frames", "check_weights", "run_steps", "target_steps", "result_of", "record_of", "full_frame_matrices",
-           "box_in_window"]
+__all__ = ["Result", "run_frames", "check_weights", "run_steps", "target_steps", "result_of", "record_of",
+           "full_frame_matrices", "box_in_window"]
 
 
 @dataclass

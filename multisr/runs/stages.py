@@ -36,7 +36,8 @@ from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from ..imaging.develop import develop, undevelop
 from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
-from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference, defaults_from
+from ..params import (DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference,
+                      defaults_from)
 from ..progress import progress_bar
 from ..reconstruction.agreement import agreeing_samples, repeated_rows
 from ..reconstruction.chroma import SUBSAMPLINGS
