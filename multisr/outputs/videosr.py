@@ -97,10 +97,10 @@ def super_resolve_video(pipeline: Pipeline, clip: Path, *, out_dir: Path, window
 
 
 def _settings_key(pipeline: Pipeline, clip: Path, **settings) -> str:
-    """SHA-256 of what the output frames depend on: the clip's bytes and decoder, the settings, and
-    each stage's name, version, parameters and outside data (weights)."""
-    steps = [[stage.name, stage.version, params, stage.fingerprint(params) if stage.fingerprint else ""]
-             for stage, params in pipeline.steps]
+    """SHA-256 of what the output frames depend on: the clip's bytes and decoder, the settings (the
+    scale among them), and each stage's name, version, parameters and outside data (weights)."""
+    steps = [[stage.name, stage.version, params,
+              stage.fingerprint(params, settings["scale"]) if stage.fingerprint else ""] for stage, params in pipeline.steps]
     text = json.dumps({"clip": file_digest(clip), "decoder": cv2.__version__, "steps": steps, **settings},
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

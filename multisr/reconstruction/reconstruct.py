@@ -114,27 +114,28 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
         residual = predicted_frames(parts, window.shape)[held_out] - window[held_out]
         return np.sum(w * residual**2, axis=(1, 2)) / np.maximum(w.sum(axis=(1, 2)), 1.0)
 
-    def all_folds(psfs: list[str]) -> dict[str, float]:
-        rest = list(pool.map(held_out_errors, [(fold, psf) for psf in psfs for fold in folds]))
-        return {psf: float(np.sqrt(np.mean(np.concatenate(rest[i * len(folds) : (i + 1) * len(folds)]))))
-                for i, psf in enumerate(psfs)}
+    def frame_errors(psfs: list[str], held_out: list[list[int]]) -> dict[str, list[np.ndarray]]:
+        """Each PSF's per-frame errors on the folds ``held_out``, solved in the pool."""
+        values = list(pool.map(held_out_errors, [(fold, psf) for psf in psfs for fold in held_out]))
+        return {psf: values[i * len(held_out) : (i + 1) * len(held_out)] for i, psf in enumerate(psfs)}
+
+    def rms(per_frame: list[np.ndarray]) -> float:
+        return float(np.sqrt(np.mean(np.concatenate(per_frame))))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        first = dict(zip(candidates, pool.map(held_out_errors, [(folds[0], psf) for psf in candidates])))
+        per_frame = frame_errors(list(candidates), folds[:1])
         # a candidate far behind on the first fold cannot catch up: only the close ones go on
-        best = min(float(np.mean(values)) for values in first.values())
-        close = [psf for psf in candidates if np.mean(first[psf]) <= PRUNE_RATIO * best]
-        rest = list(pool.map(held_out_errors, [(fold, psf) for psf in close for fold in folds[1:]]))
-        per_frame = {psf: [values] for psf, values in first.items()}
-        for i, psf in enumerate(close):
-            per_frame[psf] += rest[i * (len(folds) - 1) : (i + 1) * (len(folds) - 1)]
-        errors = {psf: float(np.sqrt(np.mean(np.concatenate(values)))) for psf, values in per_frame.items()}
+        best = min(float(np.mean(values)) for values in per_frame.values())
+        close = [psf for psf in candidates if np.mean(per_frame[psf]) <= PRUNE_RATIO * best]
+        for psf, values in frame_errors(close, folds[1:]).items():
+            per_frame[psf] += values
+        errors = {psf: rms(values) for psf, values in per_frame.items()}
         chosen = min(close, key=errors.get)
         kind, sigma = parse_psf(chosen)
         if kind != "box" or not place_width:
             return chosen, errors
-        sides = [sigma - REFINE_STEP, sigma + REFINE_STEP]
-        errors.update(all_folds([f"box+{side:.2f}" for side in sides if side >= 0]))
+        sides = [f"box+{side:.2f}" for side in (sigma - REFINE_STEP, sigma + REFINE_STEP) if side >= 0]
+        errors.update({psf: rms(values) for psf, values in frame_errors(sides, folds).items()})
     return _lowest_width(errors, sigma), errors
 
 
@@ -306,15 +307,20 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
     info = {}
     weights = frame_weights(frames_y, matrices, anchor, workers=workers)
+
+    def chosen_psf() -> str:  # the burst's PSF, its cross-validation errors and tied widths recorded
+        found, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
+                                   place_width=place_width, workers=workers, device=device)
+        info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
+        return found
+
     choose = psf == "auto"
     if not choose:
         parse_psf(psf)
     elif refine_rounds:  # chosen once the motion is refined (below); till then, a PSF in the middle
         psf = PROVISIONAL_PSF
     else:
-        psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                 place_width=place_width, workers=workers, device=device)
-        info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
+        psf = chosen_psf()
 
     if tile is None:
         tile = TILE if torch.device(device).type == "cpu" else DEVICE_TILE
@@ -340,9 +346,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
         frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
         weights = frame_weights(frames_y, matrices, anchor, workers=workers)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
-            psf, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
-                                     place_width=place_width, workers=workers, device=device)
-            info["psf_error_levels"], info["psf_range"] = _in_levels(errors), psf_range(errors)
+            psf = chosen_psf()
         if solve_last or round_ < refine_rounds - 1:
             estimate, _ = solved(stronger, estimate)
         if progress is not None:

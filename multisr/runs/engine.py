@@ -87,7 +87,7 @@ def run_frames(pipeline: Pipeline, frames: np.ndarray, *, names: list[str] | Non
                                                            "chroma_subsampling": chroma_subsampling}, "known": known,
                                                 "alpha": None, "mosaic": None, "colours": None, "target": None,
                                                 "scale": scale},
-                   {name: STAGES["load"].params[name] for name in ("reference", "scale")}, lambda params: digest)
+                   {name: STAGES["load"].params[name] for name in ("reference", "scale")}, lambda params, scale: digest)
     steps = [(source, {"reference": reference, "scale": scale}), *target_steps(roi, reference), *pipeline.steps]
     with tempfile.TemporaryDirectory(prefix="multisr-") as scratch, \
             (using(cache_root(cache_dir)) if use_cache else nullcontext()) as cache:
@@ -123,7 +123,8 @@ def run_steps(steps: list, out_dir: Path | None, *, cache: Path | None, scratch:
             # the burst as loaded, for the record (select_reference keeps one frame, renumbered 0)
             store["burst"] = Artifact("burst", {"frames": len(store["names"].get()), "reference": store["reference"].get()})
         inputs = {name: store[name].key for name in stage.reads}
-        fingerprint = stage.fingerprint(params) if stage.fingerprint else ""
+        scale = store["scale"].get() if "scale" in store else params["scale"]  # the source stage's own parameter
+        fingerprint = stage.fingerprint(params, scale) if stage.fingerprint else ""
         key = stage_key(stage.name, stage.version, params, inputs, fingerprint)
         stage_dir = cache / stage.name / key if use_cache else None
         cached = cached_outputs(stage_dir, key) if use_cache else None

@@ -193,7 +193,8 @@ def _describe(shape: tuple) -> str:
     return f"{shape[1]}x{shape[0]} {kind}"
 
 
-def burst_fingerprint(params: dict) -> str:
+def burst_fingerprint(params: dict, scale: int) -> str:
+    """The load stage's outside data: the frames' files (or the video and its decoder); not the scale."""
     folder, n, start = params["folder"], params["n"], params["start"]
     try:
         if is_video(Path(folder)):  # the decoded frames depend on the file and the decoder

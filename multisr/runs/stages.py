@@ -48,7 +48,7 @@ from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
 from ..registration.tracking import check_roi, cut_to_target, parse_roi, small_box, track_target
 from ..sr.inference import sharpen_frames
-from ..sr.weights import DEFAULT_MODEL, load_model, weights_files
+from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
 from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
@@ -67,8 +67,8 @@ class Stage:
     ``run(**artifacts_read, **params, device=..., workspace=...)`` returns a dict of the
     artifacts written; ``params`` declares each parameter (:class:`~multisr.params.Param`), the one place its
     default and allowed values are written, checked before any stage runs.
-    ``fingerprint(params)`` names outside data the output depends on (file contents), for the
-    cache key. ``uses_device`` stages get the run's torch device (not part of
+    ``fingerprint(params, scale)`` names outside data the output depends on (file contents: the
+    frames, the weights for the run's ``scale``), for the cache key. ``uses_device`` stages get the run's torch device (not part of
     the key); ``uses_workspace`` stages get ``workspace``, an empty folder where they write their
     :class:`~multisr.storage.stacks.Stack` outputs as ``<artifact>.npy`` (the stage's cache entry while
     it is written, so the stack is never copied). A stage may overwrite an array it reads when it
@@ -82,7 +82,7 @@ class Stage:
     writes: tuple[str, ...]
     run: Callable
     params: dict[str, Param] = field(default_factory=dict)
-    fingerprint: Callable[[dict], str] | None = None
+    fingerprint: Callable[[dict, int], str] | None = None
     uses_device: bool = False
     uses_workspace: bool = False
 
@@ -173,8 +173,8 @@ def _restore(*, result, scale, model, device) -> dict:
     return {"result": sharpen_frames(result[None], network, out=result[None])[0]}
 
 
-def _srcnn_fingerprint(params: dict) -> str:
-    return "".join(file_digest(path) for path in weights_files(params["model"]) if path.is_file())
+def _srcnn_fingerprint(params: dict, scale: int) -> str:
+    return file_digest(weights_path(params["model"], scale))
 
 
 def _realign(*, hr, frames, scale, reference, matrices, registration, workspace) -> dict:

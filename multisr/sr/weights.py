@@ -18,8 +18,7 @@ from ..storage.files import atomic_output, file_digest
 from .arch import SRCNN
 from .device import resolve_device
 
-__all__ = ["WEIGHTS_DIR", "MODEL_NAMES", "SHIPPED", "DEFAULT_MODEL", "save_weights", "weights_path",
-           "weights_files", "load_model"]
+__all__ = ["WEIGHTS_DIR", "MODEL_NAMES", "SHIPPED", "DEFAULT_MODEL", "save_weights", "weights_path", "load_model"]
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = {"srcnn-915": (3,), "srcnn-955": (2, 3, 4), "restore-955": (3,), "restore-mix": (2, 3, 4)}  # name: scales
@@ -47,10 +46,6 @@ def _tensors_digest(state: dict) -> str:
     return digest.hexdigest()
 
 
-def _shipped_file(model: str, scale: int) -> Path:
-    return WEIGHTS_DIR / (MODEL_NAMES[model] if scale == SCALE else f"{model}-x{scale}.pt")
-
-
 def weights_path(model: str, scale: int = SCALE) -> Path:
     """The file of a shipped model at ``scale``, or ``model`` itself as a path; a one-line
     :class:`UserError` names what is shipped when neither exists."""
@@ -60,20 +55,13 @@ def weights_path(model: str, scale: int = SCALE) -> Path:
             raise UserError(f"model: expected a model shipped for scale {scale}, but {model} is shipped at "
                             f"x{', x'.join(map(str, SHIPPED[model]))} only (shipped: {offered}); train one with "
                             f"multisr train --scale {scale} and give its file")
-        return _shipped_file(model, scale)
+        return WEIGHTS_DIR / (MODEL_NAMES[model] if scale == SCALE else f"{model}-x{scale}.pt")
     path = Path(model)
     if not path.is_file():
         raise UserError(
             f"model: expected {', '.join(MODEL_NAMES)} or a weights file, got {model!r} (no such file)"
         )
     return path
-
-
-def weights_files(model: str) -> list[Path]:
-    """Every file a model's name can stand for: a shipped model's at each scale, or the file given."""
-    if model in SHIPPED:
-        return [_shipped_file(model, scale) for scale in SHIPPED[model]]
-    return [weights_path(model)]
 
 
 def _shipped_digests() -> dict[str, str]:
