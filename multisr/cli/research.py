@@ -54,8 +54,13 @@ def scene(out_path, text, width, height):
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: a RAW camera's Bayer sensor with this pattern, linear and 12-bit, frames "
                    "written as DNG files (IMAGE must be colour).")
+@click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default="4:2:0", show_default=True,
+              help="camera protocol: how the frames' JPEG stores chroma.")
+@click.option("--format", "file_format", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
+              help="camera protocol: the frames as PNG files (their pixels, as an export writes them) or as the "
+                   "JPEG files they were decoded from (whose header says how chroma was stored).")
 def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protocol, width, on_a_car, background_path,
-             mosaic):
+             mosaic, subsampling, file_format):
     """Simulate a burst of N low-resolution frames of IMAGE, with its truth (docs/DESIGN.md protocols)."""
     from ..research.scenes import licence_plate
     from ..research.simulate import save_burst, simulate as simulate_protocol
@@ -74,14 +79,14 @@ def simulate(image, out_dir, n, scale, seed, max_shift, max_angle, noise, protoc
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, background=background)
     else:
         # the camera protocol models its own noise
-        options = {"noise": noise / 255.0} if protocol == "sr" else {"mosaic": mosaic}
+        options = {"noise": noise / 255.0} if protocol == "sr" else {"mosaic": mosaic, "subsampling": subsampling}
         burst = simulate_protocol(picture, protocol=protocol, n=n, scale=scale, seed=seed, max_shift=max_shift,
                                   max_angle=max_angle, **options)
     if mosaic and min(burst.frames.shape[1:3]) < MIN_RAW_SIDE:
         raise UserError(f"{image}: expected a picture that makes frames of at least {MIN_RAW_SIDE}x{MIN_RAW_SIDE} "
                         f"pixels for --mosaic (LibRaw reads no smaller RAW file), but its {picture.shape[1]}x"
                         f"{picture.shape[0]} make frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}")
-    names = save_burst(burst, out_dir)
+    names = save_burst(burst, out_dir, file_format=file_format)
     click.echo(f"{out_dir}: {len(names)} frames of {burst.frames.shape[2]}x{burst.frames.shape[1]}, "
                f"truth.png {burst.truth.shape[1]}x{burst.truth.shape[0]}, truth.json")
 
@@ -174,6 +179,35 @@ def bench():
     """Benchmarks on simulated bursts."""
 
 
+@bench.command(cls=Command)
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of colour images.")
+@click.option("--frames", type=Integer(min=1), default=3, show_default=True, help="Frames per burst.")
+@click.option("--seed", type=Integer(), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print every burst's decision and evidence as JSON.")
+def subsampling(data_dir, frames, seed, as_json):
+    """How often the pixels tell a burst's chroma subsampling right: each colour image of DATA as camera
+    frames coded by JPEG (OpenCV, Pillow) at 4:4:4, 4:2:2 and 4:2:0 and by video codecs (H.264, MPEG-4),
+    qualities 70-98, decoded to RGB and judged without their headers."""
+    from ..progress import progress_bar
+    from ..research.bench_subsampling import SOURCES, bench_subsampling, confusion, load_colour_images
+
+    images = load_colour_images(data_dir)
+    with progress_bar(total=len(images) * sum(map(len, SOURCES.values())), desc="bench subsampling",
+                      unit="burst", leave=False) as bar:
+        rows = bench_subsampling(images, n=frames, seed=seed, progress=bar.update)
+    if as_json:
+        click.echo(json.dumps({"bursts": rows, "confusion": confusion(rows)}, indent=1))
+        return
+    click.echo(f"{'source':<13}{'truth':<8}{'as 4:4:4':>10}{'as 4:2:2':>10}{'as 4:2:0':>10}")
+    for source, table in confusion(rows).items():
+        for truth, decisions in table.items():
+            click.echo(f"{source:<13}{truth:<8}" + "".join(f"{decisions[d]:>10}" for d in ("4:4:4", "4:2:2", "4:2:0")))
+    right = sum(row["decision"] == row["truth"] for row in rows)
+    false_alarms = sum(row["truth"] == "4:4:4" and row["decision"] != "4:4:4" for row in rows)
+    click.echo(f"right on {right} of {len(rows)} bursts ({right / len(rows):.1%}); 4:4:4 called subsampled: "
+               f"{false_alarms} of {sum(row['truth'] == '4:4:4' for row in rows)}")
+
+
 def _target_table(result: dict) -> None:
     """The target protocol's table: PSNR inside the target (and on the background, without a box),
     the target's registration error with one."""
@@ -244,9 +278,14 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, devi
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--mosaic", type=click.Choice(list(BAYER_PATTERNS)), default=None,
               help="camera protocol: RAW bursts of a Bayer sensor with this pattern, run from DNG files.")
+@click.option("--subsampling", type=click.Choice(["4:2:0", "4:2:2", "4:4:4"]), default="4:2:0", show_default=True,
+              help="camera protocol: how the frames' JPEG stores chroma.")
+@click.option("--format", "file_format", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True,
+              help="camera protocol: the pipelines get the frames as JPEG files say them (the subsampling known) or "
+                   "as PNG files exported from them (the pixels alone).")
 @scale_option
-def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, on_a_car, mosaic, scale, device,
-            as_json):
+def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, plates, on_a_car, mosaic, subsampling,
+            file_format, scale, device, as_json):
     """PSNR/SSIM of each pipeline, and registration error, on bursts simulated from DATA's images
     (plate protocol: the plates read exactly, character accuracy and PSNR inside the plate)."""
     from ..research.bench import quality_benchmark
@@ -258,7 +297,8 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
         _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, device, as_json)
         return
     result = quality_benchmark(data_dir, pipelines=names, n=n, seed=seed, noise=noise / 255.0, outliers=outliers,
-                               protocol=protocol, mosaic=mosaic, device=device, scale=scale)
+                               protocol=protocol, mosaic=mosaic, subsampling=subsampling, file_format=file_format,
+                               device=device, scale=scale)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

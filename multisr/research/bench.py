@@ -65,8 +65,8 @@ def _as_8_bit(images: np.ndarray) -> np.ndarray:
 
 
 def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_FRAMES, seed: int = 0, noise: float = 2 / 255,
-                      outliers: int = 0, protocol: str = "sr", mosaic: str | None = None, device: str = "auto",
-                      scale: int = SCALE) -> dict:
+                      outliers: int = 0, protocol: str = "sr", mosaic: str | None = None, subsampling: str = "4:2:0",
+                      file_format: str = "jpg", device: str = "auto", scale: int = SCALE) -> dict:
     """Simulate one burst per image of ``data_dir`` (seed ``seed + index``, ``protocol`` ``"sr"`` with
     Gaussian ``noise`` or ``"camera"``) and score every pipeline; ``"target"`` is
     :func:`multisr.research.bench_target.target_benchmark`'s. Bursts and pipelines at ``scale``.
@@ -75,6 +75,10 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     camera's, written as DNG files to a temporary folder and run from there as ``multisr run``
     runs a folder: LibRaw develops the frames, and the pipelines that reconstruct may demosaic
     from the mosaics (``reconstruct.demosaic``).
+
+    The camera protocol's frames are JPEG-coded with chroma stored ``subsampling``; with
+    ``file_format="jpg"`` the pipelines are told it, as a JPEG file's header tells them, with
+    ``"png"`` not (frames exported as PNG files: the pixels must tell).
 
     With ``outliers``, that many frames of each burst are replaced (:func:`plant_outliers`; the
     unrelated scene is the folder's next image) and each row records ``planted`` and, per
@@ -98,7 +102,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
     files = list_images(Path(data_dir))
     for index, path in enumerate(progress_bar(files, desc="bench quality", unit="image", leave=False)):
         image, _ = read_image(path)
-        options = {"noise": noise} if protocol == "sr" else {"mosaic": mosaic} if mosaic else {}
+        options = ({"noise": noise} if protocol == "sr" else {"mosaic": mosaic} if mosaic else
+                   {"subsampling": subsampling})
         burst = simulate(image, protocol=protocol, n=n, seed=seed + index, scale=scale, **options)
         row = {}
         if outliers:
@@ -106,7 +111,8 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
             row["planted"] = plant_outliers(burst.frames, outliers, unrelated)
         names = [f"frame_{k:03d}" for k in range(n)]
         with tempfile.TemporaryDirectory(prefix="multisr-bench-") as scratch:  # a mosaic burst's files and runs
-            run_one = _folder_runner(burst, Path(scratch), device) if mosaic else _memory_runner(burst, names, device)
+            run_one = (_folder_runner(burst, Path(scratch), device) if mosaic else
+                       _memory_runner(burst, names, device, told=file_format == "jpg"))
             for pipeline in loaded:
                 _score(pipeline, run_one, burst, names, row)
         rows[path.stem] = row
@@ -118,7 +124,9 @@ def quality_benchmark(data_dir: Path, *, pipelines: list[str], n: int = DEFAULT_
                      if all(k in r[p.name] for r in scored)} for p in loaded}
     return {"images": rows, "mean": mean, "images_in_mean": len(scored),
             "settings": {"protocol": protocol, "n": n, "seed": seed, "noise": noise if protocol == "sr" else None,
-                         "outliers": outliers, "mosaic": mosaic, "scale": scale}}
+                         "outliers": outliers, "mosaic": mosaic, "scale": scale,
+                         **({"subsampling": subsampling, "format": file_format}
+                            if protocol == "camera" and not mosaic else {})}}
 
 
 def _score(pipeline, run_one, burst, names: list[str], row: dict) -> None:
@@ -142,11 +150,12 @@ def _score(pipeline, run_one, burst, names: list[str], row: dict) -> None:
         row[pipeline.name]["left_out"] = left_out
 
 
-def _memory_runner(burst, names: list[str], device: str):
+def _memory_runner(burst, names: list[str], device: str, *, told: bool = True):
     """A pipeline -> its :class:`multisr.runs.engine.Result` on ``burst``'s frames, in memory, 8-bit as
-    a camera (and ``multisr simulate``) writes them, with their JPEG's chroma subsampling."""
+    a camera (and ``multisr simulate``) writes them, with their JPEG's chroma subsampling where
+    ``told`` (as a JPEG file's header tells it; not as a PNG export)."""
     frames = _as_8_bit(burst.frames)
-    subsampling = burst.settings.get("chroma_subsampling")  # the camera protocol's JPEG chroma
+    subsampling = burst.settings.get("chroma_subsampling") if told else None  # the camera protocol's JPEG chroma
     return lambda pipeline: run_frames(pipeline, frames, names=names, reference=0, device=device,
                                        chroma_subsampling=subsampling, scale=burst.scale)
 

@@ -22,6 +22,9 @@ class Burst:
             rectangle the moving object covers in any frame (in frame 0's coordinates, global
             motion removed): where ghosts would appear. ``None`` without an object.
         settings: the protocol's parameters and the values drawn for this burst (JSON-able).
+        encoded: the camera protocol's frames as the JPEG files they were decoded from (bytes,
+            one per frame; ``frames`` are their decoding), which :func:`~multisr.research.simulate.save_burst`
+            writes with ``file_format="jpg"``; ``None`` for the other protocols.
     """
 
     frames: np.ndarray
@@ -31,3 +34,4 @@ class Burst:
     protocol: str = "sr"
     object_region: tuple[int, int, int, int] | None = None
     settings: dict = field(default_factory=dict)
+    encoded: list[bytes] | None = None

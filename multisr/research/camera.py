@@ -9,8 +9,11 @@ from ..imaging.develop import srgb_decode
 from ..imaging.geometry import similarity_matrix
 from ..storage.dng import BAYER_PATTERNS
 
-__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg", "sensor", "RAW_CAMERA",
-           "camera_from_srgb", "mosaic_sensor"]
+__all__ = ["camera_margin", "near_identity_homography", "with_moving_object", "jpeg", "jpeg_bytes", "decode_jpeg",
+           "JPEG_SUBSAMPLINGS", "sensor", "RAW_CAMERA", "camera_from_srgb", "mosaic_sensor"]
+
+JPEG_SUBSAMPLINGS = {"4:2:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "4:2:2": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+                     "4:4:4": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}  # how JPEG files store chroma, as OpenCV names it
 
 # the simulated RAW camera: 12 bits above a black level, a colour matrix unlike sRGB's (XYZ ->
 # camera, D65) and a response to white of a daylight sensor (R, G, B: its white balance's inverse)
@@ -55,30 +58,44 @@ def with_moving_object(image: np.ndarray, rect: tuple[int, int, int, int], offse
     return scene
 
 
-def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
-    """``frame`` (8-bit levels in [0, 1], grey or RGB) through JPEG at ``quality``, as OpenCV codes it."""
+def jpeg_bytes(frame: np.ndarray, quality: int, subsampling: str = "4:2:0") -> bytes:
+    """``frame`` (8-bit levels in [0, 1], grey or RGB) coded as a JPEG file at ``quality`` by OpenCV,
+    its chroma stored ``subsampling`` (one of :data:`JPEG_SUBSAMPLINGS`; OpenCV's default 4:2:0)."""
     pixels = np.round(frame * 255).astype(np.uint8)
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-    _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality,
+                                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR, JPEG_SUBSAMPLINGS[subsampling]])
+    return data.tobytes()
+
+
+def jpeg(frame: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.ndarray:
+    """``frame`` (8-bit levels in [0, 1], grey or RGB) through JPEG (:func:`jpeg_bytes`), decoded as a
+    reader of the file would (:func:`decode_jpeg`)."""
+    return decode_jpeg(jpeg_bytes(frame, quality, subsampling))
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """A JPEG file's bytes decoded by OpenCV: float32 in [0, 1], grey or RGB."""
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded.ndim == 3:
         decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     return decoded.astype(np.float32) / 255
 
 
 def sensor(frame_hr: np.ndarray, rng, *, scale: int, blur_sigma_lr: float, shot_noise: float, read_noise: float,
-           jpeg_quality: int) -> np.ndarray:
+           jpeg_quality: int | None, subsampling: str = "4:2:0") -> np.ndarray:
     """What the camera protocols' optics and sensor make of a high-resolution frame (``(H, W[, 3])``,
     H and W multiples of ``scale``): a Gaussian blur of ``blur_sigma_lr`` LR pixels, pixel-area
     sampling, noise of variance ``shot_noise * value + read_noise**2`` (drawn from ``rng``), 8 bits
-    and JPEG at ``jpeg_quality``; float32 in [0, 1]."""
+    and JPEG at ``jpeg_quality`` with chroma stored ``subsampling`` (none with ``None``); float32 in [0, 1]."""
     height, width = frame_hr.shape[:2]
     blurred = cv2.GaussianBlur(frame_hr, (0, 0), blur_sigma_lr * scale, borderType=cv2.BORDER_REPLICATE)
     frame = cv2.resize(blurred, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
     sigma = np.sqrt(shot_noise * np.clip(frame, 0, 1) + read_noise**2)
     frame = np.round(np.clip(frame + rng.normal(size=frame.shape) * sigma, 0.0, 1.0) * 255.0) / 255.0
-    return jpeg(frame.astype(np.float32), jpeg_quality)
+    frame = frame.astype(np.float32)
+    return frame if jpeg_quality is None else jpeg(frame, jpeg_quality, subsampling)
 
 
 def camera_from_srgb(xyz_to_camera) -> np.ndarray:

@@ -28,7 +28,8 @@ from ..storage.dng import BAYER_PATTERNS, write_dng
 from ..storage.io import write_image
 from ..storage.raw import MIN_RAW_SIDE
 from .burst import Burst
-from .camera import RAW_CAMERA, camera_margin, mosaic_sensor, near_identity_homography, sensor, with_moving_object
+from .camera import (JPEG_SUBSAMPLINGS, RAW_CAMERA, camera_margin, decode_jpeg, jpeg_bytes, mosaic_sensor,
+                     near_identity_homography, sensor, with_moving_object)
 from .moving_target import simulate_target_burst
 
 __all__ = ["PROTOCOLS", "Burst", "simulate_burst", "simulate_camera_burst", "simulate", "save_burst"]
@@ -105,6 +106,7 @@ def simulate_camera_burst(
     shot_noise: tuple[float, float] = (1e-4, 4e-4),
     read_noise: float = 1.5 / 255,
     jpeg_quality: int = 92,
+    subsampling: str = "4:2:0",
     moving_object: bool = True,
     mosaic: str | None = None,
 ) -> Burst:
@@ -123,7 +125,8 @@ def simulate_camera_burst(
       (low-resolution pixels), unknown to the pipelines;
     - the sensor: each LR pixel averages the ``scale x scale`` HR pixels it covers; noise of
       variance ``a * value + read_noise**2`` with ``a`` uniform in ``shot_noise`` (per burst);
-      8 bits; JPEG at ``jpeg_quality``;
+      8 bits; JPEG at ``jpeg_quality``, chroma stored ``subsampling`` (``"4:2:0"``, OpenCV's
+      default, ``"4:2:2"`` or ``"4:4:4"``), the files kept in ``encoded``;
     - or, with ``mosaic`` (a Bayer pattern, ``"rggb"``, ``"bggr"``, ``"grbg"``, ``"gbrg"``), a RAW
       camera (:func:`multisr.research.camera.mosaic_sensor`): the same optics and noise in linear
       light, one colour per pixel, 12-bit sensor values; ``frames`` are then ``(N, h, w)``
@@ -162,15 +165,19 @@ def simulate_camera_burst(
     to_image = similarity_matrix(shift=(margin, margin))  # crop coordinates -> image coordinates
     placed = None if rect is None else (rect[0] + margin, rect[1] + margin, rect[2], rect[3])  # in image pixels
     still = image if rect is None else with_moving_object(image, placed, (0, 0))  # frame 0's scene, the truth's
-    frames, matrices = [], []
+    if subsampling not in JPEG_SUBSAMPLINGS:
+        raise UserError(f"subsampling: expected one of {', '.join(JPEG_SUBSAMPLINGS)}, got {subsampling!r}")
+    frames, matrices, encoded = [], [], []
     for k in range(n):
         hr_matrix = near_identity_homography(rng, k, n, center, half_diagonal, max_shift=max_shift,
                                               max_angle=max_angle, zoom_drift=zoom_drift, perspective=perspective)
         scene = still if offsets[k] == (0, 0) else with_moving_object(image, placed, offsets[k])
         frame_hr, _ = warp(scene, to_image @ np.linalg.inv(hr_matrix), (crop_h, crop_w))
         if mosaic is None:
-            frames.append(sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
-                                 read_noise=read_noise, jpeg_quality=jpeg_quality))
+            exposed = sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain, read_noise=read_noise,
+                             jpeg_quality=None)
+            encoded.append(jpeg_bytes(exposed, jpeg_quality, subsampling))
+            frames.append(decode_jpeg(encoded[-1]))
         else:
             frames.append(mosaic_sensor(frame_hr, rng, scale=scale, blur_sigma_lr=sigma_lr, shot_noise=gain,
                                         read_noise=read_noise, pattern=mosaic))
@@ -184,12 +191,12 @@ def simulate_camera_burst(
     settings = {"n": n, "seed": seed, "max_shift": max_shift, "max_angle": max_angle, "max_zoom": max_zoom,
                 "perspective": perspective, "blur": list(blur), "shot_noise": list(shot_noise),
                 "read_noise": read_noise, "jpeg_quality": None if mosaic else jpeg_quality,
-                "chroma_subsampling": None if mosaic else "4:2:0",  # OpenCV's JPEG
+                "chroma_subsampling": None if mosaic else subsampling,
                 "mosaic": None if mosaic is None else {"pattern": mosaic, **RAW_CAMERA}, "drawn": {
                     "zoom_drift": zoom_drift, "blur_sigma_lr": sigma_lr, "shot_noise": gain,
                     "object_rect": list(rect) if rect else None, "object_offsets": [list(o) for o in offsets]}}
     frames = np.stack(frames) if mosaic else np.stack(frames).astype(np.float32)
-    return Burst(frames, truth, np.stack(matrices), scale, "camera", region, settings)
+    return Burst(frames, truth, np.stack(matrices), scale, "camera", region, settings, encoded or None)
 
 
 def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
@@ -205,9 +212,10 @@ def simulate(image: np.ndarray, *, protocol: str = "sr", **options) -> Burst:
     raise UserError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
 
 
-def save_burst(burst: Burst, out_dir: Path) -> list[str]:
-    """Write ``frame_000.png ...`` (a mosaic burst's as ``frame_000.dng ...``), ``truth.png`` and
-    ``truth.json`` into ``out_dir``.
+def save_burst(burst: Burst, out_dir: Path, *, file_format: str = "png") -> list[str]:
+    """Write ``frame_000.png ...`` (a mosaic burst's as ``frame_000.dng ...``; with ``file_format="jpg"``
+    the camera protocol's JPEG files as ``frame_000.jpg ...``), ``truth.png`` and ``truth.json`` into
+    ``out_dir``.
 
     ``truth.json`` has the format of a run's ``transforms.json``: ``{"reference": 0, "scale",
     "frames": [names], "matrices": [3x3 per frame]}``, plus ``"protocol"``, ``"object_region"``
@@ -221,10 +229,19 @@ def save_burst(burst: Burst, out_dir: Path) -> list[str]:
     if camera and min(height, width) < MIN_RAW_SIDE:  # the tool writes nothing it cannot read back
         raise UserError(f"burst: expected frames of at least {MIN_RAW_SIDE}x{MIN_RAW_SIDE} pixels to write as RAW files "
                         f"(LibRaw reads no smaller one), found {width}x{height}")
+    if file_format not in ("png", "jpg"):
+        raise UserError(f"format: expected png or jpg, got {file_format!r}")
+    if file_format == "jpg" and burst.encoded is None:
+        raise UserError(f"format: expected the camera protocol (without --mosaic) for JPEG frames, got the "
+                        f"{burst.protocol} protocol{' with a mosaic' if camera else ''}, "
+                        "whose frames are not JPEG-coded")
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = [f"frame_{k:03d}.{'dng' if camera else 'png'}" for k in range(len(burst.frames))]
-    for name, frame in zip(names, burst.frames):
-        if camera:
+    suffix = "dng" if camera else file_format
+    names = [f"frame_{k:03d}.{suffix}" for k in range(len(burst.frames))]
+    for k, (name, frame) in enumerate(zip(names, burst.frames)):
+        if file_format == "jpg":
+            (out_dir / name).write_bytes(burst.encoded[k])
+        elif camera:
             write_dng(out_dir / name, frame, pattern=camera["pattern"], black=camera["black"], white=camera["white"],
                       xyz_to_camera=camera["xyz_to_camera"], neutral=camera["neutral"])
         else:

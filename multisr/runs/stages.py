@@ -36,6 +36,7 @@ from ..imaging.color import grey_from_luma, luma, rgb_to_ycbcr, ycbcr_to_rgb
 from ..imaging.develop import develop, undevelop
 from ..imaging.geometry import to_high_resolution, warp_rows
 from ..imaging.resize import KERNELS, upscale
+from ..imaging.subsampling import detect_chroma_subsampling
 from ..params import (DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference,
                       defaults_from)
 from ..progress import progress_bar
@@ -207,7 +208,17 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _reconstruct(*, frames, scale, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
+def _chroma_subsampling(source: dict, frames: np.ndarray, used: list[int], bit_depth: int) -> tuple[str, dict]:
+    """How the frames' chroma was stored, as their files or video stream say, or else as their pixels
+    tell (:func:`multisr.imaging.subsampling.detect_chroma_subsampling`): the subsampling and its evidence."""
+    declared = source.get("chroma_subsampling")
+    if declared is not None:
+        return declared, {"told_by": "video stream" if "stream" in source else "files"}
+    evidence = detect_chroma_subsampling(frames[used], bit_depth=bit_depth)
+    return evidence.decision, evidence.as_dict()
+
+
+def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
                  refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
     # a small target's motion is the tracker's: the solve's refinement would fit the window, mostly the
@@ -231,8 +242,9 @@ def _reconstruct(*, frames, scale, matrices, registration, reference, mosaic, co
         y, burst_chroma = ycbcr[..., 0], ycbcr[..., 1:]
     else:
         y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
-    if chroma_subsampling == "auto":  # as the frames' files or video stream say (full when they do not)
-        chroma_subsampling = source.get("chroma_subsampling") or "none"
+    told = {"told_by": "option"}  # how the chroma's subsampling was known: named, the files', or the pixels'
+    if chroma_subsampling == "auto" and burst_chroma is not None:
+        chroma_subsampling, told = _chroma_subsampling(source, frames, used, bit_depth)
     modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
     demosaicked = burst_mosaic is not None
     with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct",
@@ -254,6 +266,7 @@ def _reconstruct(*, frames, scale, matrices, registration, reference, mosaic, co
         info["demosaic"] = "library"
     if burst_chroma is not None:
         info["chroma_subsampling"] = chroma_subsampling
+        info["chroma_subsampling_evidence"] = told
         return {"result": ycbcr_to_rgb(solved, out=solved), "matrices": matrices, "solve": info}
     # the reference's chroma upscaled (of the LR chroma: the same numbers as the chroma of the
     # bicubic RGB, since both maps are linear, without an HR RGB copy in memory)
@@ -298,13 +311,13 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "16", ("frames", "scale", "matrices", "registration", "reference", "mosaic", "colours",
+        Stage("reconstruct", "17", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
                                     "source", "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
                   "refine_rounds": Param(int, low=0, high=10)}) | {
                   "chroma": Param(str, ("burst", "reference"), default="burst"),
-                  "chroma_subsampling": Param(str, ("auto", "none", *SUBSAMPLINGS), default="auto"),
+                  "chroma_subsampling": Param(str, ("auto", "none", "4:4:4", *SUBSAMPLINGS), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
         Stage("restore", "1", ("result", "scale"), ("result",), _restore, {"model": Param(str, default="restore-mix")},
