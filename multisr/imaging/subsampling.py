@@ -30,8 +30,8 @@ from .color import rgb_to_ycbcr
 __all__ = ["SubsamplingEvidence", "detect_chroma_subsampling", "rounding_floor", "HALVED_RESIDUAL", "MIN_STRUCTURE"]
 
 TAPS = 8  # even samples (4 on each side) that predict the odd one between them
-HALVED_RESIDUAL = 2.8  # an axis is halved where the largest residual is at most this many floors
-MIN_STRUCTURE = 6.0  # ... and the chroma's structure at half resolution at least this many floors
+HALVED_RESIDUAL = 2.7  # an axis is halved where the largest residual is at most this many floors
+MIN_STRUCTURE = 12.0  # ... and the chroma's structure at half resolution at least this many floors
 MIN_SAMPLES = 500  # odd samples per position class below which an axis is not judged
 MAX_SAMPLES = 100_000  # odd samples per frame and axis used (rows evenly spaced above it)
 EDGE_FRACTION = 0.1  # the odd samples across the largest chroma steps: full chroma's residual is there

@@ -12,7 +12,10 @@ camera bursts: the prior 0.25 to 4 times Y's changed the mean RGB PSNR by 0.06 d
 Chroma subsampled 4:2:0 (most JPEG files, cameras' and phones', and most videos): the encoder
 keeps one chroma value per 2x2 block of pixels, their mean, and the decoder interpolates between
 blocks. The frames' chroma is then blurred beyond Y's PSF: :func:`subsampled_kernel` models it as
-Y's PSF, then the 2x2 block's mean, then the decoder's interpolation seen as a blur, and the luma
+Y's PSF, then the 2x2 block's mean and the decoder's interpolation, averaged over the pixels' two
+parities (a binomial of 5 LR pixels; the earlier model, a centred block mean and a 1/8, 3/4, 1/8
+interpolation, was half again as wide: camera protocol RGB 29.70 / 30.07 dB at 4:2:0 / 4:2:2 with
+it, 29.71 / 30.07 and CIEDE2000 3.01 -> 2.98, 2.73 -> 2.72 with this one), and the luma
 solution guides the chroma prior (a vectorial total variation: a chroma edge costs less where Y
 has one, since the data alone no longer place it). Measured on Set5's camera bursts (JPEG 4:2:0,
 `multisr bench quality --protocol camera`), mean RGB PSNR: through Y's PSF 28.94 dB; with the
@@ -45,15 +48,15 @@ SUBSAMPLINGS = ("4:2:0", "4:2:2")  # the chroma subsamplings modelled: halved al
 
 
 def subsampled_kernel(psf: str, scale: int) -> np.ndarray:
-    """The 1-D kernel (HR pixels, odd length, sum 1) through which 4:2:0 chroma sees the image:
-    ``psf``'s, then the mean over a block of 2 LR pixels (a box of ``2 * scale`` HR pixels,
-    centred: its end taps half), then the decoder's interpolation, whose 2x2 block means weigh
-    the block 3/4 and each neighbour 1/8 (taps ``2 * scale`` HR pixels apart)."""
-    block = np.ones(2 * scale + 1)
-    block[[0, -1]] = 0.5
+    """The 1-D kernel (HR pixels, odd length, sum 1) through which subsampled chroma sees the image
+    along a halved axis: ``psf``'s (the LR pixels' chroma), then the encoder's mean over blocks of 2
+    LR pixels and the decoder's interpolation between blocks, libjpeg's "fancy" upsampling (a pixel
+    weighs its own block 3/4 and the next block on its side 1/4). A pixel's block starts at it or
+    ends at it as its column is even or odd; over both, it weighs the LR pixels from 2 before it
+    to 2 after it 1/16, 4/16, 6/16, 4/16, 1/16 (taps ``scale`` HR pixels apart)."""
     neighbours = np.zeros(4 * scale + 1)
-    neighbours[[0, 2 * scale, -1]] = 1 / 8, 3 / 4, 1 / 8
-    kernel = np.convolve(np.convolve(psf_kernel(psf, scale).astype(np.float64), block), neighbours)
+    neighbours[::scale] = np.array([1, 4, 6, 4, 1]) / 16
+    kernel = np.convolve(psf_kernel(psf, scale).astype(np.float64), neighbours)
     return (kernel / kernel.sum()).astype(np.float32)
 
 

@@ -110,11 +110,12 @@ def _register(*, frames, reference, names, known, coarse, iterations, refine, mo
     return {"matrices": np.stack([r.matrix for r in results]), "registration": registration}
 
 
-def _target(*, frames, names, reference, mosaic, colours, roi) -> dict:
+def _target(*, frames, names, reference, bit_depth, mosaic, colours, roi) -> dict:
     """The ``target`` stage (runs given a box, ``--roi``): the box tracked through the burst
     (:func:`multisr.registration.tracking.track_target`), the frames it is found in cut to windows around it,
     their motion ``known`` to the register stage; ``target`` records the box, each window's
-    offset, the target's motion in the frames' own pixels and the frames it was lost in."""
+    offset, the target's motion in the frames' own pixels and the frames it was lost in, and for
+    colour frames how their chroma was stored as their whole pixels tell it (a window has too few)."""
     box = check_roi(parse_roi(roi), frames.shape[1:3])
     if not isinstance(reference, int):
         raise UserError(f"reference: expected a frame index with a box (the frame it is drawn on), got {reference!r}")
@@ -136,6 +137,8 @@ def _target(*, frames, names, reference, mosaic, colours, roi) -> dict:
     info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
             "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
             "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
+    if frames.ndim == 4 and mosaic is None:
+        info["chroma_subsampling"] = detect_chroma_subsampling([frames[k] for k in kept], bit_depth=bit_depth).as_dict()
     return {"frames": windows, "names": info["frames"], "reference": kept.index(reference), "known": matrices,
             "target": info, "mosaic": mosaic, "colours": colours}
 
@@ -208,13 +211,17 @@ def _fuse(*, hr, valid, method) -> dict:
     return {"result": FUSIONS[method](hr, valid)}
 
 
-def _chroma_subsampling(source: dict, frames: np.ndarray, used: list[int], bit_depth: int) -> tuple[str, dict]:
+def _chroma_subsampling(source: dict, target: dict | None, frames: np.ndarray, used: list[int],
+                        bit_depth: int) -> tuple[str, dict]:
     """How the frames' chroma was stored, as their files or video stream say, or else as their pixels
-    tell (:func:`multisr.imaging.subsampling.detect_chroma_subsampling`): the subsampling and its evidence."""
+    tell (:func:`multisr.imaging.subsampling.detect_chroma_subsampling`; a target's: the whole frames',
+    as the target stage found it): the subsampling and its evidence."""
     declared = source.get("chroma_subsampling")
     if declared is not None:
         return declared, {"told_by": "video stream" if "stream" in source else "files"}
-    evidence = detect_chroma_subsampling(frames[used], bit_depth=bit_depth)
+    if target is not None and "chroma_subsampling" in target:
+        return target["chroma_subsampling"]["decision"], target["chroma_subsampling"]
+    evidence = detect_chroma_subsampling([frames[k] for k in used], bit_depth=bit_depth)
     return evidence.decision, evidence.as_dict()
 
 
@@ -244,7 +251,7 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
         y, burst_chroma = np.stack([luma(frames[k]) for k in used]), None
     told = {"told_by": "option"}  # how the chroma's subsampling was known: named, the files', or the pixels'
     if chroma_subsampling == "auto" and burst_chroma is not None:
-        chroma_subsampling, told = _chroma_subsampling(source, frames, used, bit_depth)
+        chroma_subsampling, told = _chroma_subsampling(source, target, frames, used, bit_depth)
     modelled = chroma_subsampling if chroma_subsampling in SUBSAMPLINGS else None  # "4:4:4" is full
     demosaicked = burst_mosaic is not None
     with progress_bar(total=1 + refine_rounds + (burst_chroma is not None or demosaicked), desc="reconstruct",
@@ -296,7 +303,7 @@ STAGES = {
                   "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
                   "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
                   "max_shift_fraction": Param(float, low=0, high=1)})),
-        Stage("target", "4", ("frames", "names", "reference", "mosaic", "colours"),
+        Stage("target", "5", ("frames", "names", "reference", "bit_depth", "mosaic", "colours"),
               ("frames", "names", "reference", "known", "target", "mosaic", "colours"),
               _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
