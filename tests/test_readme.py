@@ -53,8 +53,10 @@ def test_the_setup_command_and_ci_install_the_pinned_versions():
 
 
 def test_the_python_example_runs(tmp_path, monkeypatch):
-    """The README's example, after its first command's run, as a notebook would run it."""
-    example = README.split("<!-- the example tests/test_readme.py runs -->", 1)[1]
+    """The manual's example (docs/notebooks.md), after the README's first command's run, as a
+    notebook would run it."""
+    page = (ROOT / "docs" / "notebooks.md").read_text()
+    example = page.split("<!-- the example tests/test_readme.py runs -->", 1)[1]
     example = example.split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     assert invoke("run", ROOT / "sample_frames", "--n", 20, "--out", "runs/sample").exit_code == 0
