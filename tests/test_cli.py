@@ -130,7 +130,7 @@ def test_bad_input_gets_one_line_and_no_result(tiny_burst, tmp_path, case, fragm
 
 def test_unknown_pipeline_is_refused(tiny_burst, tmp_path):
     assert_one_line_error(invoke("run", tiny_burst, "--out", tmp_path, "--pipeline", "nope"),
-                          "--pipeline: expected one of bicubic, multiframe, presenters, single")
+                          "--pipeline: expected one of bicubic, merge, multiframe, presenters, single")
 
 
 def test_simulate_writes_frames_and_truth(plate, tmp_path):

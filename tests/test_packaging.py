@@ -12,7 +12,8 @@ def test_non_editable_install_has_its_data_files(tmp_path):
                     "--target", str(target), str(ROOT)], check=True, cwd=tmp_path)
     check = ("import multisr, multisr.runs.pipeline as p, multisr.sr.weights as m; from importlib import resources; "
              "assert multisr.__file__.startswith(%r), multisr.__file__; "
-             "assert p.builtin_pipelines() == ['bicubic', 'multiframe', 'presenters', 'single']; "
-             "[p.load_pipeline(n) for n in p.builtin_pipelines()]; m.load_model('srcnn-955'); m.load_model('srcnn-915'); "
+             "assert p.builtin_pipelines() == ['bicubic', 'merge', 'multiframe', 'presenters', 'single']; "
+             "[p.load_pipeline(n) for n in p.builtin_pipelines()]; "
+             "[m.load_model(name) for name in ('srcnn-955', 'srcnn-915', 'restore-merge')]; "
              "assert (resources.files('multisr') / 'templates' / 'report.html').is_file()") % str(target)
     subprocess.run([sys.executable, "-c", check], check=True, cwd=tmp_path, env={"PYTHONPATH": str(target)})

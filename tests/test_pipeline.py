@@ -5,7 +5,7 @@ from multisr.runs.pipeline import builtin_pipelines, load_pipeline, with_overrid
 
 
 def test_builtin_pipelines_load_with_defaults_filled_in():
-    assert builtin_pipelines() == ["bicubic", "multiframe", "presenters", "single"]
+    assert builtin_pipelines() == ["bicubic", "merge", "multiframe", "presenters", "single"]
     presenters = load_pipeline("presenters")
     assert [stage.name for stage, _ in presenters.steps] == ["register", "upscale", "srcnn", "realign", "fuse"]
     params = {stage.name: p for stage, p in presenters.steps}

@@ -60,7 +60,7 @@ def test_report_with_truth_agrees_with_the_metric_code(tmp_path):
     compare(burst, "--n", 6, "--out", out, "--truth", burst / "truth.png")
     metrics = json.loads((out / "metrics.json").read_text())
     truth, _ = read_image(burst / "truth.png")
-    assert [m["name"] for m in metrics["methods"]] == ["bicubic", "single", "presenters", "multiframe"]
+    assert [m["name"] for m in metrics["methods"]] == ["bicubic", "single", "presenters", "multiframe", "merge"]
     for method in metrics["methods"]:
         result, _ = read_image(out / method["image"])
         expected = score_image(result, truth, shave=3)

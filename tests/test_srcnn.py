@@ -72,10 +72,10 @@ def test_restoration_patches_are_solved_once_per_training_folder(tmp_path, monke
     calls = []
     pairs = (np.full((2, 33, 33), 0.25, np.float32), np.full((2, 33, 33), 0.5, np.float32))
     monkeypatch.setattr("multisr.research.train.make_restoration_patches",
-                        lambda folder, scale: calls.append((folder, scale)) or pairs)
-    first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2)
-    again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2)  # a resumed training
-    assert calls == [(tmp_path / "T91", 2)]
+                        lambda folder, scale, pipeline: calls.append((folder, scale, pipeline)) or pairs)
+    first = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2, pipeline="merge")
+    again = restoration_patches_kept(tmp_path / "T91", tmp_path / "run", scale=2, pipeline="merge")  # resumed
+    assert calls == [(tmp_path / "T91", 2, "merge")]
     assert all(np.array_equal(a, b) for a, b in zip(first, pairs)) and all(np.array_equal(a, b) for a, b in zip(again, pairs))
 
 
@@ -103,7 +103,7 @@ def test_bad_weights_files_are_refused(tmp_path):
     torch.save(bad, tmp_path / "mismatch.pt")
     with pytest.raises(UserError, match="weights do not fit SRCNN"):
         load_model(str(tmp_path / "mismatch.pt"))
-    with pytest.raises(UserError, match="model: expected srcnn-915, srcnn-955, restore-955, restore-mix or a weights file"):
+    with pytest.raises(UserError, match="model: expected srcnn-915, srcnn-955, restore-955, restore-mix, restore-merge or a weights file"):
         load_model("srcnn-999")
 
 

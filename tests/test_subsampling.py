@@ -146,7 +146,8 @@ def test_bench_subsampling_prints_the_detectors_confusion_table(tmp_path):
 def test_a_targets_chroma_is_told_from_the_whole_frames(colour_bursts):
     """With a box (--roi), the windows are too small to tell from: the target stage tells it from
     the whole frames, and the solve of the window uses that."""
-    record = run_frames(load_pipeline("multiframe"), colour_bursts["4:2:0"].frames, roi="20,24,28,18", reference=0).record
+    frames = colour_bursts["4:2:0"].frames
+    record = run_frames(load_pipeline("multiframe"), frames, roi="20,24,28,18", reference=0).record
     assert record["solve"]["chroma_subsampling"] == "4:2:0"
     assert record["solve"]["chroma_subsampling_evidence"]["told_by"] == "pixels"
     window = colour_bursts["4:2:0"].frames[:, 20:44, 16:52]

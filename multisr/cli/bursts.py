@@ -93,7 +93,7 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, scal
                    "frame the truth is of (the reference in the truth.json beside it, else 0).")
 @click.option("--truth", "truth_path", type=click.Path(path_type=Path), default=None,
               help="High-resolution truth of the reference frame (adds PSNR/SSIM and error maps).")
-@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe,merge", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--crop", default=None, metavar="X,Y,W,H", help="Zoom region in HR pixels (default: most detailed).")
 @roi_option

@@ -123,6 +123,9 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--task", type=click.Choice(["srcnn", "restore"]), default="srcnn", show_default=True,
               help="srcnn: input is the bicubic upscale (the paper). restore: input is the multi-frame "
                    "reconstruction of a simulated 20-frame burst of each image (the multiframe pipeline's restore stage).")
+@click.option("--pipeline", type=click.Choice(["multiframe", "merge"]), default="multiframe", show_default=True,
+              help="--task restore: the pipeline whose result (before its restore stage) the network learns to "
+                   "restore.")
 @click.option("--init", "init_model", default=None,
               help="Start from these weights (a model name or file, of any scale); sets the architecture.")
 @scale_option
@@ -137,7 +140,7 @@ def evaluate(data_dir, scale, model, bicubic_only, as_json, device):
 @click.option("--eval-every", type=Integer(min=1), default=1, show_default=True)
 @click.option("--threads", type=Integer(min=0), default=0, help="CPU threads for torch (0: torch's default).")
 @device_option
-def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
+def train(data_dir, workdir, arch, task, pipeline, init_model, scale, epochs, batch_size, optimizer, lr, halve_lr_every, seed,
           eval_data, eval_every, threads, device):
     """Train SRCNN on a folder of images; resumes from OUT/checkpoint.pt when it exists."""
     import torch
@@ -159,7 +162,7 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     torch.manual_seed(seed)
     torch_device = resolve_device(device)
     if task == "restore":
-        inputs, labels = restoration_patches_kept(data_dir, Path(workdir), scale=scale)
+        inputs, labels = restoration_patches_kept(data_dir, Path(workdir), scale=scale, pipeline=pipeline)
     else:
         inputs, labels = make_patches(data_dir, scale=scale)
     click.echo(f"{len(inputs)} sub-images of 33x33 from {data_dir} ({task}); training on {torch_device}", err=True)
@@ -167,7 +170,8 @@ def train(data_dir, workdir, arch, task, init_model, scale, epochs, batch_size, 
     if eval_data is not None:
         evaluate = lambda model: evaluate_folder(eval_data, scale=scale, model=model)["mean"]["model"]  # noqa: E731
     network = load_model(init_model, scale=None) if init_model else SRCNN(**ARCHITECTURES[arch])
-    recipe = {"task": task, "data": str(data_dir), "init": init_model}
+    recipe = {"task": task, "data": str(data_dir), "init": init_model,
+              **({"pipeline": pipeline} if task == "restore" else {})}
     log = run_training(network, inputs, labels, workdir=workdir, scale=scale, epochs=epochs,
                        batch_size=batch_size, optimizer=optimizer, lr=lr, halve_lr_every=halve_lr_every, seed=seed,
                        evaluate=evaluate, eval_every=eval_every, device=torch_device, recipe=recipe)
@@ -258,7 +262,7 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, devi
 
 @bench.command(cls=Command)
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), required=True, help="Folder of HR images.")
-@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe,merge", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--n", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True)
 @click.option("--seed", type=Integer(), default=0, show_default=True)
@@ -334,7 +338,7 @@ def quality(data_dir, pipelines, n, seed, noise, outliers, protocol, widths, pla
 @bench.command(cls=Command)
 @click.option("--sizes", default="160x120,640x480", show_default=True,
               help="LR frame sizes, WxH, comma-separated (a phone burst: --sizes 4000x3000 --n 10).")
-@click.option("--pipelines", default="bicubic,single,presenters,multiframe", show_default=True,
+@click.option("--pipelines", default="bicubic,single,presenters,multiframe,merge", show_default=True,
               help=f"Comma-separated built-in names ({PIPELINES_HELP}) or .toml files.")
 @click.option("--n", type=Integer(min=2), default=DEFAULT_FRAMES, show_default=True)
 @device_option

@@ -38,7 +38,7 @@ from ..storage.video import is_video, read_video
 
 __all__ = ["compare", "parse_crop", "detail_crop"]
 
-DEFAULT_PIPELINES = ("bicubic", "single", "presenters", "multiframe")
+DEFAULT_PIPELINES = ("bicubic", "single", "presenters", "multiframe", "merge")
 ERROR_RANGE = 32  # error maps saturate at this many 8-bit levels of |Y - Y_truth|
 
 

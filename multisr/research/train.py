@@ -70,11 +70,12 @@ def make_patches(folder: Path, *, scale: int = SCALE, patch: int = 33, stride: i
 
 
 def make_restoration_patches(folder: Path, *, scale: int = SCALE, n: int = 20, protocols=("sr", "camera"), seed: int = 0,
-                             patch: int = 33, stride: int = 14) -> tuple[np.ndarray, np.ndarray]:
+                             patch: int = 33, stride: int = 14, pipeline: str = "multiframe"
+                             ) -> tuple[np.ndarray, np.ndarray]:
     """Sub-images of multi-frame reconstructions, for training the restoration network.
 
     Image ``i`` of ``folder`` becomes one simulated burst at ``scale`` of ``n`` frames per protocol
-    (seed ``seed + i``), solved by the ``multiframe`` pipeline's stages before ``restore``
+    (seed ``seed + i``), solved by the ``pipeline``'s stages before ``restore`` (``multiframe`` or ``merge``)
     (:func:`multisr.runs.engine.run_frames`, reference frame 0: the one the truth is of), so that the
     network learns on what it is given at run time. Images on which fewer than two frames
     register, or too small for a protocol's margins, are skipped.
@@ -84,9 +85,9 @@ def make_restoration_patches(folder: Path, *, scale: int = SCALE, n: int = 20, p
         ``restore`` gets it (a colour result's RGB clipped to [0, 1]) and the true Y rounded to 8
         bits, at the same place.
     """
-    multiframe = load_pipeline("multiframe")
-    solve = Pipeline("multiframe-solve", "multiframe before restore",
-                     [(stage, params) for stage, params in multiframe.steps if stage.name != "restore"])
+    whole = load_pipeline(pipeline)
+    solve = Pipeline(f"{pipeline}-solve", f"{pipeline} before restore",
+                     [(stage, params) for stage, params in whole.steps if stage.name != "restore"])
     inputs, labels = [], []
     for index, path in enumerate(progress_bar(list_images(Path(folder)), desc="solve bursts", unit="image", leave=False)):
         image, _ = read_image(path)
@@ -104,14 +105,15 @@ def make_restoration_patches(folder: Path, *, scale: int = SCALE, n: int = 20, p
     return _stack(inputs, labels, folder, patch)
 
 
-def restoration_patches_kept(folder: Path, workdir: Path, *, scale: int = SCALE) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`make_restoration_patches` at ``scale`` with its other defaults, kept in
+def restoration_patches_kept(folder: Path, workdir: Path, *, scale: int = SCALE, pipeline: str = "multiframe"
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_restoration_patches` at ``scale`` of ``pipeline`` with its other defaults, kept in
     ``workdir/restoration-patches.npz`` so that a resumed training skips the solves (minutes for T91)."""
     kept = Path(workdir) / "restoration-patches.npz"
     if kept.exists():
         with np.load(kept) as saved:
             return saved["inputs"], saved["labels"]
-    inputs, labels = make_restoration_patches(folder, scale=scale)
+    inputs, labels = make_restoration_patches(folder, scale=scale, pipeline=pipeline)
     with atomic_output(kept) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, inputs=inputs, labels=labels)
     return inputs, labels

@@ -40,9 +40,10 @@ from ..imaging.subsampling import detect_chroma_subsampling
 from ..params import (DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference,
                       defaults_from)
 from ..progress import progress_bar
-from ..reconstruction.agreement import agreeing_samples, repeated_rows
+from ..reconstruction.agreement import agreeing_samples, match_brightness, repeated_rows
 from ..reconstruction.chroma import SUBSAMPLINGS
 from ..reconstruction.fusion import FUSIONS
+from ..reconstruction.merge import KERNEL_DEFAULTS, merge
 from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
@@ -286,6 +287,28 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
+def _merge(*, frames, scale, matrices, registration, reference, robust, detail, stretch, shrink, denoise, flat_below,
+           flat_ramp, device) -> dict:
+    """The ``merge`` stage: every frame's samples accumulated onto the reference's HR grid with
+    structure-shaped kernels (:func:`multisr.reconstruction.merge.merge`), their brightness matched to
+    the reference's, each sample weighted by its agreement with the reference (``robust``; 0 where it
+    disagrees, :func:`multisr.reconstruction.agreement.agreeing_samples`)."""
+    used = [k for k, r in enumerate(registration) if not r.excluded]
+    brightness = np.tile(np.array([1.0, 0.0]), (len(frames), 1))
+    _, brightness[used] = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used],
+                                           used.index(reference), workers=workers())
+    weights = agreeing_samples(frames, matrices, registration, reference)[0] if robust else \
+        np.ones(frames.shape[:3], np.uint8)
+    weights[[k for k in range(len(frames)) if k not in used]] = 0
+    kernel = {"detail": detail, "stretch": stretch, "shrink": shrink, "denoise": denoise, "flat_below": flat_below,
+              "flat_ramp": flat_ramp}
+    with progress_bar(total=1, desc="merge", unit="burst", leave=False) as bar:
+        merged = merge(frames, matrices, weights, anchor=reference, scale=scale, brightness=brightness,
+                       device=str(device), kernel=kernel)
+        bar.update()
+    return {"result": np.clip(merged, 0.0, 1.0, out=merged)}
+
+
 STAGES = {
     stage.name: stage
     for stage in [
@@ -326,6 +349,10 @@ STAGES = {
                   "chroma": Param(str, ("burst", "reference"), default="burst"),
                   "chroma_subsampling": Param(str, ("auto", "none", "4:4:4", *SUBSAMPLINGS), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
+              uses_device=True),
+        Stage("merge", "1", ("frames", "scale", "matrices", "registration", "reference"), ("result",), _merge,
+              {"robust": Param(int, (0, 1), default=1),
+               **{name: Param(float, low=0.0, high=100.0, default=value) for name, value in KERNEL_DEFAULTS.items()}},
               uses_device=True),
         Stage("restore", "1", ("result", "scale"), ("result",), _restore, {"model": Param(str, default="restore-mix")},
               _srcnn_fingerprint, uses_device=True),
