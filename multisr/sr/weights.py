@@ -22,7 +22,7 @@ __all__ = ["WEIGHTS_DIR", "MODEL_NAMES", "SHIPPED", "DEFAULT_MODEL", "save_weigh
 
 WEIGHTS_DIR = Path(__file__).parent.parent / "weights"
 SHIPPED = {"srcnn-915": (3,), "srcnn-955": (2, 3, 4), "restore-955": (3,), "restore-mix": (2, 3, 4),
-           "restore-merge": (2, 3)}  # name: scales
+           "restore-merge": (2, 3, 4)}  # name: scales
 MODEL_NAMES = {name: f"{name}.pt" for name in SHIPPED}  # the scale-3 files
 DEFAULT_MODEL = "srcnn-955"
 
