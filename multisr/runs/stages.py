@@ -40,7 +40,7 @@ from ..imaging.subsampling import detect_chroma_subsampling
 from ..params import (DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference,
                       defaults_from)
 from ..progress import progress_bar
-from ..reconstruction.agreement import agreeing_samples, match_brightness, repeated_rows
+from ..reconstruction.agreement import agreeing_samples, frame_weights, match_brightness, repeated_rows
 from ..reconstruction.chroma import SUBSAMPLINGS
 from ..reconstruction.fusion import FUSIONS
 from ..reconstruction.merge import KERNEL_DEFAULTS, merge
@@ -292,14 +292,16 @@ def _merge(*, frames, scale, matrices, registration, reference, robust, detail, 
     """The ``merge`` stage: every frame's samples accumulated onto the reference's HR grid with
     structure-shaped kernels (:func:`multisr.reconstruction.merge.merge`), their brightness matched to
     the reference's, each sample weighted by its agreement with the reference (``robust``; 0 where it
-    disagrees, :func:`multisr.reconstruction.agreement.agreeing_samples`)."""
+    disagrees, :func:`multisr.reconstruction.agreement.frame_weights`)."""
     used = [k for k, r in enumerate(registration) if not r.excluded]
+    anchor = used.index(reference)
     brightness = np.tile(np.array([1.0, 0.0]), (len(frames), 1))
-    _, brightness[used] = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used],
-                                           used.index(reference), workers=workers())
-    weights = agreeing_samples(frames, matrices, registration, reference)[0] if robust else \
-        np.ones(frames.shape[:3], np.uint8)
-    weights[[k for k in range(len(frames)) if k not in used]] = 0
+    matched, brightness[used] = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor,
+                                                 workers=workers())
+    weights = np.zeros(frames.shape[:3], np.uint8)  # a frame left out has none
+    # as agreeing_samples weighs them for the other fusions, from the Y just matched
+    weights[used] = frame_weights(matched, matrices[used], anchor, workers=workers()) if robust else 1
+    del matched
     kernel = {"detail": detail, "stretch": stretch, "shrink": shrink, "denoise": denoise, "flat_below": flat_below,
               "flat_ramp": flat_ramp}
     with progress_bar(total=1, desc="merge", unit="burst", leave=False) as bar:
