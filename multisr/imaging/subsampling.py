@@ -60,14 +60,18 @@ class SubsamplingEvidence:
 
     def halved(self) -> tuple[bool, bool]:
         """Whether the chroma was halved along x and along y."""
-        return tuple(r is not None and r <= HALVED_RESIDUAL and s >= MIN_STRUCTURE
-                     for r, s in zip(self.residual, self.structure))
+        return _halved(self.residual, self.structure)
 
     def as_dict(self) -> dict:
         return {"decision": self.decision, "told_by": "pixels",
                 "residual": [None if r is None else round(r, 3) for r in self.residual],
                 "structure": [None if s is None else round(s, 2) for s in self.structure],
                 "halved_residual": HALVED_RESIDUAL, "min_structure": MIN_STRUCTURE}
+
+
+def _halved(residual, structure) -> tuple[bool, bool]:
+    """Per axis: a residual of at most :data:`HALVED_RESIDUAL` floors, a structure of :data:`MIN_STRUCTURE` or more."""
+    return tuple(r is not None and r <= HALVED_RESIDUAL and s >= MIN_STRUCTURE for r, s in zip(residual, structure))
 
 
 def rounding_floor(bit_depth: int = 8) -> float:
@@ -107,11 +111,10 @@ def detect_chroma_subsampling(frames, *, bit_depth: int = 8) -> SubsamplingEvide
         judged = counts.min() >= MIN_SAMPLES
         residual.append(float((sums / np.maximum(counts, 1)).max() / floor) if judged else None)
         structure.append(float(second / max(second_count, 1) / floor) if judged else None)
-    evidence = SubsamplingEvidence("4:4:4", tuple(residual), tuple(structure))
-    halved_x, halved_y = evidence.halved()
+    halved_x, halved_y = _halved(residual, structure)
     judged = None not in residual  # an axis left unjudged leaves 4:2:0 and 4:2:2 apart untold
     decision = "4:4:4" if not judged else "4:2:0" if halved_x and halved_y else "4:2:2" if halved_x else "4:4:4"
-    return SubsamplingEvidence(decision, evidence.residual, evidence.structure)
+    return SubsamplingEvidence(decision, tuple(residual), tuple(structure))
 
 
 def _prediction_residual(frame: np.ndarray):
@@ -119,8 +122,7 @@ def _prediction_residual(frame: np.ndarray):
     odd-from-even prediction of Cb and Cr, summed per odd position modulo 8 (``(4,)`` sums and
     counts), and the sum and count of the squared second differences of the even samples."""
     height, width = frame.shape[:2]
-    step = max(1, int(np.ceil(height * width / 2 / MAX_SAMPLES)))
-    frame = frame[::step]
+    frame = frame[:: max(1, int(np.ceil(height * width / 2 / MAX_SAMPLES)))]  # rows evenly spaced
     chroma = rgb_to_ycbcr(frame)[..., 1:].astype(np.float64)
     clipped = ((frame <= 1.5 / 255) | (frame >= 253.5 / 255)).any(-1)
     best = None

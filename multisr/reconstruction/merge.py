@@ -97,10 +97,12 @@ def merge(frames: np.ndarray, matrices: np.ndarray, weights: np.ndarray, *, anch
     out_h, out_w = scale * height, scale * width
     inverse = kernel_covariances(luma(frames[anchor]), **{**KERNEL_DEFAULTS, **(kernel or {})})
     reach = int(np.ceil(REACH * scale))
+    present = [k for k in range(len(frames)) if weights[k].any()]  # once, not once a band
+    back = {k: np.linalg.inv(matrices[k]) for k in present}  # frame k -> the reference
     result = np.empty((out_h, out_w, channels), np.float32)
     for top in range(0, out_h, band):
         bottom = min(top + band, out_h)
-        sums = _landed_sums(frames, matrices, weights, brightness, scale, (top - reach, bottom + reach),
+        sums = _landed_sums(frames, matrices, back, weights, brightness, scale, (top - reach, bottom + reach),
                             torch.device(device))
         rows = slice(top // scale, -(-bottom // scale))  # the LR rows whose kernels the band's pixels take
         shape = np.repeat(np.repeat(inverse[rows], scale, axis=0), scale, axis=1)
@@ -114,10 +116,12 @@ def merge(frames: np.ndarray, matrices: np.ndarray, weights: np.ndarray, *, anch
     return result[..., 0] if frames.ndim == 3 else result
 
 
-def _landed_sums(frames, matrices, weights, brightness, scale: int, hr_rows: tuple[int, int], device) -> torch.Tensor:
+def _landed_sums(frames, matrices, back: dict, weights, brightness, scale: int, hr_rows: tuple[int, int],
+                 device) -> torch.Tensor:
     """``(channels + 1, rows, scale*w)``: the sums of weight x value and of weight of every sample
     that lands on HR rows ``hr_rows``, each shared between the four HR pixels around it (bilinear
-    weights); only each frame's rows that can land there are mapped."""
+    weights); only the frames of ``back`` (frame k -> its inverse matrix: those with a sample of
+    positive weight), and of each only the rows that can land there, are mapped."""
     height, width = frames.shape[1:3]
     channels = 1 if frames.ndim == 3 else frames.shape[3]
     first, stop = hr_rows
@@ -126,9 +130,7 @@ def _landed_sums(frames, matrices, weights, brightness, scale: int, hr_rows: tup
     lr_top, lr_bottom = (first - scale) / scale, (stop + scale) / scale  # the band in the reference's LR rows
     corners = np.array([[0, width - 1, 0, width - 1], [lr_top, lr_top, lr_bottom, lr_bottom], [1, 1, 1, 1]])
     columns = torch.arange(width, dtype=torch.float32, device=device)
-    for k in range(len(frames)):
-        if not weights[k].any():
-            continue
+    for k, inverse in back.items():
         mapped = matrices[k] @ corners
         ys = mapped[1] / mapped[2]
         r0, r1 = max(0, int(np.floor(ys.min())) - 1), min(height, int(np.ceil(ys.max())) + 2)
@@ -136,10 +138,10 @@ def _landed_sums(frames, matrices, weights, brightness, scale: int, hr_rows: tup
             continue
         rows = torch.arange(r0, r1, dtype=torch.float32, device=device)[:, None]
         robust = torch.from_numpy(np.ascontiguousarray(weights[k, r0:r1], np.float32)).to(device).reshape(-1)
-        back = torch.from_numpy(np.linalg.inv(matrices[k])).to(device=device, dtype=torch.float32)  # frame k -> ref.
-        depth = back[2, 0] * columns + back[2, 1] * rows + back[2, 2]
-        hx = (scale * (back[0, 0] * columns + back[0, 1] * rows + back[0, 2]) / depth + (scale - 1) / 2).reshape(-1)
-        hy = (scale * (back[1, 0] * columns + back[1, 1] * rows + back[1, 2]) / depth + (scale - 1) / 2).reshape(-1)
+        to_reference = torch.from_numpy(inverse).to(device=device, dtype=torch.float32)
+        depth = to_reference[2, 0] * columns + to_reference[2, 1] * rows + to_reference[2, 2]
+        hx, hy = ((scale * (to_reference[i, 0] * columns + to_reference[i, 1] * rows + to_reference[i, 2]) / depth
+                   + (scale - 1) / 2).reshape(-1) for i in (0, 1))
         left, upper = torch.floor(hx), torch.floor(hy)
         fx, fy = hx - left, hy - upper
         values = torch.from_numpy(frames[k, r0:r1]).to(device).reshape(-1, channels)

@@ -287,12 +287,12 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
-def _merge(*, frames, scale, matrices, registration, reference, robust, detail, stretch, shrink, denoise, flat_below,
-           flat_ramp, device) -> dict:
+def _merge(*, frames, scale, matrices, registration, reference, robust, device, **kernel) -> dict:
     """The ``merge`` stage: every frame's samples accumulated onto the reference's HR grid with
-    structure-shaped kernels (:func:`multisr.reconstruction.merge.merge`), their brightness matched to
-    the reference's, each sample weighted by its agreement with the reference (``robust``; 0 where it
-    disagrees, :func:`multisr.reconstruction.agreement.frame_weights`)."""
+    structure-shaped kernels (``kernel``: the stage's parameters named in
+    :data:`~multisr.reconstruction.merge.KERNEL_DEFAULTS`; :func:`multisr.reconstruction.merge.merge`),
+    their brightness matched to the reference's, each sample weighted by its agreement with the
+    reference (``robust``; 0 where it disagrees, :func:`multisr.reconstruction.agreement.frame_weights`)."""
     used = [k for k, r in enumerate(registration) if not r.excluded]
     anchor = used.index(reference)
     brightness = np.tile(np.array([1.0, 0.0]), (len(frames), 1))
@@ -302,8 +302,6 @@ def _merge(*, frames, scale, matrices, registration, reference, robust, detail, 
     # as agreeing_samples weighs them for the other fusions, from the Y just matched
     weights[used] = frame_weights(matched, matrices[used], anchor, workers=workers()) if robust else 1
     del matched
-    kernel = {"detail": detail, "stretch": stretch, "shrink": shrink, "denoise": denoise, "flat_below": flat_below,
-              "flat_ramp": flat_ramp}
     with progress_bar(total=1, desc="merge", unit="burst", leave=False) as bar:
         merged = merge(frames, matrices, weights, anchor=reference, scale=scale, brightness=brightness,
                        device=str(device), kernel=kernel)
