@@ -252,11 +252,13 @@ def _plate_bench(data_dir, names, n, seed, widths, plates, on_a_car, scale, devi
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
-    click.echo(f"{'width':<7}{'column':<18}{'read exactly':>14}{'characters':>12}{'plate dB':>10}{'failed':>8}")
+    click.echo(f"{'width':<7}{'column':<18}{'read exactly':>14}{'characters':>12}{'plate dB':>10}{'tracked px':>12}"
+               f"{'failed':>8}")
     for width, table in result["widths"].items():
         for column, mean in table["mean"].items():
             psnr = f"{mean['plate_psnr']:>10.2f}" if "plate_psnr" in mean else f"{'-':>10}"
-            click.echo(f"{width:<7}{column:<18}{mean['exact']:>14.2f}{mean['characters']:>12.2f}{psnr}"
+            tracked = f"{mean['registration_px']:>12.3f}" if "registration_px" in mean else f"{'-':>12}"
+            click.echo(f"{width:<7}{column:<18}{mean['exact']:>14.2f}{mean['characters']:>12.2f}{psnr}{tracked}"
                        f"{mean['failed']:>8}")
 
 

@@ -11,14 +11,19 @@ along the chain. A frame where the box leaves the picture or the fit fails is le
 reason.
 
 Boxes as small as a plate 20 pixels wide: only the box's own pixels decide (the reference's
-pixels around it only smooth its edges; in a box under 24 pixels a side, the pixels that stand
-still through the burst, a loosely drawn box's background, are left out: :func:`moving_pixels`;
-where the target is lost all the same, it is tracked again on the pixels that move with it in
-the frames found), the smoothing and the motion model follow the box's size (:func:`fit_plan`:
-a similarity below 24 pixels a side), the frames whose target strays from the smooth path the
-others trace are fitted again from the path (a box of a few pixels can match a patch of
-background), and a small box is fitted once more against the mean of the aligned frames (its own
-noise and aliasing averaged away).
+pixels around it only smooth its edges). In a box under 24 pixels a side the background the box
+holds (a user's box drawn 2 pixels around a plate 6 high is half background) would decide: there
+the background's own motion is fitted on a ring around the box (:func:`background_motion`: the
+camera's jitter), the box's pixels that it explains in most frames are left out
+(:func:`moving_pixels`), and in a frame where the target's pixels are not where the background
+puts them, no match there is taken (:func:`away_from_background`: a plate moving sideways
+otherwise matches its own rows and margin where it stood). Where the target is lost all the
+same, it is tracked again on the pixels that move with it in the frames found. The smoothing and
+the motion model follow the box's size (:func:`fit_plan`: a similarity below 24 pixels a side);
+the frames whose target strays from the smooth path the others trace (for a small box, in the
+background's coordinates: without the camera's jitter, a straight path most frames agree on) are
+fitted again from the path (a box of a few pixels can match a patch of background or its own next
+character).
 
 :func:`cut_to_target` cuts every frame to a window of one size around the target (the box's
 window in the reference, with :data:`MARGIN` pixels for the kernels of the stages that follow)
@@ -26,6 +31,7 @@ and gives the motion between the windows, so that every later stage works on the
 what the box costs, whatever the frame's size.
 """
 from dataclasses import dataclass
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -51,8 +57,11 @@ LEAVES = "the target leaves the picture"  # a frame's reason when less than MIN_
 MIN_SUPPORT_FRAMES = 4  # frames found, at least, to tell the pixels that move with the target
 SUPPORT_ROUNDS = 3  # of tracking again on the pixels that move with the target, while each finds more frames
 MIN_MOVING = 0.3  # of the box's pixels: fewer that change, and the target does not move against its background
+PATH_REACH = 2  # LR px: how far from a path without a camera's jitter the search looks for the target
 PATH_TOLERANCE = 1.0  # LR px: a found target's centre this far from the burst's smooth path may be off it
 MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
+RING = 12  # LR pixels around a small box whose background tells how the background moves
+AWAY = 1.0  # LR pixels: a target that does not stand still is at least this far from where the background puts it
 CONTEXT = 4  # LR pixels of the reference around the box that its template keeps, for the smoothing only
 # the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
 # on the target protocol) but not aliased ones (0.09-0.18 px on sample_frames); these give 0.031-0.048 on both.
@@ -108,19 +117,31 @@ def _inside_fraction(matrix: np.ndarray, w: int, h: int, shape: tuple[int, int])
     return float(np.mean((u >= 0) & (u <= shape[1] - 1) & (v >= 0) & (v <= shape[0] - 1)))
 
 
-def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray, mask: np.ndarray | None = None,
+            avoid: np.ndarray | None = None, reach: int = SEARCH) -> np.ndarray:
     """``start`` (box pixels -> frame pixels) moved by the shift that best matches ``template``
-    (the box's own pixels) within :data:`SEARCH` pixels around where ``start`` puts it
+    (the box's own pixels) within ``reach`` pixels around where ``start`` puts it
     (normalised cross-correlation of the frame resampled onto the box's grid by ``start``; over
-    ``mask``'s pixels of the box where given)."""
+    ``mask``'s pixels of the box where given), not within :data:`AWAY` pixels of where ``avoid``
+    (box pixels -> frame pixels) puts it."""
     h, w = template.shape
-    around = start @ similarity_matrix(shift=(-SEARCH, -SEARCH))
-    window = cv2.warpPerspective(frame, around, (w + 2 * SEARCH, h + 2 * SEARCH),
+    around = start @ similarity_matrix(shift=(-reach, -reach))
+    window = cv2.warpPerspective(frame, around, (w + 2 * reach, h + 2 * reach),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     weights = None if mask is None else mask.astype(np.float32)
     scores = np.nan_to_num(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=weights), nan=-1.0)
+    if avoid is not None:
+        shift = _centre(avoid, w, h) - _centre(start, w, h) + reach
+        ys, xs = np.mgrid[0 : scores.shape[0], 0 : scores.shape[1]]
+        scores[np.hypot(xs - shift[0], ys - shift[1]) <= AWAY + 0.5] = -1.0
     _, _, _, (best_x, best_y) = cv2.minMaxLoc(scores)
-    return start @ similarity_matrix(shift=(best_x - SEARCH, best_y - SEARCH))
+    return start @ similarity_matrix(shift=(best_x - reach, best_y - reach))
+
+
+def _centre(matrix: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Where ``matrix`` (box pixels -> frame pixels) puts the centre of a ``w x h`` box."""
+    u, v = apply(matrix, np.array([(w - 1) / 2]), np.array([(h - 1) / 2]))
+    return np.array([u[0], v[0]])
 
 
 def _near(frame: np.ndarray, matrix: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +190,8 @@ def fit_plan(w: int, h: int, model: str) -> tuple[tuple[float, ...], str, int]:
 
 
 def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.ndarray, guess: np.ndarray, *,
-                model: str = "homography", mask: np.ndarray | None = None) -> tuple[np.ndarray | None, str | None, float]:
+                model: str = "homography", mask: np.ndarray | None = None, avoid: np.ndarray | None = None,
+                reach: int = SEARCH) -> tuple[np.ndarray | None, str | None, float]:
     """The box's content found in ``frame`` (``(H, W[, 3])``) from the motion ``guess`` (reference
     pixels -> frame pixels); ``template`` is :func:`box_template`'s (the box and its context).
     Returns ``(matrix, reason, correlation)``: the target's motion, or ``None`` with the reason it
@@ -180,7 +202,10 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
 
     Only the box's own pixels decide: the search matches them alone, and the fit's points are
     theirs; the reference's :data:`CONTEXT` pixels around them only give the fit's smoothed passes
-    the true surroundings of the box's edge, so that a box of a few pixels keeps its edges."""
+    the true surroundings of the box's edge, so that a box of a few pixels keeps its edges.
+    ``avoid`` (reference pixels -> frame pixels): where the target is known not to be
+    (:func:`away_from_background`); no match within :data:`AWAY` pixels of it is taken. ``reach``: how
+    far from the guess the search looks (:data:`SEARCH` pixels, or fewer where the guess is sure)."""
     height, width = frame.shape[:2]
     x, y, w, h = box
     smoothings, model, edge = fit_plan(w, h, model)
@@ -188,20 +213,28 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     part, to_part = _near(frame, guess @ to_box, w, h)
     predicted_start = to_part @ guess @ to_box
     inner = (slice(CONTEXT, -CONTEXT), slice(CONTEXT, -CONTEXT))
-    searched = _search(template[inner], part, predicted_start, None if mask is None else mask[inner])
+    avoided = None if avoid is None else to_part @ avoid @ to_box
+    searched = _search(template[inner], part, predicted_start, None if mask is None else mask[inner], avoided, reach)
     padded = similarity_matrix(shift=(-CONTEXT, -CONTEXT))  # template pixels -> box pixels
     # from the search's best match and from the prediction itself (a plate's repeated characters
-    # can give the search a peak one character off): the fit that matches the box best
-    starts = (searched,) if np.array_equal(searched, predicted_start) else (searched, predicted_start)
-    fits = [align(template, part, start @ padded, model=model, smoothings=smoothings, border=CONTEXT + edge, mask=mask)
-            for start in starts]
-    fit = max((f for f in fits if f is not None), key=lambda f: f.correlation, default=None)
+    # can give the search a peak one character off), and for a small box without the smoothed passes
+    # too (a plate a few pixels high, smoothed, can slide to another zoom): the fit that matches the box best
+    away = avoided is None or np.hypot(*(_centre(predicted_start, w, h) - _centre(avoided, w, h))) > AWAY
+    starts = (searched, predicted_start) if away and not np.array_equal(searched, predicted_start) else (searched,)
+    plans = (smoothings, smoothings[-1:]) if len(smoothings) > 1 and small_box(box) else (smoothings,)
+    fits = [align(template, part, start @ padded, model=model, smoothings=plan, border=CONTEXT + edge, mask=mask)
+            for start in starts for plan in plans]
+    fits = [f for f in fits if f is not None]
+    kept = [f for f in fits if avoided is None
+            or np.hypot(*(_centre(f.matrix @ np.linalg.inv(padded), w, h) - _centre(avoided, w, h))) > AWAY]
+    fit = max(kept, key=lambda f: f.correlation, default=None)
     # what can truly be said of a target not found: its motion so far puts it out of the picture,
     # or it is not within the search's reach of where that motion puts it
     expected_out = _inside_fraction(guess @ to_box, w, h, (height, width)) < MIN_INSIDE
     if fit is None:
         out = expected_out or _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE
-        return None, LEAVES if out else _not_found("too few of the box's pixels matched"), np.nan
+        why = "it matched only where the background stands" if fits else "too few of the box's pixels matched"
+        return None, LEAVES if out else _not_found(why), np.nan
     in_frame = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(padded)
     if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:  # the fit ran off the picture
         return None, LEAVES if expected_out else _not_found("its best match runs off the picture"), fit.correlation
@@ -235,33 +268,82 @@ def _with_context(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tup
     return np.ix_(rows, columns)
 
 
-def moving_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, int],
-                  template: np.ndarray) -> np.ndarray | None:
-    """``(h + 2 C, w + 2 C)`` bool over ``template``'s pixels (:func:`box_template` of the
-    reference): those of the box that change in time (``None`` where too few do to tell), for the
-    fit to use.
-
-    A box drawn around a target that moves on its own holds some of the background it moves
-    over (a user draws a plate's box a pixel or two wide; on a plate 8 pixels high that is half
-    the box): a pixel whose value some frame shows, within :data:`STILL_TOLERANCE` and one pixel
-    of where it was, in :data:`STILL_FRAMES` of the frames or more stands still (or is flat: a
-    flat pixel has no say in a fit either) and is left out. When fewer than
-    :data:`MIN_MOVING` of the box's pixels change, the target does not move against its
-    background (a camera that follows it, or a target that stays) and every pixel is used."""
-    index = _with_context(box, frames.shape[1:3])
-    still = np.zeros(template.shape, np.float32)
-    kernel = np.ones((3, 3), np.uint8)
+def background_motion(frames: np.ndarray, reference: int, box: tuple[int, int, int, int]) -> list:
+    """Per frame, the motion of the background around ``box`` (reference pixels -> frame k's, 3x3;
+    ``None`` where it cannot be fitted): a robust fit of the reference's :data:`RING` pixels around
+    the box (the box itself left out: the target moves on its own) to each frame, from standing
+    still. A camera's jitter and drift of a few pixels are caught; a target crossing the ring
+    costs nothing (Tukey's weights)."""
+    x, y, w, h = box
+    height, width = frames.shape[1:3]
+    ring = max(RING, max(w, h) // 2)
+    left, top = max(0, x - ring), max(0, y - ring)
+    right, bottom = min(width, x + w + ring), min(height, y + h + ring)
+    template = luma(frames[reference][top:bottom, left:right]).astype(np.float32)
+    around = np.ones(template.shape, bool)
+    around[max(0, y - top - 1) : y - top + h + 1, max(0, x - left - 1) : x - left + w + 1] = False
+    smoothings, _ = plan_for_size(template.shape, SMOOTHINGS, "similarity")
+    to_region = similarity_matrix(shift=(left, top))
+    motions: list = [None] * len(frames)
+    motions[reference] = np.eye(3)
     for k in range(len(frames)):
         if k == reference:
             continue
-        near = luma(frames[k][index]).astype(np.float32)
-        # within one pixel (a still camera's jitter), frame k takes every value between its local
-        # minimum and maximum: the reference's value among them is a pixel that stood still
-        still += ((cv2.erode(near, kernel, borderType=cv2.BORDER_REPLICATE) <= template + STILL_TOLERANCE)
-                  & (cv2.dilate(near, kernel, borderType=cv2.BORDER_REPLICATE) >= template - STILL_TOLERANCE))
-    moving = still < STILL_FRAMES * (len(frames) - 1)
+        part, to_part = _near(frames[k], to_region, right - left, bottom - top)
+        fit = align(template, part, to_part @ to_region, model="similarity", smoothings=smoothings, border=2, mask=around)
+        if fit is not None and fit.correlation >= MIN_CORRELATION:
+            motion = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(to_region)
+            motions[k] = motion / motion[2, 2]
+    return motions
+
+
+def still_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, int], template: np.ndarray,
+                 background: list) -> np.ndarray:
+    """``(N, h + 2 C, w + 2 C)`` bool over ``template``'s pixels (:func:`box_template` of the
+    reference): where frame k, resampled by the background's motion (:func:`background_motion`),
+    shows what the reference shows (within :data:`STILL_TOLERANCE`): the background, or a target
+    that stands still there. False where the background's motion is not
+    known; True for the reference."""
+    x, y, w, h = box
+    shape = template.shape
+    to_template = similarity_matrix(shift=(x - CONTEXT, y - CONTEXT))
+    still = np.zeros((len(frames), *shape), bool)
+    still[reference] = True
+    for k, motion in enumerate(background):
+        if k == reference or motion is None:
+            continue
+        part, to_part = _near(frames[k], motion @ to_template, shape[1], shape[0])
+        seen = cv2.warpPerspective(part, to_part @ motion @ to_template, shape[::-1],
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        still[k] = np.abs(seen - template) <= STILL_TOLERANCE
+    return still
+
+
+def moving_pixels(still: np.ndarray, reference: int) -> np.ndarray | None:
+    """``(h + 2 C, w + 2 C)`` bool: the template's pixels that do not stand still
+    (:func:`still_pixels` ``(N, ...)``) in :data:`STILL_FRAMES` of the other frames or more, for the
+    fit to use (``None`` where too few do to tell).
+
+    A box drawn around a target that moves on its own holds some of the background it moves
+    over (a user draws a plate's box a pixel or two wide; on a plate 8 pixels high that is half
+    the box): those pixels are left out (a flat pixel has no say in a fit either). When fewer
+    than :data:`MIN_MOVING` of the box's pixels change, the target does not move against its
+    background (a camera that follows it, or a target that stays) and every pixel is used."""
+    others = np.delete(still, reference, axis=0)
+    moving = others.sum(axis=0) < STILL_FRAMES * len(others)
     inside = moving[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT]
     return moving if inside.mean() >= MIN_MOVING else None
+
+
+def away_from_background(still: np.ndarray, mask: np.ndarray | None, background: list) -> list:
+    """Per frame, the background's motion where the target cannot be (``None`` elsewhere): where
+    most of the target's pixels (``mask``) do not stand still, the target has left the place the
+    background's motion puts it, so a match there is the background's (a box's margin, a plate's
+    rows that a sideways motion leaves alike) and not the target's."""
+    if mask is None:
+        return [None] * len(still)
+    return [motion if motion is not None and still[k][mask].mean() < STILL_FRAMES else None
+            for k, motion in enumerate(background)]
 
 
 def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, int], *,
@@ -272,12 +354,17 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
     (:data:`multisr.registration.alignment.MODELS`)."""
     count = len(frames)
     template = box_template(frames[reference], roi)
-    # a small box's background weighs: its pixels that stand still are left out (a large box's robust
-    # fit rejects its share by itself, and is more accurate with every pixel: 0.046 -> 0.040 LR px RMS
-    # on the target protocol's 48-px targets)
-    small = small_box(roi)
-    mask = moving_pixels(frames, reference, roi, template) if small else None
-    matrices, reasons, correlations = _track(frames, reference, roi, template, mask, model)
+    # a small box's background weighs: its pixels that the background's motion explains are left out,
+    # and where the background puts the target it is not (a large box's robust fit rejects its share by
+    # itself, and is more accurate with every pixel: 0.046 -> 0.040 LR px RMS on the target protocol's
+    # 48-px targets)
+    mask, avoid, background = None, [None] * count, [None] * count
+    if small_box(roi):
+        background = background_motion(frames, reference, roi)
+        still = still_pixels(frames, reference, roi, template, background)
+        mask = moving_pixels(still, reference)
+        avoid = away_from_background(still, mask, background)
+    matrices, reasons, correlations = _track(frames, reference, roi, template, mask, avoid, background, model)
     for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
         if all(reason in (None, LEAVES) for reason in reasons):
             break
@@ -285,21 +372,14 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
         if support is None:
             break
         own = support if mask is None else mask & support
-        again = _track(frames, reference, roi, template, own, model)
+        again = _track(frames, reference, roi, template, own, avoid, background, model)
         if again[1].count(None) <= reasons.count(None):
             break
         mask, (matrices, reasons, correlations) = own, again
-    if small:  # its own noise and aliasing weigh: fitted again to the mean of the frames
-        template = _mean_template(frames, roi, matrices, reasons)
-        for k in range(count):
-            if reasons[k] is None and k != reference:
-                matrix, _, correlation = find_target(template, roi, frames[k], matrices[k], model=model, mask=mask)
-                if matrix is not None:
-                    matrices[k], correlations[k] = matrix, correlation
     return Tracked(matrices, reasons, correlations)
 
 
-def _track(frames, reference, roi, template, mask, model) -> tuple[np.ndarray, list, list]:
+def _track(frames, reference, roi, template, mask, avoid, background, model) -> tuple[np.ndarray, list, list]:
     """One tracking of the box: frame by frame outwards from the reference, then back to the
     path (:func:`_keep_to_the_path`). Returns :class:`Tracked`'s three fields."""
     count = len(frames)
@@ -312,11 +392,11 @@ def _track(frames, reference, roi, template, mask, model) -> tuple[np.ndarray, l
         found = [(reference, np.eye(3))]  # the frames found so far this way and their motion, nearest last
         for k in order:
             matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found, k),
-                                                              model=model, mask=mask)
+                                                              model=model, mask=mask, avoid=avoid[k])
             if matrix is not None:
                 matrices[k] = matrix
                 found.append((k, matrix))
-    _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, reasons, correlations)
+    _keep_to_the_path(frames, reference, roi, template, mask, avoid, background, model, matrices, reasons, correlations)
     return matrices, reasons, correlations
 
 
@@ -354,28 +434,40 @@ def _moving_with_the_target(frames: np.ndarray, roi: tuple[int, int, int, int], 
     return support if inner.mean() >= MIN_MOVING else None
 
 
-def _mean_template(frames: np.ndarray, roi: tuple[int, int, int, int], matrices: np.ndarray, reasons: list) -> np.ndarray:
-    """:func:`box_template`'s pixels averaged over the frames the target was found in
-    (:func:`_aligned`): the reference's box with its noise and aliasing averaged away (a box of a
-    few pixels registers 5-15 % closer to the truth against it: 0.199 -> 0.169 LR px median on
-    plates 28 px wide)."""
-    return np.mean(_aligned(frames, roi, matrices, reasons), axis=0).astype(np.float32)
-
-
-def _robust_trend(times: np.ndarray, values: np.ndarray):
+def _robust_trend(times: np.ndarray, values: np.ndarray, *, consensus: bool = False):
     """A quadratic in ``times`` (``(T,)``) through ``values`` (``(T, D)``), robustly: refitted on
     the points within ``limit`` of it (:data:`PATH_TOLERANCE`, or four robust deviations of their
-    distances if more). Returns ``(fits, inlier, limit)`` (one ``np.polyfit`` a column), or ``None`` when
-    fewer than :data:`MIN_PATH_FRAMES` points stay."""
-    inlier = np.ones(len(times), bool)
+    distances if more: a camera's jitter). With ``consensus`` (the values are a target's path
+    without a camera's jitter), the limit is :data:`PATH_TOLERANCE`, and the fit starts from the
+    points within it of the straight line that the most lie within it of (every pair tried: half
+    the points may be off, and a quadratic through three far apart bends to take in a wrong
+    group); else from all of them. Returns ``(fits,
+    inlier, limit)`` (one ``np.polyfit`` a column), or ``None`` when fewer than
+    :data:`MIN_PATH_FRAMES` points stay."""
+    inlier = _consensus(times, values) if consensus else np.ones(len(times), bool)
     for _ in range(5):
-        fits = [np.polyfit(times[inlier], values[inlier, axis], 2) for axis in range(values.shape[1])]
-        distance = np.linalg.norm(values - _evaluate(fits, times).T, axis=1)
-        limit = max(PATH_TOLERANCE, 4 * MAD_TO_SIGMA * float(np.median(distance[inlier])))
-        inlier = distance <= limit
         if inlier.sum() < MIN_PATH_FRAMES:
             return None
+        fits = [np.polyfit(times[inlier], values[inlier, axis], 2) for axis in range(values.shape[1])]
+        distance = np.linalg.norm(values - _evaluate(fits, times).T, axis=1)
+        limit = PATH_TOLERANCE if consensus else max(PATH_TOLERANCE, 4 * MAD_TO_SIGMA * float(np.median(distance[inlier])))
+        inlier = distance <= limit
+    if inlier.sum() < MIN_PATH_FRAMES:
+        return None
     return fits, inlier, limit
+
+
+def _consensus(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``(T,)`` bool: the points within :data:`PATH_TOLERANCE` of the straight line (in time)
+    through the pair of points that the most lie within it of (ties: the smallest sum of
+    distances)."""
+    first, second = np.array(list(combinations(range(len(times)), 2))).T
+    velocity = (values[second] - values[first]) / (times[second] - times[first])[:, None]  # (P, D)
+    line = values[first][:, None] + velocity[:, None] * (times[None, :, None] - times[first][:, None, None])
+    distance = np.linalg.norm(line - values, axis=2)  # (P, T)
+    within = distance <= PATH_TOLERANCE
+    best = np.lexsort((np.where(within, distance, 0).sum(axis=1), -within.sum(axis=1)))[0]
+    return within[best]
 
 
 def _evaluate(fits: list, times) -> np.ndarray:
@@ -383,29 +475,42 @@ def _evaluate(fits: list, times) -> np.ndarray:
     return np.array([np.polyval(fit, times) for fit in fits])
 
 
-def _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, reasons, correlations) -> None:
+def _keep_to_the_path(frames, reference, roi, template, mask, avoid, background, model, matrices, reasons,
+                      correlations) -> None:
     """The frames found off the path the others trace, and those not found, tried again from the
     path (in place). A target's centre moves smoothly through a burst (a car, a face: the
     velocity changes little in a second): a robust quadratic in time through the centres found
     is the path, and a frame whose centre lies farther from it than :data:`PATH_TOLERANCE` pixels
     or four robust deviations (a camera's jitter widens them) matched something else (a plate's
-    box of a few pixels can match a patch of background). Each such frame, and each frame where
-    the target was not found but did not leave the picture, is fitted again from where the path
-    puts it; kept if it then lands on the path, else left out with the reason. Needs
-    :data:`MIN_PATH_FRAMES` frames found."""
+    box of a few pixels can match a patch of background, or its own next character). Where the
+    background's motion is known (``background``, per frame; a small box's), the centres are
+    taken where the background was, without the camera's jitter, and the path is the one most of
+    them agree on (:func:`_consensus`). Each frame off it, and each frame where the target was
+    not found but did not leave the picture, is fitted again from where the path puts it (a
+    path without jitter is sure to :data:`PATH_REACH` pixels; the search looks no farther); kept
+    if it then lands on the path, else left out with the reason. Needs :data:`MIN_PATH_FRAMES`
+    frames found."""
     x, y, w, h = roi
     found = [k for k, reason in enumerate(reasons) if reason is None]
     if len(found) < MIN_PATH_FRAMES:
         return
     centre = (np.array([x + (w - 1) / 2]), np.array([y + (h - 1) / 2]))
+    steady = all(background[k] is not None for k in range(len(frames)))
+    to_scene = [np.linalg.inv(background[k]) if steady else np.eye(3) for k in range(len(frames))]
+    half_width = (w - 1) / 2
 
-    def centre_of(matrix: np.ndarray) -> np.ndarray:
+    def place_of(matrix: np.ndarray) -> np.ndarray:
+        """The box's centre, and where the path is without jitter its size too (as how far its
+        half width moves: log zoom times half the width, in px)."""
         u, v = apply(matrix, *centre)
-        return np.array([u[0], v[0]])
+        if not steady:
+            return np.array([u[0], v[0]])
+        right, _ = apply(matrix, centre[0] + half_width, centre[1])
+        return np.array([u[0], v[0], half_width * np.log(max(abs(right[0] - u[0]), 1e-6) / half_width)])
 
     times = np.array(found, np.float64)
-    centres = np.stack([centre_of(matrices[k]) for k in found])
-    trend = _robust_trend(times, centres)
+    places = np.stack([place_of(to_scene[k] @ matrices[k]) for k in found])
+    trend = _robust_trend(times, places, consensus=steady)
     if trend is None:
         return
     fits, inlier, limit = trend
@@ -415,13 +520,17 @@ def _keep_to_the_path(frames, reference, roi, template, mask, model, matrices, r
     for k in retry:
         expected = _evaluate(fits, k)
         nearest = min(good, key=lambda j: abs(j - k))
-        guess = similarity_matrix(shift=expected - centre_of(matrices[nearest])) @ matrices[nearest]
-        matrix, reason, correlation = find_target(template, roi, frames[k], guess, model=model, mask=mask)
+        there = place_of(to_scene[nearest] @ matrices[nearest])
+        zoom = np.exp((expected[2] - there[2]) / half_width) if steady else 1.0
+        in_scene = similarity_matrix(shift=expected[:2] - there[:2]) @ similarity_matrix(scale=zoom, center=there[:2])
+        guess = np.linalg.inv(to_scene[k]) @ in_scene @ to_scene[nearest] @ matrices[nearest]
+        matrix, reason, correlation = find_target(template, roi, frames[k], guess, model=model, mask=mask,
+                                                  avoid=avoid[k], reach=PATH_REACH if steady else SEARCH)
         if matrix is None:  # a suspect's match is gone; a lost frame keeps its reason
             if k in suspect:
                 matrices[k], reasons[k], correlations[k] = np.nan, reason, correlation
             continue
-        off = float(np.hypot(*(centre_of(matrix) - expected)))
+        off = float(np.linalg.norm(place_of(to_scene[k] @ matrix) - expected))
         if off <= limit:
             matrices[k], reasons[k], correlations[k] = matrix, None, correlation
         else:

@@ -19,7 +19,7 @@ from ..runs.pipeline import load_pipeline
 from ..runs.reading import frame_vote, reading_record
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
-from .bench_target import ONE_FRAME, psnr_where
+from .bench_target import ONE_FRAME, psnr_where, target_registration_error
 from .plates import simulate_plate_burst
 
 __all__ = ["DEFAULT_WIDTHS", "plate_benchmark"]
@@ -61,7 +61,9 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
     through every pipeline at ``scale`` without a box and, for those that register, with the user's box
     (``"<name>+roi"``); ``truth`` reads frame 0's HR picture, ``vote`` each frame's single-image SR.
     Returns ``{"widths": {width: {"plates": [...], "mean": {column: {"exact", "characters",
-    "plate_psnr"}}}}, "settings"}``; ``exact`` and ``characters`` are fractions in [0, 1]."""
+    "plate_psnr"[, "registration_px"]}}}}, "settings"}``; ``exact`` and ``characters`` are fractions in [0, 1];
+    ``registration_px`` (with a box): the tracker's error, RMS over the user's box and the frames
+    kept, in LR pixels (:func:`multisr.research.bench_target.target_registration_error`)."""
     loaded = [load_pipeline(name) for name in pipelines]
     files = list_images(Path(data_dir))
     if not files:
@@ -75,6 +77,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
             burst, plate = simulate_plate_burst(backgrounds[index % len(backgrounds)], width=width, n=n,
                                                 seed=seed + index, on_a_car=on_a_car, scale=scale)
             text, box, user = plate.text, burst.settings["plate_box"], burst.settings["user_box"]
+            true_matrices = np.array(burst.settings["target_matrices"])
             truth_plate = _cut(burst.truth, box, scale)
             frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
             names = [f"frame_{k:03d}" for k in range(n)]
@@ -89,10 +92,11 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                         continue
                     boxed = run_frames(pipeline, frames, names=names, reference=0, device=device,
                                        roi=",".join(map(str, user)), chroma_subsampling="4:2:0", scale=scale)
-                    row[f"{pipeline.name}+roi"] = _score(boxed.image, text, _cut(boxed.image, box, scale, user[:2]),
-                                                         truth_plate)
+                    kept = [names.index(name) for name in boxed.record["target"]["frames"]]
+                    row[f"{pipeline.name}+roi"] = {
+                        **_score(boxed.image, text, _cut(boxed.image, box, scale, user[:2]), truth_plate),
+                        "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], user)}
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
-                        kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                         voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), scale=scale, device="cpu")
                         row["vote"] = _judged(voted, text)
                 except UserError as error:
@@ -107,9 +111,10 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
             mean[column] = {"exact": float(np.mean([c.get("exact", False) for c in cells])),
                             "characters": float(np.mean([c.get("characters", 0.0) for c in cells])),
                             "failed": sum("error" in c for c in cells)}
-            psnrs = [c["plate_psnr"] for c in cells if "plate_psnr" in c]
-            if psnrs:
-                mean[column]["plate_psnr"] = float(np.mean(psnrs))
+            for key in ("plate_psnr", "registration_px"):  # over the plates not lost
+                values = [c[key] for c in cells if key in c]
+                if values:
+                    mean[column][key] = float(np.mean(values))
         result[str(width)] = {"plates": rows, "mean": mean}
     bar.close()
     return {"widths": result, "settings": {"protocol": "plate", "n": n, "seed": seed, "scale": scale,
