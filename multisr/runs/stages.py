@@ -48,7 +48,7 @@ from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
-from ..registration.tracking import check_roi, cut_to_target, parse_roi, small_box, track_target
+from ..registration.tracking import MARGIN, check_roi, cut_to_target, parse_roi, small_box, track_target
 from ..sr.inference import sharpen_frames
 from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
@@ -59,6 +59,9 @@ from .loading import burst_fingerprint, load_burst
 __all__ = ["Stage", "STAGES", "NETWORK_STAGES"]
 
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
+# LR pixels along a target's windows whose samples do not judge its PSF: the window's margin around the box
+# (the background, which the target's motion misplaces) and the 2 a cut of the PSF's choice adds around it
+PSF_MARGIN = MARGIN + 2
 NETWORK_STAGES = ("srcnn", "restore")  # the stages whose "model" is a network's weights, per scale
 
 
@@ -261,7 +264,8 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
                                             tv_weight=tv_weight, model=model, refine_rounds=refine_rounds,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
                                             chroma_subsampling=modelled, mosaic=burst_mosaic,
-                                            place_width=target is None, progress=bar.update)
+                                            place_width=target is None, psf_margin=0 if target is None else PSF_MARGIN,
+                                            progress=bar.update)
     burst_mosaic = None  # the filled mosaics: freed before the result is developed
     matrices = matrices.copy()
     matrices[used] = refined
@@ -341,7 +345,7 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "17", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
+        Stage("reconstruct", "18", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
                                     "source", "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
