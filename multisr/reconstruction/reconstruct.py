@@ -109,8 +109,10 @@ def choose_psf(frames_y: np.ndarray, matrices: np.ndarray, anchor: int, weights:
         return candidates[0], {}
     start = upscale(frames_y[anchor, top : top + box[2], left : left + box[3]], scale)
     sampling = burst_sampling(moved, window.shape[1:], scale, start.shape, keep=sub_weights > 0)  # every candidate's
-    scored = np.zeros(window.shape[1:], np.float32)
+    scored = np.zeros(window.shape[1:], np.float32)  # the samples that judge: away from the cuts' margin
     scored[margin : window.shape[1] - margin, margin : window.shape[2] - margin] = 1
+    if not scored.any():  # a window too small to spare its margin: every sample judges
+        scored[:] = 1
 
     def held_out_errors(fold_and_psf: tuple[list[int], str]) -> np.ndarray:
         held_out, psf = fold_and_psf
