@@ -304,18 +304,12 @@ def still_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, i
     shows what the reference shows (within :data:`STILL_TOLERANCE`): the background, or a target
     that stands still there. False where the background's motion is not
     known; True for the reference."""
-    x, y, w, h = box
-    shape = template.shape
-    to_template = similarity_matrix(shift=(x - CONTEXT, y - CONTEXT))
-    still = np.zeros((len(frames), *shape), bool)
+    still = np.zeros((len(frames), *template.shape), bool)
     still[reference] = True
     for k, motion in enumerate(background):
-        if k == reference or motion is None:
-            continue
-        part, to_part = _near(frames[k], motion @ to_template, shape[1], shape[0])
-        seen = cv2.warpPerspective(part, to_part @ motion @ to_template, shape[::-1],
-                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        still[k] = np.abs(seen - template) <= STILL_TOLERANCE
+        if k != reference and motion is not None:
+            seen = _seen_on_template(frames[k], motion, box, cv2.INTER_LINEAR)
+            still[k] = np.abs(seen - template) <= STILL_TOLERANCE
     return still
 
 
@@ -404,16 +398,20 @@ def _aligned(frames: np.ndarray, roi: tuple[int, int, int, int], matrices: np.nd
     """``(K, h + 2 C, w + 2 C)``: :func:`box_template`'s pixels in each of the K frames the target
     was found in, resampled onto the reference's box by its motion (each frame's Y only around
     the target)."""
-    x, y, w, h = roi
+    return np.stack([_seen_on_template(frames[k], matrices[k], roi, cv2.INTER_CUBIC)
+                     for k, reason in enumerate(reasons) if reason is None])
+
+
+def _seen_on_template(frame: np.ndarray, motion: np.ndarray, box: tuple[int, int, int, int],
+                      interpolation: int) -> np.ndarray:
+    """``(h + 2 C, w + 2 C)``: the Y of ``frame`` resampled onto :func:`box_template`'s pixels by
+    ``motion`` (reference pixels -> the frame's), read only around where it puts them."""
+    x, y, w, h = box
     to_template = similarity_matrix(shift=(x - CONTEXT, y - CONTEXT))
     shape = (h + 2 * CONTEXT, w + 2 * CONTEXT)
-    stack = []
-    for k, reason in enumerate(reasons):
-        if reason is None:
-            part, to_part = _near(frames[k], matrices[k] @ to_template, shape[1], shape[0])
-            stack.append(cv2.warpPerspective(part, to_part @ matrices[k] @ to_template, shape[::-1],
-                                             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE))
-    return np.stack(stack)
+    part, to_part = _near(frame, motion @ to_template, shape[1], shape[0])
+    return cv2.warpPerspective(part, to_part @ motion @ to_template, shape[::-1],
+                               flags=interpolation | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _moving_with_the_target(frames: np.ndarray, roi: tuple[int, int, int, int], template: np.ndarray,
