@@ -11,7 +11,8 @@ from conftest import REPO_DATA, assert_one_line_error, invoke
 from multisr.imaging.ocr import Reading, character_accuracy, ocr_available, read_text, vote
 from multisr.research.bench_target import target_registration_error
 from multisr.research.plates import LAYOUTS, random_plate, simulate_plate_burst
-from multisr.research.simulate import save_burst
+from multisr.research.scenes import licence_plate
+from multisr.research.simulate import save_burst, simulate_camera_burst
 from multisr.registration.tracking import track_target
 from multisr.storage.io import read_image
 
@@ -52,6 +53,21 @@ def test_a_plate_6_pixels_high_is_followed_across_the_picture_not_left_on_its_ba
     tracked = track_target(burst.frames, 0, box)
     assert tracked.reasons == [None] * 20
     assert max(target_registration_error(tracked.matrices[k:k + 1], truth[k:k + 1], box) for k in range(20)) < 1.0
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_a_small_box_on_a_still_scene_moves_with_the_camera(seed):
+    """A 20x12 box on a handheld camera burst of a still scene (a parked car's plate): the target
+    moves with the background, so the background's motion, fitted a little off, must not make its
+    pixels look as if they moved on their own. Found in all 12 frames within 0.1 LR px (measured
+    0.036 and 0.033); when the still-pixel test allowed no error in the background's fit, these two
+    were lost in 11 of 12 frames (a match where the background put the box was refused)."""
+    burst = simulate_camera_burst(licence_plate(width=420, height=240), n=12, seed=seed, moving_object=False)
+    height, width = burst.frames.shape[1:3]
+    box = (width // 2 - 10, height // 2 - 6, 20, 12)
+    tracked = track_target(burst.frames, 0, box)
+    assert tracked.reasons == [None] * 12
+    assert target_registration_error(tracked.matrices, burst.matrices, box) < 0.1
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

@@ -52,6 +52,9 @@ SEARCH = 16  # LR pixels: how far from its prediction the template search looks 
 MIN_CORRELATION = 0.6  # below this after alignment, the box's content is not there: hidden or changed
 MIN_INSIDE = 0.9  # of the box's pixels that must land inside a frame for the target to be in it
 STILL_TOLERANCE = 0.04  # of the range: a pixel's change between frames that noise and JPEG explain
+# LR px: how far the background's fitted motion may be off, on top of the noise: a pixel on a slope of s
+# changes by s times that for a static scene (a handheld burst of still things is no target moving on its own)
+STILL_SHIFT = 0.5
 STILL_FRAMES = 0.5  # of the other frames: a box's pixel that stays in this many stands still
 LEAVES = "the target leaves the picture"  # a frame's reason when less than MIN_INSIDE of the box is in it
 MIN_SUPPORT_FRAMES = 4  # frames found, at least, to tell the pixels that move with the target
@@ -301,15 +304,18 @@ def still_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, i
                  background: list) -> np.ndarray:
     """``(N, h + 2 C, w + 2 C)`` bool over ``template``'s pixels (:func:`box_template` of the
     reference): where frame k, resampled by the background's motion (:func:`background_motion`),
-    shows what the reference shows (within :data:`STILL_TOLERANCE`): the background, or a target
-    that stands still there. False where the background's motion is not
+    shows what the reference shows (within :data:`STILL_TOLERANCE`, and :data:`STILL_SHIFT` times
+    the reference's slope there: the background's motion is fitted, not exact): the background, or
+    a target that stands still there. False where the background's motion is not
     known; True for the reference."""
     still = np.zeros((len(frames), *template.shape), bool)
     still[reference] = True
+    slope = np.hypot(cv2.Sobel(template, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(template, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    tolerance = STILL_TOLERANCE + STILL_SHIFT * slope
     for k, motion in enumerate(background):
         if k != reference and motion is not None:
             seen = _seen_on_template(frames[k], motion, box, cv2.INTER_LINEAR)
-            still[k] = np.abs(seen - template) <= STILL_TOLERANCE
+            still[k] = np.abs(seen - template) <= tolerance
     return still
 
 
