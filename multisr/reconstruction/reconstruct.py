@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from ..imaging.geometry import apply
 from ..imaging.resize import upscale
 from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
@@ -160,10 +161,28 @@ def _lowest_width(errors: dict[str, float], sigma: float) -> str:
     return f"box+{width:.2f}" if width >= 0.005 else "box"
 
 
+def _region_mask(region: tuple[int, int, np.ndarray], to_anchor: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` bool: a frame's pixels that ``to_anchor`` (frame pixels -> the anchor's) puts on a
+    ``True`` pixel of ``region`` (``(x, y, mask)``: ``mask`` ``(h, w)`` bool placed at ``(x, y)`` of the
+    anchor's pixels), to the nearest pixel."""
+    x, y, mask = region
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    u, v = apply(to_anchor, xs, ys)
+    column, row = np.rint(u - x).astype(int), np.rint(v - y).astype(int)
+    inside = (column >= 0) & (column < mask.shape[1]) & (row >= 0) & (row < mask.shape[0])
+    found = np.zeros(shape, bool)
+    found[inside] = mask[row[inside], column[inside]]
+    return found
+
+
 def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarray, kernel: np.ndarray, anchor: int,
-                  *, scale: int, model: str, workers: int = 2) -> np.ndarray:
+                  *, scale: int, model: str, region: tuple[int, int, np.ndarray] | None = None,
+                  workers: int = 2) -> np.ndarray:
     """Every frame's registration refined against the solution (``estimate``, ``(scale*h, scale*w)``)
-    blurred by the PSF's ``kernel``; the reference's stays the identity.
+    blurred by the PSF's ``kernel``; the reference's stays the identity. With ``region`` (``(x, y,
+    mask)``, ``mask`` ``(h, w)`` bool at ``(x, y)`` of the reference's LR pixels), only the frame's
+    pixels that its motion puts on the mask take part (a small target's own, not the background it
+    crosses).
 
     Each frame is aligned by robust Lucas-Kanade (:func:`multisr.registration.alignment.align`, Tukey's
     weights: what moves on its own has no say) in ``model`` to the blurred solution, which
@@ -180,8 +199,9 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     refined = matrices.copy()
 
     def one(k: int) -> None:  # the frame's LR pixels -> the solve's grid, and back
+        mask = None if region is None else _region_mask(region, np.linalg.inv(matrices[k]), frames_y[k].shape)
         fit = align(frames_y[k], blurred, c @ np.linalg.inv(matrices[k]), model=model, smoothings=(0.0,), border=2,
-                    image_gradients=blurred_gradients)
+                    image_gradients=blurred_gradients, mask=mask)
         if fit is not None:
             found = np.linalg.inv(fit.matrix) @ c
             refined[k] = found / found[2, 2]
@@ -222,6 +242,7 @@ def reconstruct(
     mosaic: tuple[np.ndarray, np.ndarray] | None = None,
     place_width: bool = True,
     psf_margin: int = 0,
+    refine_region: tuple[int, int, np.ndarray] | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -245,6 +266,9 @@ def reconstruct(
             (:func:`choose_psf`; off for a target's windows).
         psf_margin: with ``psf="auto"``, the LR pixels along each frame's edge whose samples do
             not judge the PSF (:func:`choose_psf`'s ``margin``: a target's window's margin).
+        refine_region: ``(x, y, mask)``, the pixels of ``frames_y[anchor]`` whose motion the
+            refinement fits (:func:`refine_motion`'s ``region``: a small target's own), or ``None``
+            for all.
         device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
@@ -280,7 +304,7 @@ def reconstruct(
         # with a mosaic, Y gives the motion, weights, noise and PSF; its last solve would go unused
         solved, matrices, info, weights, fits, tile = _reconstruct(
             frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress,
-            solve_last=mosaic is None, place_width=place_width, psf_margin=psf_margin)
+            solve_last=mosaic is None, place_width=place_width, psf_margin=psf_margin, refine_region=refine_region)
         if mosaic is not None:
             filled, colours = mosaic
             mosaic_psf = psf
@@ -310,7 +334,8 @@ def reconstruct(
 
 
 def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
-                 progress, *, solve_last: bool = True, place_width: bool = True, psf_margin: int = 0
+                 progress, *, solve_last: bool = True, place_width: bool = True, psf_margin: int = 0,
+                 refine_region=None
                  ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
     """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size.
     Without ``solve_last``, the solve after the last motion refinement is left out (the estimate
@@ -354,7 +379,7 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
         progress(1)
     for round_ in range(refine_rounds):
         matrices = refine_motion(frames_y, matrices, estimate, psf_kernel(psf, scale), anchor, scale=scale, model=model,
-                                 workers=workers)
+                                 region=refine_region, workers=workers)
         frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
         weights = frame_weights(frames_y, matrices, anchor, workers=workers)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less

@@ -60,10 +60,15 @@ LEAVES = "the target leaves the picture"  # a frame's reason when less than MIN_
 MIN_SUPPORT_FRAMES = 4  # frames found, at least, to tell the pixels that move with the target
 SUPPORT_ROUNDS = 3  # of tracking again on the pixels that move with the target, while each finds more frames
 MIN_MOVING = 0.3  # of the box's pixels: fewer that change, and the target does not move against its background
+MIN_CHANGING = 0.1  # of the box's pixels: fewer that change, and a target found moving on its own has none to go by
 PATH_REACH = 2  # LR px: how far from a path without a camera's jitter the search looks for the target
 PATH_TOLERANCE = 1.0  # LR px: a found target's centre this far from the burst's smooth path may be off it
 MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
 RING = 12  # LR pixels around a small box whose background tells how the background moves
+# a fit's size against the prediction's, at most this factor either way: a target does not grow or shrink by
+# a quarter between a frame and its neighbours (a plate 6 px high can fit the background at 1.6x, its
+# correlation above MIN_CORRELATION)
+MAX_ZOOM_CHANGE = 1.25
 AWAY = 1.0  # LR pixels: a target that does not stand still is at least this far from where the background puts it
 CONTEXT = 4  # LR pixels of the reference around the box that its template keeps, for the smoothing only
 # the fit's coarse-to-fine Gaussians (LR px): ending unsmoothed suits blurred camera frames (0.025-0.039 px
@@ -103,11 +108,14 @@ class Tracked:
     """:func:`track_target`'s result: ``matrices`` ``(N, 3, 3)``, reference LR pixels -> frame
     k's for the target's plane (NaN for a frame it is not found in); ``reasons``: ``None`` for a
     frame the target was found in, else why not; ``correlations``: of the aligned box and the
-    reference's (NaN where not aligned)."""
+    reference's (NaN where not aligned); ``moving``: ``(h, w)`` bool, the box's pixels that move with
+    the target and not with its background (a small box's, :func:`moving_pixels`), or ``None`` where
+    every pixel does (a large box, or a target that does not move against its background)."""
 
     matrices: np.ndarray
     reasons: list
     correlations: list
+    moving: np.ndarray | None = None
 
 
 def _box_corners(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +236,8 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     fits = [align(template, part, start @ padded, model=model, smoothings=plan, border=CONTEXT + edge, mask=mask)
             for start in starts for plan in plans]
     fits = [f for f in fits if f is not None]
-    kept = [f for f in fits if avoided is None
+    sized = [f for f in fits if abs(np.log(_zoom(f.matrix) / _zoom(predicted_start))) <= np.log(MAX_ZOOM_CHANGE)]
+    kept = [f for f in sized if avoided is None
             or np.hypot(*(_centre(f.matrix @ np.linalg.inv(padded), w, h) - _centre(avoided, w, h))) > AWAY]
     fit = max(kept, key=lambda f: f.correlation, default=None)
     # what can truly be said of a target not found: its motion so far puts it out of the picture,
@@ -236,7 +245,9 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     expected_out = _inside_fraction(guess @ to_box, w, h, (height, width)) < MIN_INSIDE
     if fit is None:
         out = expected_out or _inside_fraction(np.linalg.inv(to_part) @ searched, w, h, (height, width)) < MIN_INSIDE
-        why = "it matched only where the background stands" if fits else "too few of the box's pixels matched"
+        why = ("it matched only where the background stands" if sized else
+               f"it matched only at a size more than {MAX_ZOOM_CHANGE}x off the expected one" if fits else
+               "too few of the box's pixels matched")
         return None, LEAVES if out else _not_found(why), np.nan
     in_frame = np.linalg.inv(to_part) @ fit.matrix @ np.linalg.inv(padded)
     if _inside_fraction(in_frame, w, h, (height, width)) < MIN_INSIDE:  # the fit ran off the picture
@@ -247,6 +258,11 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
             fit.correlation
     matrix = in_frame @ np.linalg.inv(to_box)
     return matrix / matrix[2, 2], None, fit.correlation
+
+
+def _zoom(matrix: np.ndarray) -> float:
+    """The linear size factor of a 3x3 map's linear part."""
+    return float(np.sqrt(abs(np.linalg.det(matrix[:2, :2] / matrix[2, 2]))))
 
 
 def _not_found(why: str) -> str:
@@ -319,10 +335,10 @@ def still_pixels(frames: np.ndarray, reference: int, box: tuple[int, int, int, i
     return still
 
 
-def moving_pixels(still: np.ndarray, reference: int) -> np.ndarray | None:
+def moving_pixels(still: np.ndarray, reference: int, minimum: float = MIN_MOVING) -> np.ndarray | None:
     """``(h + 2 C, w + 2 C)`` bool: the template's pixels that do not stand still
     (:func:`still_pixels` ``(N, ...)``) in :data:`STILL_FRAMES` of the other frames or more, for the
-    fit to use (``None`` where too few do to tell).
+    fit to use (``None`` where fewer than ``minimum`` of the box's do, too few to tell).
 
     A box drawn around a target that moves on its own holds some of the background it moves
     over (a user draws a plate's box a pixel or two wide; on a plate 8 pixels high that is half
@@ -332,7 +348,7 @@ def moving_pixels(still: np.ndarray, reference: int) -> np.ndarray | None:
     others = np.delete(still, reference, axis=0)
     moving = others.sum(axis=0) < STILL_FRAMES * len(others)
     inside = moving[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT]
-    return moving if inside.mean() >= MIN_MOVING else None
+    return moving if inside.mean() >= minimum else None
 
 
 def away_from_background(still: np.ndarray, mask: np.ndarray | None, background: list) -> list:
@@ -365,6 +381,16 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
         mask = moving_pixels(still, reference)
         avoid = away_from_background(still, mask, background)
     matrices, reasons, correlations = _track(frames, reference, roi, template, mask, avoid, background, model)
+    if small_box(roi) and mask is None and 2 * reasons.count(None) >= count \
+            and _left_the_background(roi, reference, matrices, reasons, background):
+        # taken for a target that stands still, it was found moving on its own in most frames (a plate
+        # whose flat rows slide along themselves changes few pixels): again, on the pixels that change
+        changing = moving_pixels(still, reference, minimum=MIN_CHANGING)
+        if changing is not None:
+            away = away_from_background(still, changing, background)
+            again = _track(frames, reference, roi, template, changing, away, background, model)
+            if 2 * again[1].count(None) >= count:
+                mask, avoid, (matrices, reasons, correlations) = changing, away, again
     for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
         if all(reason in (None, LEAVES) for reason in reasons):
             break
@@ -376,7 +402,19 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
         if again[1].count(None) <= reasons.count(None):
             break
         mask, (matrices, reasons, correlations) = own, again
-    return Tracked(matrices, reasons, correlations)
+    return Tracked(matrices, reasons, correlations, None if mask is None else mask[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT])
+
+
+def _left_the_background(roi: tuple[int, int, int, int], reference: int, matrices: np.ndarray, reasons: list,
+                         background: list) -> bool:
+    """Whether the target, where found, is more than :data:`AWAY` pixels from where the
+    background's motion puts the box in at least half the frames (but the ``reference``)."""
+    x, y, w, h = roi
+    to_box = similarity_matrix(shift=(x, y))
+    apart = [np.hypot(*(_centre(matrices[k] @ to_box, w, h) - _centre(motion @ to_box, w, h))) > AWAY
+             for k, motion in enumerate(background)
+             if k != reference and reasons[k] is None and motion is not None]
+    return bool(apart) and 2 * sum(apart) >= len(apart)
 
 
 def _track(frames, reference, roi, template, mask, avoid, background, model) -> tuple[np.ndarray, list, list]:

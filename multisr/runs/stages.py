@@ -47,8 +47,9 @@ from ..reconstruction.merge import KERNEL_DEFAULTS, merge
 from ..reconstruction.mosaic import filled_mosaic
 from ..reconstruction.observation import parse_psf
 from ..reconstruction.reconstruct import reconstruct
+from ..registration.alignment import plan_for_size
 from ..registration.burst import COARSE_METHODS, MODELS, REFINEMENTS, register_burst
-from ..registration.tracking import MARGIN, check_roi, cut_to_target, parse_roi, small_box, track_target
+from ..registration.tracking import MARGIN, check_roi, cut_to_target, parse_roi, track_target
 from ..sr.inference import sharpen_frames
 from ..sr.weights import DEFAULT_MODEL, load_model, weights_path
 from ..storage.files import file_digest
@@ -141,6 +142,8 @@ def _target(*, frames, names, reference, bit_depth, mosaic, colours, roi) -> dic
     info = {"roi": list(box), "window": [int(windows.shape[2]), int(windows.shape[1])],
             "offsets": offsets.tolist(), "frames": [names[k] for k in kept], "left_out": lost,
             "correlation": [None if not np.isfinite(c) else round(float(c), 4) for c in tracked.correlations]}
+    if tracked.moving is not None:  # rows of the box, "1" where a pixel moves with the target
+        info["moving"] = ["".join("1" if pixel else "0" for pixel in row) for row in tracked.moving]
     if frames.ndim == 4 and mosaic is None:
         info["chroma_subsampling"] = detect_chroma_subsampling([frames[k] for k in kept], bit_depth=bit_depth).as_dict()
     return {"frames": windows, "names": info["frames"], "reference": kept.index(reference), "known": matrices,
@@ -229,12 +232,27 @@ def _chroma_subsampling(source: dict, target: dict | None, frames: np.ndarray, u
     return evidence.decision, evidence.as_dict()
 
 
+def _target_region(target: dict, reference: int) -> tuple[int, int, np.ndarray]:
+    """A target's box in its reference window's pixels, as :func:`multisr.reconstruction.reconstruct.reconstruct`'s
+    ``refine_region``: ``(x, y, mask)``, the mask the box's pixels that move with the target (all of them
+    where the tracker found none that stand still)."""
+    x, y, w, h = target["roi"]
+    ox, oy = target["offsets"][reference]
+    moving = target.get("moving")
+    mask = np.ones((h, w), bool) if moving is None else np.array([[c == "1" for c in row] for row in moving])
+    return x - ox, y - oy, mask
+
+
 def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
                  refine_rounds, chroma, chroma_subsampling, demosaic, device) -> dict:
     used = [k for k, r in enumerate(registration) if not r.excluded]
-    # a small target's motion is the tracker's: the solve's refinement would fit the window, mostly the
-    # background the target crosses (a plate 48x10 px in a 64x26 window read 'ROUSX' for 'AR98SXK' with it)
-    refine_rounds = 0 if target is not None and small_box(target["roi"]) else refine_rounds
+    # a target's motion is refined on the target's own pixels, in the model they support: on the whole
+    # window, the background the target crosses too, it drifts to the background (a plate 48x24 px in a
+    # 64x40 window went 0.05 -> 1.6 LR px off; a plate 48x10 px in a 64x26 window read 'ROUSX' for 'AR98SXK')
+    region = None
+    if target is not None:
+        region = _target_region(target, reference)
+        model = plan_for_size(region[2].shape, (), model)[1]
     colour = frames.ndim == 4
     burst_mosaic = None
     if mosaic is not None and demosaic == "burst":  # RAW frames: Y (from LibRaw's development) gives the
@@ -265,7 +283,7 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
                                             chroma_subsampling=modelled, mosaic=burst_mosaic,
                                             place_width=target is None, psf_margin=0 if target is None else PSF_MARGIN,
-                                            progress=bar.update)
+                                            refine_region=region, progress=bar.update)
     burst_mosaic = None  # the filled mosaics: freed before the result is developed
     matrices = matrices.copy()
     matrices[used] = refined
@@ -330,7 +348,7 @@ STAGES = {
                   "min_success": Param(float, low=0, high=1), "min_correlation": Param(float, low=-1, high=1),
                   "min_sharpness": Param(float, low=0, high=1), "max_scale_change": Param(float, low=0, high=10),
                   "max_shift_fraction": Param(float, low=0, high=1)})),
-        Stage("target", "5", ("frames", "names", "reference", "bit_depth", "mosaic", "colours"),
+        Stage("target", "6", ("frames", "names", "reference", "bit_depth", "mosaic", "colours"),
               ("frames", "names", "reference", "known", "target", "mosaic", "colours"),
               _target, {"roi": Param(str, parse_roi, default="")}),
         Stage("select_reference", "1", ("frames", "reference", "names"), ("frames", "names", "reference"),
@@ -345,7 +363,7 @@ STAGES = {
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "18", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
+        Stage("reconstruct", "19", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
                                     "source", "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
