@@ -48,7 +48,6 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from ..imaging.geometry import apply
 from ..imaging.resize import upscale
 from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
@@ -161,28 +160,12 @@ def _lowest_width(errors: dict[str, float], sigma: float) -> str:
     return f"box+{width:.2f}" if width >= 0.005 else "box"
 
 
-def _region_mask(region: tuple[int, int, np.ndarray], to_anchor: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``shape`` bool: a frame's pixels that ``to_anchor`` (frame pixels -> the anchor's) puts on a
-    ``True`` pixel of ``region`` (``(x, y, mask)``: ``mask`` ``(h, w)`` bool placed at ``(x, y)`` of the
-    anchor's pixels), to the nearest pixel."""
-    x, y, mask = region
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
-    u, v = apply(to_anchor, xs, ys)
-    column, row = np.rint(u - x).astype(int), np.rint(v - y).astype(int)
-    inside = (column >= 0) & (column < mask.shape[1]) & (row >= 0) & (row < mask.shape[0])
-    found = np.zeros(shape, bool)
-    found[inside] = mask[row[inside], column[inside]]
-    return found
-
-
 def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarray, kernel: np.ndarray, anchor: int,
-                  *, scale: int, model: str, region: tuple[int, int, np.ndarray] | None = None,
-                  workers: int = 2) -> np.ndarray:
+                  *, scale: int, model: str, region: np.ndarray | None = None, workers: int = 2) -> np.ndarray:
     """Every frame's registration refined against the solution (``estimate``, ``(scale*h, scale*w)``)
-    blurred by the PSF's ``kernel``; the reference's stays the identity. With ``region`` (``(x, y,
-    mask)``, ``mask`` ``(h, w)`` bool at ``(x, y)`` of the reference's LR pixels), only the frame's
-    pixels that its motion puts on the mask take part (a small target's own, not the background it
-    crosses).
+    blurred by the PSF's ``kernel``; the reference's stays the identity. With ``region`` (``(h, w)``
+    bool over the reference's LR pixels), only the frame's pixels that its motion puts on ``True``
+    pixels take part (a target's own, not the background it crosses).
 
     Each frame is aligned by robust Lucas-Kanade (:func:`multisr.registration.alignment.align`, Tukey's
     weights: what moves on its own has no say) in ``model`` to the blurred solution, which
@@ -199,7 +182,8 @@ def refine_motion(frames_y: np.ndarray, matrices: np.ndarray, estimate: np.ndarr
     refined = matrices.copy()
 
     def one(k: int) -> None:  # the frame's LR pixels -> the solve's grid, and back
-        mask = None if region is None else _region_mask(region, np.linalg.inv(matrices[k]), frames_y[k].shape)
+        mask = None if region is None else cv2.warpPerspective(  # the region where the frame sees it, nearest pixel
+            region.view(np.uint8), matrices[k], region.shape[::-1], flags=cv2.INTER_NEAREST).astype(bool)
         fit = align(frames_y[k], blurred, c @ np.linalg.inv(matrices[k]), model=model, smoothings=(0.0,), border=2,
                     image_gradients=blurred_gradients, mask=mask)
         if fit is not None:
@@ -242,7 +226,7 @@ def reconstruct(
     mosaic: tuple[np.ndarray, np.ndarray] | None = None,
     place_width: bool = True,
     psf_margin: int = 0,
-    refine_region: tuple[int, int, np.ndarray] | None = None,
+    refine_region: np.ndarray | None = None,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -266,9 +250,8 @@ def reconstruct(
             (:func:`choose_psf`; off for a target's windows).
         psf_margin: with ``psf="auto"``, the LR pixels along each frame's edge whose samples do
             not judge the PSF (:func:`choose_psf`'s ``margin``: a target's window's margin).
-        refine_region: ``(x, y, mask)``, the pixels of ``frames_y[anchor]`` whose motion the
-            refinement fits (:func:`refine_motion`'s ``region``: a small target's own), or ``None``
-            for all.
+        refine_region: ``(h, w)`` bool, the pixels of ``frames_y[anchor]`` whose motion the
+            refinement fits (:func:`refine_motion`'s ``region``: a target's own), or ``None`` for all.
         device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the

@@ -232,15 +232,16 @@ def _chroma_subsampling(source: dict, target: dict | None, frames: np.ndarray, u
     return evidence.decision, evidence.as_dict()
 
 
-def _target_region(target: dict, reference: int) -> tuple[int, int, np.ndarray]:
-    """A target's box in its reference window's pixels, as :func:`multisr.reconstruction.reconstruct.reconstruct`'s
-    ``refine_region``: ``(x, y, mask)``, the mask the box's pixels that move with the target (all of them
-    where the tracker found none that stand still)."""
+def _target_region(target: dict, reference: int, shape: tuple[int, int]) -> np.ndarray:
+    """``shape`` bool over the reference window's pixels, as :func:`multisr.reconstruction.reconstruct.reconstruct`'s
+    ``refine_region``: the target's box, but its pixels the tracker found standing still (``target["moving"]``)."""
     x, y, w, h = target["roi"]
     ox, oy = target["offsets"][reference]
     moving = target.get("moving")
-    mask = np.ones((h, w), bool) if moving is None else np.array([[c == "1" for c in row] for row in moving])
-    return x - ox, y - oy, mask
+    region = np.zeros(shape, bool)
+    region[y - oy : y - oy + h, x - ox : x - ox + w] = True if moving is None else [[c == "1" for c in row]
+                                                                                   for row in moving]
+    return region
 
 
 def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference, mosaic, colours, source, target, psf, tv_weight, model,
@@ -251,8 +252,8 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
     # 64x40 window went 0.05 -> 1.6 LR px off; a plate 48x10 px in a 64x26 window read 'ROUSX' for 'AR98SXK')
     region = None
     if target is not None:
-        region = _target_region(target, reference)
-        model = plan_for_size(region[2].shape, (), model)[1]
+        region = _target_region(target, reference, frames.shape[1:3])
+        model = plan_for_size(target["roi"][:1:-1], (), model)[1]
     colour = frames.ndim == 4
     burst_mosaic = None
     if mosaic is not None and demosaic == "burst":  # RAW frames: Y (from LibRaw's development) gives the
