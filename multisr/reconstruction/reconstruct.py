@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 from ..imaging.resize import upscale
 from ..params import SCALE
 from ..registration.alignment import MODELS, align, gradients
-from .agreement import frame_weights, match_brightness, moving_region
+from .agreement import FRAME_FOOTPRINT, frame_weights, match_brightness, moving_region
 from .chroma import solve_chroma
 from .mosaic import GREEN, solve_mosaic
 from .observation import AUTO_CANDIDATES, blur, burst_sampling, grid_pad, nyquist_gain, parse_psf, psf_kernel, to_grid
@@ -227,6 +227,7 @@ def reconstruct(
     place_width: bool = True,
     psf_margin: int = 0,
     refine_region: np.ndarray | None = None,
+    footprint: tuple[float, int] = FRAME_FOOTPRINT,
     progress=None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Solve for the high-resolution Y of the reference frame ``frames_y[anchor]``.
@@ -252,6 +253,9 @@ def reconstruct(
             not judge the PSF (:func:`choose_psf`'s ``margin``: a target's window's margin).
         refine_region: ``(h, w)`` bool, the pixels of ``frames_y[anchor]`` whose motion the
             refinement fits (:func:`refine_motion`'s ``region``: a target's own), or ``None`` for all.
+        footprint: how far the test of a sample's agreement with the reference reaches (brightness
+            fits and data weights, :mod:`multisr.reconstruction.agreement`): ``FRAME_FOOTPRINT``,
+            or ``TARGET_FOOTPRINT`` for a target's windows.
         device: the torch device of the solves (``"cpu"``, ``"cuda"``); the CPU and a GPU agree
             within float rounding.
         chroma: ``(N, h, w, 2)`` Cb, Cr of the frames, if they are colour: solved from the
@@ -287,7 +291,8 @@ def reconstruct(
         # with a mosaic, Y gives the motion, weights, noise and PSF; its last solve would go unused
         solved, matrices, info, weights, fits, tile = _reconstruct(
             frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device, progress,
-            solve_last=mosaic is None, place_width=place_width, psf_margin=psf_margin, refine_region=refine_region)
+            solve_last=mosaic is None, place_width=place_width, psf_margin=psf_margin, refine_region=refine_region,
+            footprint=footprint)
         if mosaic is not None:
             filled, colours = mosaic
             mosaic_psf = psf
@@ -318,15 +323,15 @@ def reconstruct(
 
 def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refine_rounds, tile, workers, device,
                  progress, *, solve_last: bool = True, place_width: bool = True, psf_margin: int = 0,
-                 refine_region=None
+                 refine_region=None, footprint=FRAME_FOOTPRINT
                  ) -> tuple[np.ndarray, np.ndarray, dict, np.ndarray, np.ndarray, int]:
     """:func:`reconstruct` of Y; returns also the data weights, the brightness fits and the tile size.
     Without ``solve_last``, the solve after the last motion refinement is left out (the estimate
     returned is the one before it)."""
     originals = np.asarray(frames_y, dtype=np.float32)
-    frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
+    frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers, footprint=footprint)
     info = {}
-    weights = frame_weights(frames_y, matrices, anchor, workers=workers)
+    weights = frame_weights(frames_y, matrices, anchor, workers=workers, footprint=footprint)
 
     def chosen_psf() -> str:  # the burst's PSF, its cross-validation errors and tied widths recorded
         found, errors = choose_psf(frames_y, matrices, anchor, weights, scale=scale, tv_weight=tv_weight,
@@ -363,8 +368,8 @@ def _reconstruct(frames_y, matrices, anchor, scale, psf, tv_weight, model, refin
     for round_ in range(refine_rounds):
         matrices = refine_motion(frames_y, matrices, estimate, psf_kernel(psf, scale), anchor, scale=scale, model=model,
                                  region=refine_region, workers=workers)
-        frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers)
-        weights = frame_weights(frames_y, matrices, anchor, workers=workers)
+        frames_y, fits = match_brightness(originals, matrices, anchor, workers=workers, footprint=footprint)
+        weights = frame_weights(frames_y, matrices, anchor, workers=workers, footprint=footprint)
         if choose:  # misregistration looks like blur to the cross-validation: the refined motion has less
             psf = chosen_psf()
         if solve_last or round_ < refine_rounds - 1:

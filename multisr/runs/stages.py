@@ -40,7 +40,8 @@ from ..imaging.subsampling import detect_chroma_subsampling
 from ..params import (DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, SCALES, Param, check_frame_count, check_reference,
                       defaults_from)
 from ..progress import progress_bar
-from ..reconstruction.agreement import agreeing_samples, frame_weights, match_brightness, repeated_rows
+from ..reconstruction.agreement import (FRAME_FOOTPRINT, TARGET_FOOTPRINT, agreeing_samples, frame_weights,
+                                        match_brightness, repeated_rows)
 from ..reconstruction.chroma import SUBSAMPLINGS
 from ..reconstruction.fusion import FUSIONS
 from ..reconstruction.merge import KERNEL_DEFAULTS, merge
@@ -188,7 +189,13 @@ def _srcnn_fingerprint(params: dict, scale: int) -> str:
     return file_digest(weights_path(params["model"], scale))
 
 
-def _realign(*, hr, frames, scale, reference, matrices, registration, workspace) -> dict:
+def _agreement_footprint(target: dict | None) -> tuple[float, int]:
+    """How far the test of a sample's agreement with the reference reaches (:mod:`multisr.reconstruction.agreement`):
+    a target's windows are judged finer, so that the background around a small target does not decide for it."""
+    return FRAME_FOOTPRINT if target is None else TARGET_FOOTPRINT
+
+
+def _realign(*, hr, frames, scale, reference, matrices, registration, target, workspace) -> dict:
     """Every SR frame warped onto the reference's HR grid; ``valid`` is False where a frame has no
     real sample, and where it disagrees with the reference by more than noise and a small
     misregistration explain (:func:`multisr.reconstruction.agreement.frame_weights` on the LR frames: something
@@ -198,7 +205,8 @@ def _realign(*, hr, frames, scale, reference, matrices, registration, workspace)
     valid = Stack.create(workspace / "valid.npy", (count, height, width), dtype=bool)
     matrices_hr = to_high_resolution(matrices, scale)
     rows = band_rows(width, workers=workers())
-    agreeing, moving = agreeing_samples(frames, matrices, registration, reference)
+    agreeing, moving = agreeing_samples(frames, matrices, registration, reference,
+                                        footprint=_agreement_footprint(target))
 
     def one(item: tuple[int, int]) -> None:
         k, top = item
@@ -284,7 +292,9 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
                                             workers=workers(), device=str(device), chroma=burst_chroma,
                                             chroma_subsampling=modelled, mosaic=burst_mosaic,
                                             place_width=target is None, psf_margin=0 if target is None else PSF_MARGIN,
-                                            refine_region=region, progress=bar.update)
+                                            refine_region=region,
+                                            footprint=_agreement_footprint(target),
+                                            progress=bar.update)
     burst_mosaic = None  # the filled mosaics: freed before the result is developed
     matrices = matrices.copy()
     matrices[used] = refined
@@ -310,7 +320,7 @@ def _reconstruct(*, frames, bit_depth, scale, matrices, registration, reference,
     return {"result": ycbcr_to_rgb(ycbcr, out=ycbcr), "matrices": matrices, "solve": info}
 
 
-def _merge(*, frames, scale, matrices, registration, reference, robust, device, **kernel) -> dict:
+def _merge(*, frames, scale, matrices, registration, reference, target, robust, device, **kernel) -> dict:
     """The ``merge`` stage: every frame's samples accumulated onto the reference's HR grid with
     structure-shaped kernels (``kernel``: the stage's parameters named in
     :data:`~multisr.reconstruction.merge.KERNEL_DEFAULTS`; :func:`multisr.reconstruction.merge.merge`),
@@ -319,11 +329,12 @@ def _merge(*, frames, scale, matrices, registration, reference, robust, device, 
     used = [k for k, r in enumerate(registration) if not r.excluded]
     anchor = used.index(reference)
     brightness = np.tile(np.array([1.0, 0.0]), (len(frames), 1))
+    footprint = _agreement_footprint(target)
     matched, brightness[used] = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor,
-                                                 workers=workers())
+                                                 workers=workers(), footprint=footprint)
     weights = np.zeros(frames.shape[:3], np.uint8)  # a frame left out has none
     # as agreeing_samples weighs them for the other fusions, from the Y just matched
-    weights[used] = frame_weights(matched, matrices[used], anchor, workers=workers()) if robust else 1
+    weights[used] = frame_weights(matched, matrices[used], anchor, workers=workers(), footprint=footprint) if robust else 1
     del matched
     with progress_bar(total=1, desc="merge", unit="burst", leave=False) as bar:
         merged = merge(frames, matrices, weights, anchor=reference, scale=scale, brightness=brightness,
@@ -359,12 +370,13 @@ STAGES = {
         Stage("srcnn", "4", ("hr", "scale"), ("hr",), _srcnn,
               {"model": Param(str, default=DEFAULT_MODEL), "batch_size": Param(int, low=1, high=1024, default=4)},
               _srcnn_fingerprint, uses_device=True, uses_workspace=True),
-        Stage("realign", "5", ("hr", "frames", "scale", "reference", "matrices", "registration"), ("hr", "valid", "moving"),
+        Stage("realign", "6", ("hr", "frames", "scale", "reference", "matrices", "registration", "target"),
+              ("hr", "valid", "moving"),
               _realign,
               uses_workspace=True),
         Stage("fuse", "2", ("hr", "valid"), ("result",), _fuse,
               {"method": Param(str, tuple(FUSIONS), default="median")}),
-        Stage("reconstruct", "19", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
+        Stage("reconstruct", "20", ("frames", "bit_depth", "scale", "matrices", "registration", "reference", "mosaic", "colours",
                                     "source", "target"),
               ("result", "matrices", "solve"), _reconstruct, defaults_from(reconstruct, {
                   "psf": Param(str, parse_psf), "tv_weight": Param(float, low=0), "model": Param(str, MODELS),
@@ -373,7 +385,7 @@ STAGES = {
                   "chroma_subsampling": Param(str, ("auto", "none", "4:4:4", *SUBSAMPLINGS), default="auto"),
                   "demosaic": Param(str, ("burst", "library"), default="burst")},
               uses_device=True),
-        Stage("merge", "1", ("frames", "scale", "matrices", "registration", "reference"), ("result",), _merge,
+        Stage("merge", "2", ("frames", "scale", "matrices", "registration", "reference", "target"), ("result",), _merge,
               {"robust": Param(int, (0, 1), default=1),
                **{name: Param(float, low=0.0, high=100.0, default=value) for name, value in KERNEL_DEFAULTS.items()}},
               uses_device=True),
