@@ -82,7 +82,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     small_bands.clear()
     flat = np.full((3, 20, 24, 3), 0.5, np.float32)  # LR frames that agree everywhere
     out = _realign(hr=source, frames=flat, scale=SCALE, reference=0, matrices=np.stack(lr), registration=registration,
-                   workspace=tmp_path / "out")
+                   target=None, workspace=tmp_path / "out")
     assert max(small_bands) <= BAND + 10  # a band's rows, turned by 2 degrees over 72 columns, and the taps
     for k, matrix in enumerate(to_high_resolution(np.stack(lr), SCALE)):
         warped, valid = warp(frames[k], matrix, frames.shape[1:3])
@@ -94,7 +94,7 @@ def test_realign_in_bands_equals_the_whole_warp(tmp_path, small_bands):
     still[1, 6:12, 8:14] += 0.3
     (tmp_path / "again").mkdir()
     out = _realign(hr=source, frames=still, scale=SCALE, reference=0, matrices=np.stack([np.eye(3)] * 3),
-                   registration=[Registration(np.eye(3), 1.0, None)] * 3, workspace=tmp_path / "again")
+                   registration=[Registration(np.eye(3), 1.0, None)] * 3, target=None, workspace=tmp_path / "again")
     assert not out["valid"][1][3 * 6 : 3 * 12, 3 * 8 : 3 * 14].any()
     assert out["valid"][1][:, : 3 * 8 - 12].all() and out["valid"][1][:, 3 * 14 + 12 :].all()
     assert out["valid"][0].all() and out["valid"][2].all()
