@@ -19,6 +19,7 @@ from multisr.research.simulate import save_burst, simulate_camera_burst
 from multisr.registration.tracking import track_target
 from multisr.runs.engine import run_frames
 from multisr.runs.pipeline import load_pipeline
+from multisr.runs.reading import text_part
 from multisr.storage.io import read_image
 
 SET5 = REPO_DATA / "eval" / "Set5"
@@ -203,6 +204,37 @@ def test_run_read_prints_and_records_what_the_box_reads(plate_folder, tmp_path):
     frames_read = np.mean([character_accuracy(text, plate.text) for text in reading["frames"]])
     assert character_accuracy(reading["vote"]["text"], plate.text) >= frames_read and len(reading["frames"]) == 12
     assert f"The box reads {reading['result']['text']!r}" in result.output
+    assert reading["part"] == [0, 0, *burst.settings["user_box"][2:]]  # a large box: every pixel moves with it
+
+
+def test_the_part_read_is_the_box_around_the_moving_pixels_or_the_whole_box():
+    moving = np.zeros((10, 32), bool)
+    moving[2:8, 3:30] = True
+    moving[5, 1] = True
+    assert text_part((100, 40, 32, 10), moving) == (101, 42, 29, 6)
+    assert text_part((100, 40, 32, 10), None) == (100, 40, 32, 10)
+    assert text_part((100, 40, 32, 10), np.zeros((10, 32), bool)) == (100, 40, 32, 10)
+
+
+@needs_ocr
+def test_run_read_reads_a_small_box_s_own_moving_pixels(tmp_path):
+    """A 4.7:1 plate 36x8 LR px crossing the woman, its box 2 px around it: the OCR reads the part of
+    the box that moves with the target (the tracker's mask), not the background around the plate
+    (measured: the part 0,1,38,11 of the 40x12 box, read 'TR58YYD', exact)."""
+    burst, plate = simulate_plate_burst(read_image(SET5 / "woman_GT.bmp")[0], width=36, n=12, seed=4, layout="eu")
+    save_burst(burst, tmp_path / "frames")
+    user = burst.settings["user_box"]
+    result = invoke("run", tmp_path / "frames", "--n", 12, "--roi", ",".join(map(str, user)), "--read",
+                    "--pipeline", "multiframe", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    x, y, w, h = record["reading"]["part"]
+    plate_x, plate_y, plate_w, plate_h = burst.settings["plate_box"]
+    left, top = plate_x - user[0], plate_y - user[1]  # the plate inside the box
+    assert x <= left and y <= top and x + w >= left + plate_w and y + h >= top + plate_h
+    assert w * h < user[2] * user[3]
+    assert f"The box (its part {x},{y},{w},{h} that moves with the target) reads" in result.output
+    assert character_accuracy(record["reading"]["result"]["text"], plate.text) >= 6 / 7
 
 
 def test_read_without_a_box_is_one_line(plate_folder, tmp_path):

@@ -80,7 +80,9 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, scal
     click.echo(f"{out_dir / 'result.png'} ({pipeline.name}, {record['device']}): {timings}")
     if read:
         reading = record["reading"]
-        click.echo(f"The box reads {reading['result']['text'] or '(nothing)'!r} (OCR confidence "
+        x, y, w, h = reading["part"]
+        read_part = "" if [w, h] == record["target"]["roi"][2:] else f" (its part {x},{y},{w},{h} that moves with the target)"
+        click.echo(f"The box{read_part} reads {reading['result']['text'] or '(nothing)'!r} (OCR confidence "
                    f"{reading['result']['confidence']:.2f}); the vote over {len(reading['frames'])} frames' own SR "
                    f"reads {reading['vote']['text'] or '(nothing)'!r} (agreement {reading['vote']['confidence']:.2f})")
 

@@ -1,8 +1,9 @@
 """``multisr bench quality --protocol plate``: can the plate be read? Random plates of several
 widths cross each background of a folder (:func:`multisr.research.plates.simulate_plate_burst`);
-an OCR reads the plate's box (as a user draws it) from every pipeline's result, without a box
-and with it (``--roi``), from the truth, and from the vote over the burst's own frames
-(:func:`multisr.runs.reading.frame_vote`). Scored by the fraction of plates read exactly, the
+an OCR reads the plate's box (as a user draws it) from every pipeline's result without a box and
+from the truth; with the box (``--roi``), and in the vote over the burst's own frames
+(:func:`multisr.runs.reading.frame_vote`), the part of it that ``run --read`` reads (the target's own
+pixels, :func:`multisr.runs.reading.text_part`). Scored by the fraction of plates read exactly, the
 character accuracy (both in the protocol's alphabet, which has no I, O or Q: an OCR's O for a 0
 is not counted against it) and PSNR inside the plate.
 """
@@ -16,7 +17,8 @@ from ..params import SCALE
 from ..progress import progress_bar
 from ..runs.engine import run_frames
 from ..runs.pipeline import load_pipeline
-from ..runs.reading import frame_vote, reading_record
+from ..runs.reading import frame_vote, reading_record, text_part
+from ..runs.stages import moving_mask
 from ..storage.folders import list_images
 from ..storage.io import read_image, to_uint
 from .bench_target import ONE_FRAME, psnr_where, target_registration_error
@@ -93,11 +95,13 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                     boxed = run_frames(pipeline, frames, names=names, reference=0, device=device,
                                        roi=",".join(map(str, user)), chroma_subsampling="4:2:0", scale=scale)
                     kept = [names.index(name) for name in boxed.record["target"]["frames"]]
+                    part = text_part(user, moving_mask(boxed.record["target"]))  # what run --read reads
                     row[f"{pipeline.name}+roi"] = {
-                        **_score(boxed.image, text, _cut(boxed.image, box, scale, user[:2]), truth_plate),
+                        **_score(_cut(boxed.image, part, scale, user[:2]), text, _cut(boxed.image, box, scale, user[:2]),
+                                 truth_plate),
                         "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], user)}
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
-                        voted, _ = frame_vote(frames[kept], boxed.matrices, tuple(user), scale=scale, device="cpu")
+                        voted, _ = frame_vote(frames[kept], boxed.matrices, part, scale=scale, device="cpu")
                         row["vote"] = _judged(voted, text)
                 except UserError as error:
                     row[f"{pipeline.name}+roi" if pipeline.name in row else pipeline.name] = {"error": str(error)}

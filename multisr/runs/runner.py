@@ -20,7 +20,7 @@ from .engine import box_in_window, check_weights, full_frame_matrices, record_of
 from .loading import check_box_early
 from .pipeline import Pipeline
 from .reading import read_target
-from .stages import STAGES
+from .stages import STAGES, moving_mask
 
 __all__ = ["run_pipeline"]
 
@@ -105,7 +105,8 @@ def _reading(store: dict, result: np.ndarray) -> dict:
     (the register stage's where the pipeline registers, else the tracker's) and the box in the
     reference window's pixels."""
     matrices = store["matrices"].get() if "matrices" in store else store["known"].get()
-    return read_target(result, store["frames"].get(), matrices, box_in_window(store), scale=store["scale"].get())
+    return read_target(result, store["frames"].get(), matrices, box_in_window(store),
+                       moving=moving_mask(store["target"].get()), scale=store["scale"].get())
 
 
 def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch_device, started: float, *,

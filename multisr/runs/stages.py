@@ -58,7 +58,7 @@ from ..storage.stacks import Stack, band_rows
 from ..threads import in_threads, workers
 from .loading import burst_fingerprint, load_burst
 
-__all__ = ["Stage", "STAGES", "NETWORK_STAGES"]
+__all__ = ["Stage", "STAGES", "NETWORK_STAGES", "moving_mask"]
 
 UPSCALE_MARGIN = 4  # LR rows a band of the upscale reads beyond its own: the widest kernel's reach
 # LR pixels along a target's windows whose samples do not judge its PSF: the window's margin around the box
@@ -240,15 +240,21 @@ def _chroma_subsampling(source: dict, target: dict | None, frames: np.ndarray, u
     return evidence.decision, evidence.as_dict()
 
 
+def moving_mask(target: dict) -> np.ndarray | None:
+    """The box's pixels that move with the target, ``(h, w)`` bool, as the ``target`` stage recorded
+    them (``target["moving"]``), or ``None`` where every pixel of the box does."""
+    moving = target.get("moving")
+    return None if moving is None else np.array([[c == "1" for c in row] for row in moving], bool)
+
+
 def _target_region(target: dict, reference: int, shape: tuple[int, int]) -> np.ndarray:
     """``shape`` bool over the reference window's pixels, as :func:`multisr.reconstruction.reconstruct.reconstruct`'s
     ``refine_region``: the target's box, but its pixels the tracker found standing still (``target["moving"]``)."""
     x, y, w, h = target["roi"]
     ox, oy = target["offsets"][reference]
-    moving = target.get("moving")
+    moving = moving_mask(target)
     region = np.zeros(shape, bool)
-    region[y - oy : y - oy + h, x - ox : x - ox + w] = True if moving is None else [[c == "1" for c in row]
-                                                                                   for row in moving]
+    region[y - oy : y - oy + h, x - ox : x - ox + w] = True if moving is None else moving
     return region
 
 
