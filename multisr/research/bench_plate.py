@@ -1,9 +1,9 @@
 """``multisr bench quality --protocol plate``: can the plate be read? Random plates of several
 widths cross each background of a folder (:func:`multisr.research.plates.simulate_plate_burst`);
-an OCR reads the plate's box (as a user draws it) from every pipeline's result without a box and
-from the truth; with the box (``--roi``), and in the vote over the burst's own frames
+an OCR reads the plate's box (as a user draws it) from every pipeline's result without a box;
+with the box (``--roi``), and in the vote over the burst's own frames
 (:func:`multisr.runs.reading.frame_vote`), the part of it that ``run --read`` reads (the target's own
-pixels, :func:`multisr.runs.reading.text_part`). Scored by the fraction of plates read exactly, the
+pixels, :func:`multisr.runs.reading.text_part`); in the truth, the plate itself. Scored by the fraction of plates read exactly, the
 character accuracy (both in the protocol's alphabet, which has no I, O or Q: an OCR's O for a 0
 is not counted against it) and PSNR inside the plate.
 """
@@ -61,7 +61,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
     width: plate ``i`` crosses ``data_dir``'s image ``i`` modulo their count, seed ``seed + i``;
     with ``on_a_car``, on the rear of a car),
     through every pipeline at ``scale`` without a box and, for those that register, with the user's box
-    (``"<name>+roi"``); ``truth`` reads frame 0's HR picture, ``vote`` each frame's single-image SR.
+    (``"<name>+roi"``); ``truth`` reads the plate in frame 0's HR picture, ``vote`` each frame's single-image SR.
     Returns ``{"widths": {width: {"plates": [...], "mean": {column: {"exact", "characters",
     "plate_psnr"[, "registration_px"]}}}}, "settings"}``; ``exact`` and ``characters`` are fractions in [0, 1];
     ``registration_px`` (with a box): the tracker's error, RMS over the user's box and the frames
@@ -84,7 +84,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
             frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
             names = [f"frame_{k:03d}" for k in range(n)]
             row = {"text": text, "layout": plate.layout, "background": files[index % len(files)].name,
-                   "box": box, "user_box": user, "truth": _score(_cut(burst.truth, user, scale), text, truth_plate, truth_plate)}
+                   "box": box, "user_box": user, "truth": _score(truth_plate, text, truth_plate, truth_plate)}
             for pipeline in loaded:
                 try:
                     whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
