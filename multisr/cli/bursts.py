@@ -81,7 +81,8 @@ def run(frames_dir, n, start, out_dir, reference, pipeline_name, roi, read, scal
     if read:
         reading = record["reading"]
         x, y, w, h = reading["part"]
-        read_part = "" if [w, h] == record["target"]["roi"][2:] else f" (its part {x},{y},{w},{h} that moves with the target)"
+        whole = [w, h] == record["target"]["roi"][2:]
+        read_part = "" if whole else f" (its part {x},{y},{w},{h} that moves with the target)"
         click.echo(f"The box{read_part} reads {reading['result']['text'] or '(nothing)'!r} (OCR confidence "
                    f"{reading['result']['confidence']:.2f}); the vote over {len(reading['frames'])} frames' own SR "
                    f"reads {reading['vote']['text'] or '(nothing)'!r} (agreement {reading['vote']['confidence']:.2f})")

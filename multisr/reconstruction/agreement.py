@@ -19,8 +19,8 @@ EDGE_BAND = 3  # LR pixels along a frame's edge whose agreement says nothing (th
 # (smoothing, widening) in LR pixels: how far the agreement test of one pixel reaches (:func:`_agreement`).
 # A whole frame's: noise and aliasing differ from frame to frame, a moving object differs over an area.
 # A target's windows': the background around the target moves otherwise, and the whole frame's reach (about
-# 4 px) let it decide for a plate 6 px high (plates 28-36 LR px wide, the true motion given: 0-50 % of a
-# plate's pixels kept a frame; read exactly 2/12 and 8/12 with the frame's reach, 4/12 and 9/12 with this)
+# 4 px) let it decide for a plate 6 px high (plates 28-36 LR px wide, the true motion and PSF given: 0-50 %
+# of a plate's pixels kept a frame; read exactly 2/12 and 8/12 with the frame's reach, 4/12 and 9/12 with this)
 FRAME_FOOTPRINT = (1.5, 2)
 TARGET_FOOTPRINT = (1.0, 1)
 
@@ -181,7 +181,8 @@ def agreeing_samples(frames: np.ndarray, matrices: np.ndarray, registration: lis
     if len(used) < 2:
         return agreeing, None
     anchor = used.index(reference)
-    matched, _ = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor, footprint=footprint)
+    matched, _ = match_brightness(np.stack([luma(frames[k]) for k in used]), matrices[used], anchor,
+                                  footprint=footprint)
     agreeing[used] = frame_weights(matched, matrices[used], anchor, footprint=footprint)
     return agreeing, moving_region(matrices[used], anchor, agreeing[used])
 

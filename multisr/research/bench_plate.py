@@ -3,9 +3,9 @@ widths cross each background of a folder (:func:`multisr.research.plates.simulat
 an OCR reads the plate's box (as a user draws it) from every pipeline's result without a box;
 with the box (``--roi``), and in the vote over the burst's own frames
 (:func:`multisr.runs.reading.frame_vote`), the part of it that ``run --read`` reads (the target's own
-pixels, :func:`multisr.runs.reading.text_part`); in the truth, the plate itself. Scored by the fraction of plates read exactly, the
-character accuracy (both in the protocol's alphabet, which has no I, O or Q: an OCR's O for a 0
-is not counted against it) and PSNR inside the plate.
+pixels, :func:`multisr.runs.reading.text_part`); in the truth, the plate itself. Scored by the
+fraction of plates read exactly, the character accuracy (both in the protocol's alphabet, which has
+no I, O or Q: an OCR's O for a 0 is not counted against it) and PSNR inside the plate.
 """
 from pathlib import Path
 
@@ -97,8 +97,8 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                     kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                     part = text_part(user, moving_mask(boxed.record["target"]))  # what run --read reads
                     row[f"{pipeline.name}+roi"] = {
-                        **_score(_cut(boxed.image, part, scale, user[:2]), text, _cut(boxed.image, box, scale, user[:2]),
-                                 truth_plate),
+                        **_score(_cut(boxed.image, part, scale, user[:2]), text,
+                                 _cut(boxed.image, box, scale, user[:2]), truth_plate),
                         "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], user)}
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
                         voted, _ = frame_vote(frames[kept], boxed.matrices, part, scale=scale, device="cpu")

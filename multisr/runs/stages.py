@@ -340,7 +340,8 @@ def _merge(*, frames, scale, matrices, registration, reference, target, robust, 
                                                  workers=workers(), footprint=footprint)
     weights = np.zeros(frames.shape[:3], np.uint8)  # a frame left out has none
     # as agreeing_samples weighs them for the other fusions, from the Y just matched
-    weights[used] = frame_weights(matched, matrices[used], anchor, workers=workers(), footprint=footprint) if robust else 1
+    weights[used] = (frame_weights(matched, matrices[used], anchor, workers=workers(), footprint=footprint)
+                     if robust else 1)
     del matched
     with progress_bar(total=1, desc="merge", unit="burst", leave=False) as bar:
         merged = merge(frames, matrices, weights, anchor=reference, scale=scale, brightness=brightness,
