@@ -22,6 +22,7 @@ __all__ = [
     "warp",
     "warp_rows",
     "rms_displacement",
+    "in_box",
 ]
 
 
@@ -154,3 +155,12 @@ def rms_displacement(estimate: np.ndarray, truth: np.ndarray, shape: tuple[int, 
     ex, ey = apply(np.asarray(estimate, dtype=np.float64), xs, ys)
     tx, ty = apply(np.asarray(truth, dtype=np.float64), xs, ys)
     return float(np.sqrt(np.mean((ex - tx) ** 2 + (ey - ty) ** 2)))
+
+
+def in_box(image: np.ndarray, box: tuple[int, int, int, int], scale: int, origin=(0, 0)) -> np.ndarray:
+    """The pixels of ``image`` (``(H, W, ...)``, at ``scale`` x: a result, a truth) that an LR box
+    ``(x, y, w, h)`` covers, ``(scale*h, scale*w, ...)``: a view. ``origin``: the LR pixel the
+    image's top-left pixel is of (a window's, or a box's result)."""
+    x, y, w, h = box
+    left, top = scale * (x - origin[0]), scale * (y - origin[1])
+    return image[top : top + scale * h, left : left + scale * w]

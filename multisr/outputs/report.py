@@ -19,7 +19,7 @@ from scipy.ndimage import sobel, uniform_filter
 
 from ..errors import UserError
 from ..imaging.color import luma
-from ..imaging.geometry import similarity_parameters
+from ..imaging.geometry import in_box, similarity_parameters
 from ..imaging.metrics import score_image
 from ..imaging.ocr import OCR_INSTALL, ocr_available
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE, parse_integer
@@ -138,7 +138,7 @@ def compare(frames_dir: Path, *, out_dir: Path, n: int = DEFAULT_FRAMES, start: 
         if truth.shape[:2] != hr_shape:
             raise UserError(f"{truth_path}: expected a truth of {hr_shape[1]}x{hr_shape[0]} ({scale}x the reference "
                             f"frame), found {truth.shape[1]}x{truth.shape[0]}")
-        truth = _in_box(truth, box, scale)
+        truth = truth if box is None else in_box(truth, box, scale)
     if box is not None:
         hr_shape = (scale * box[3], scale * box[2])
     if crop is not None and (crop[0] + crop[2] > hr_shape[1] or crop[1] + crop[3] > hr_shape[0]):
@@ -224,14 +224,6 @@ def _plate_reading(runs: dict, box, read: bool) -> dict | None:
         return {"ocr": False, "install": OCR_INSTALL}
     widest = max((run.record["reading"] for run in runs.values()), key=lambda reading: len(reading["frames"]))
     return {"ocr": True, "vote": widest["vote"], "frames": widest["frames"]}
-
-
-def _in_box(image: np.ndarray, box: tuple[int, int, int, int] | None, scale: int) -> np.ndarray:
-    """The part of an image at ``scale`` x (the truth) that a box of the reference frame covers; all without one."""
-    if box is None:
-        return image
-    x, y, w, h = box
-    return image[scale * y : scale * (y + h), scale * x : scale * (x + w)]
 
 
 def _read_truth_json(path: Path) -> tuple[int, np.ndarray]:

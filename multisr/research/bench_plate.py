@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..imaging.geometry import in_box
 from ..imaging.ocr import character_accuracy, read_text
 from ..params import SCALE
 from ..progress import progress_bar
@@ -28,13 +29,6 @@ __all__ = ["DEFAULT_WIDTHS", "plate_benchmark"]
 
 DEFAULT_WIDTHS = (20, 28, 36, 48)  # LR pixels
 NOT_ON_PLATES = str.maketrans("IOQ", "100")  # the letters random_plate never draws, read as digits
-
-
-def _cut(image: np.ndarray, box, scale: int, origin=(0, 0)) -> np.ndarray:
-    """``box`` (LR pixels) of an HR ``image`` at ``scale`` whose top-left pixel is LR ``origin``."""
-    x, y, w, h = box
-    left, top = scale * (x - origin[0]), scale * (y - origin[1])
-    return image[top : top + scale * h, left : left + scale * w]
 
 
 def _in_plate_alphabet(text: str) -> str:
@@ -80,7 +74,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                                                 seed=seed + index, on_a_car=on_a_car, scale=scale)
             text, box, user = plate.text, burst.settings["plate_box"], burst.settings["user_box"]
             true_matrices = np.array(burst.settings["target_matrices"])
-            truth_plate = _cut(burst.truth, box, scale)
+            truth_plate = in_box(burst.truth, box, scale)
             frames = to_uint(burst.frames, 8).astype(np.float32) / 255.0
             names = [f"frame_{k:03d}" for k in range(n)]
             row = {"text": text, "layout": plate.layout, "background": files[index % len(files)].name,
@@ -89,7 +83,7 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                 try:
                     whole = run_frames(pipeline, frames, names=names, reference=0, device=device,
                                        chroma_subsampling="4:2:0", scale=scale).image
-                    row[pipeline.name] = _score(_cut(whole, user, scale), text, _cut(whole, box, scale), truth_plate)
+                    row[pipeline.name] = _score(in_box(whole, user, scale), text, in_box(whole, box, scale), truth_plate)
                     if pipeline.name in ONE_FRAME:
                         continue
                     boxed = run_frames(pipeline, frames, names=names, reference=0, device=device,
@@ -97,8 +91,8 @@ def plate_benchmark(data_dir: Path, *, pipelines: list[str], n: int, seed: int, 
                     kept = [names.index(name) for name in boxed.record["target"]["frames"]]
                     part = text_part(user, moving_mask(boxed.record["target"]))  # what run --read reads
                     row[f"{pipeline.name}+roi"] = {
-                        **_score(_cut(boxed.image, part, scale, user[:2]), text,
-                                 _cut(boxed.image, box, scale, user[:2]), truth_plate),
+                        **_score(in_box(boxed.image, part, scale, origin=user[:2]), text,
+                                 in_box(boxed.image, box, scale, origin=user[:2]), truth_plate),
                         "registration_px": target_registration_error(boxed.matrices, true_matrices[kept], user)}
                     if "vote" not in row:  # the target's motion as the first pipeline with a box tracked it
                         voted, _ = frame_vote(frames[kept], boxed.matrices, part, scale=scale, device="cpu")

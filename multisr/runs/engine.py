@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..imaging.geometry import similarity_matrix
+from ..imaging.geometry import in_box, similarity_matrix
 from ..params import DEFAULT_REFERENCE, SCALE
 from ..sr.device import resolve_device
 from ..sr.weights import weights_path
@@ -203,9 +203,7 @@ def result_of(pipeline: Pipeline, store: dict) -> np.ndarray:
                         "(fuse, or a single high-resolution frame)")
     if store["target"].get() is None:
         return result
-    x, y, w, h = box_in_window(store)
-    scale = store["scale"].get()
-    return result[scale * y : scale * (y + h), scale * x : scale * (x + w)]
+    return in_box(result, box_in_window(store), store["scale"].get())
 
 
 def box_in_window(store: dict) -> tuple[int, int, int, int]:

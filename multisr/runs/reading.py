@@ -5,7 +5,7 @@ per character position (UFPR-SR-Plates, Nascimento et al. 2025, votes over five 
 """
 import numpy as np
 
-from ..imaging.geometry import similarity_matrix, warp
+from ..imaging.geometry import in_box, similarity_matrix, warp
 from ..imaging.ocr import Reading, read_text, vote
 from ..params import SCALE
 from ..sr.inference import super_resolve
@@ -68,8 +68,7 @@ def read_target(result: np.ndarray, windows: np.ndarray, matrices: np.ndarray, b
     ``matrices`` ``(N, 3, 3)``: the reference window's pixels -> window k's; ``box`` in the
     reference window's pixels."""
     part = text_part(box, moving)
-    left, top = part[0] - box[0], part[1] - box[1]
-    read = result[scale * top : scale * (top + part[3]), scale * left : scale * (left + part[2])]
     voted, readings = frame_vote(windows, matrices, part, scale=scale, device=device)
-    return {"result": reading_record(read_text(np.clip(read, 0, 1))), "vote": reading_record(voted),
-            "frames": [r.text for r in readings], "part": [left, top, part[2], part[3]]}
+    return {"result": reading_record(read_text(np.clip(in_box(result, part, scale, origin=box[:2]), 0, 1))),
+            "vote": reading_record(voted), "frames": [r.text for r in readings],
+            "part": [part[0] - box[0], part[1] - box[1], part[2], part[3]]}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..imaging.geometry import in_box
 from ..imaging.ocr import OCR_INSTALL, ocr_available
 from ..imaging.resize import upscale
 from ..params import DEFAULT_FRAMES, DEFAULT_REFERENCE, SCALE
@@ -137,8 +138,7 @@ def _finish(pipeline: Pipeline, store: dict, records: list, out_dir: Path, torch
     if alpha is not None:
         alpha = np.clip(upscale(alpha, scale), 0.0, 1.0)
         if target is not None:
-            x, y, w, h = target["roi"]
-            alpha = alpha[scale * y : scale * (y + h), scale * x : scale * (x + w)]
+            alpha = in_box(alpha, target["roi"], scale)
     store.clear()  # the frames and intermediate arrays: freed before the result is converted to write
     (out_dir / "run.json").unlink(missing_ok=True)
     if not use_cache:
