@@ -19,8 +19,8 @@ images. Coarse to fine: both images are smoothed by Gaussians of ``smoothings`` 
 ``max_points`` template pixels take part, on a regular stride (sparser in the smoothed passes),
 so the steps cost the same for a frame of any size; only the smoothing covers every pixel.
 
-``model``: ``"similarity"`` (rotation, zoom, shift: 4 parameters), ``"affine"`` (6) or
-``"homography"`` (8).
+``model``: ``"shift"`` (2 parameters: the start's rotation and zoom kept), ``"similarity"``
+(rotation, zoom, shift: 4), ``"affine"`` (6) or ``"homography"`` (8).
 """
 from dataclasses import dataclass
 
@@ -29,7 +29,7 @@ import numpy as np
 
 __all__ = ["MODELS", "MIN_SIDE_FOR_MODEL", "SMOOTHINGS", "Alignment", "align", "gradients", "plan_for_size"]
 
-MODELS = ("similarity", "affine", "homography")
+MODELS = ("shift", "similarity", "affine", "homography")
 
 # a template's shorter side (px) from which it supports any model; a smaller one (a plate's box, a crop
 # of a few tens of pixels) is fitted as a similarity at most: a homography's fit of a 36x18 plate drifts
@@ -82,8 +82,9 @@ def _normaliser(shape: tuple[int, int]) -> np.ndarray:
 
 
 def _to_parameters(matrix: np.ndarray, model: str) -> np.ndarray:
+    """The motion's parameters (a shift's: the similarity's, of which only the last two change)."""
     matrix = matrix / matrix[2, 2]
-    if model == "similarity":  # the least-squares similarity of the linear part
+    if model in ("shift", "similarity"):  # the least-squares similarity of the linear part
         a = (matrix[0, 0] + matrix[1, 1]) / 2
         b = (matrix[1, 0] - matrix[0, 1]) / 2
         return np.array([a, b, matrix[0, 2], matrix[1, 2]])
@@ -93,7 +94,7 @@ def _to_parameters(matrix: np.ndarray, model: str) -> np.ndarray:
 
 
 def _to_matrix(parameters: np.ndarray, model: str) -> np.ndarray:
-    if model == "similarity":
+    if model in ("shift", "similarity"):
         a, b, tx, ty = parameters
         return np.array([[a, -b, tx], [b, a, ty], [0, 0, 1.0]])
     if model == "affine":
@@ -114,9 +115,11 @@ def _jacobian(model: str, x, y, u, v, denominator, gx, gy, values) -> np.ndarray
     """``(P, n_parameters + 2)``: the residual's derivatives by the motion's parameters (the image's
     gradient ``gx, gy`` at the mapped points times the motion's derivatives), then by the gain
     and the offset; column-major, one contiguous column each."""
-    columns = {"similarity": 4, "affine": 6, "homography": 8}[model]
+    columns = {"shift": 2, "similarity": 4, "affine": 6, "homography": 8}[model]
     jacobian = np.empty((x.size, columns + 2), order="F")
-    if model == "similarity":  # du = (x, -y, 1, 0), dv = (y, x, 0, 1)
+    if model == "shift":  # du = (1, 0), dv = (0, 1)
+        jacobian[:, 0], jacobian[:, 1] = gx, gy
+    elif model == "similarity":  # du = (x, -y, 1, 0), dv = (y, x, 0, 1)
         jacobian[:, 0] = gx * x + gy * y
         jacobian[:, 1] = gy * x - gx * y
         jacobian[:, 2], jacobian[:, 3] = gx, gy
@@ -186,7 +189,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
         image: ``(H, W)`` float Y, any size (another frame, or a high-resolution image).
         matrix: 3x3 start, template pixels -> image pixels.
         model: one of :data:`MODELS`; the start is projected onto it (the similarity nearest to
-            its linear part; an affine map drops the last row).
+            its linear part, which a shift keeps; an affine map drops the last row).
         smoothings: Gaussian sigmas of the coarse-to-fine passes in template pixels (on
             ``image``, times the motion's zoom: the same blur of the scene); ``0`` for none.
         border: template pixels this close to an edge are left out.
@@ -210,6 +213,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
     height, width = template.shape
     finest = max(1, int(np.ceil(np.sqrt((height - 2 * border) * (width - 2 * border) / max_points))))
     parameters = _to_parameters(to_image @ matrix @ np.linalg.inv(to_template), model)
+    free = slice(2, 4) if model == "shift" else slice(None)  # the parameters the steps change
     corners = to_template @ np.array([[0.0, width - 1, 0, width - 1], [0, 0, height - 1, height - 1], [1, 1, 1, 1]])
     pixel = 1 / to_image[0, 0]  # the image's pixels per normalised unit
     gain, offset = 1.0, 0.0
@@ -236,7 +240,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
             maps = _maps((u - to_image[0, 2]) * pixel, (v - to_image[1, 2]) * pixel)
             warped = _sample(smooth_image, maps, x.size, cv2.INTER_CUBIC)
             valid = np.isfinite(warped)
-            if valid.sum() < max(16, 4 * (len(parameters) + 2)):
+            if valid.sum() < max(16, 4 * (parameters[free].size + 2)):
                 return None
             inside = slice(None) if valid.all() else valid  # a view, not a copy, in the usual case
             residual = warped[inside] - (gain * values[inside] + offset)
@@ -254,7 +258,7 @@ def align(template: np.ndarray, image: np.ndarray, matrix: np.ndarray, *, model:
             except np.linalg.LinAlgError:
                 return None
             before = _corners(parameters, model, corners)
-            parameters = parameters + step[:-2]
+            parameters[free] += step[:-2]
             gain, offset = gain + step[-2], offset + step[-1]
             if np.abs(_corners(parameters, model, corners) - before).max() * pixel < enough:
                 break

@@ -23,7 +23,10 @@ the motion model follow the box's size (:func:`fit_plan`: a similarity below 24 
 the frames whose target strays from the smooth path the others trace (for a small box, in the
 background's coordinates: without the camera's jitter, a straight path most frames agree on) are
 fitted again from the path (a box of a few pixels can match a patch of background or its own next
-character).
+character). Where a small box's chain from frame to frame breaks all the same (a plate 20 pixels
+wide: its fit slides to another size, the next frame's prediction with it), every frame is searched
+at once (:func:`_path_centres`: the path that most frames' best matches agree on) and fitted from
+where that path puts it, as a shift where every fit slides in size.
 
 :func:`cut_to_target` cuts every frame to a window of one size around the target (the box's
 window in the reference, with :data:`MARGIN` pixels for the kernels of the stages that follow)
@@ -64,6 +67,9 @@ MIN_CHANGING = 0.1  # of the box's pixels: fewer that change, and a target found
 PATH_REACH = 2  # LR px: how far from a path without a camera's jitter the search looks for the target
 PATH_TOLERANCE = 1.0  # LR px: a found target's centre this far from the burst's smooth path may be off it
 MIN_PATH_FRAMES = 6  # frames found: fewer, and no path is fitted through them
+PEAKS = 8  # a frame's best template matches that the path search weighs (a small box's: its own and look-alikes)
+PEAK_SPACING = 3  # LR pixels: two matches nearer than this are one
+PATH_SUPPORT = 1.5  # LR px: a frame's match this near a path the search tries supports it
 RING = 12  # LR pixels around a small box whose background tells how the background moves
 # a fit's size against the prediction's, at most this factor either way: a target does not grow or shrink by
 # a quarter between a frame and its neighbours (a plate 6 px high can fit the background at 1.6x, its
@@ -237,6 +243,10 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
             for start in starts for plan in plans]
     fits = [f for f in fits if f is not None]
     sized = [f for f in fits if abs(np.log(_zoom(f.matrix) / _zoom(predicted_start))) <= np.log(MAX_ZOOM_CHANGE)]
+    if fits and not sized and mask is not None:  # every fit slid to another size: the shift alone, at the expected size
+        shifted = (align(template, part, start @ padded, model="shift", smoothings=smoothings[-1:],
+                         border=CONTEXT + edge, mask=mask) for start in starts)
+        sized = [f for f in shifted if f is not None]
     kept = [f for f in sized if avoided is None
             or np.hypot(*(_centre(f.matrix @ np.linalg.inv(padded), w, h) - _centre(avoided, w, h))) > AWAY]
     fit = max(kept, key=lambda f: f.correlation, default=None)
@@ -391,6 +401,15 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
             again = _track(frames, reference, roi, template, changing, away, background, model)
             if 2 * again[1].count(None) >= count:
                 mask, avoid, (matrices, reasons, correlations) = changing, away, again
+    if small_box(roi) and any(reason not in (None, LEAVES) for reason in reasons):
+        # lost in the picture: the chain from frame to frame broke (a plate a few pixels high matches a
+        # look-alike, or its fit slides to another size): again, each frame from the path most frames' matches
+        # agree on
+        centres = _path_centres(frames, reference, roi, template, mask, avoid, background)
+        if centres is not None:
+            again = _track(frames, reference, roi, template, mask, avoid, background, model, centres)
+            if again[1].count(None) > reasons.count(None):
+                matrices, reasons, correlations = again
     for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
         if all(reason in (None, LEAVES) for reason in reasons):
             break
@@ -417,10 +436,15 @@ def _left_the_background(roi: tuple[int, int, int, int], reference: int, matrice
     return bool(apart) and 2 * sum(apart) >= len(apart)
 
 
-def _track(frames, reference, roi, template, mask, avoid, background, model) -> tuple[np.ndarray, list, list]:
-    """One tracking of the box: frame by frame outwards from the reference, then back to the
-    path (:func:`_keep_to_the_path`). Returns :class:`Tracked`'s three fields."""
+def _track(frames, reference, roi, template, mask, avoid, background, model,
+           centres: np.ndarray | None = None) -> tuple[np.ndarray, list, list]:
+    """One tracking of the box: frame by frame outwards from the reference, each frame from its
+    neighbour's motion continued (or, given ``centres`` ``(N, 2)`` in frame pixels, from the box
+    at the reference's size with its centre there, searched within :data:`PATH_REACH` pixels),
+    then back to the path (:func:`_keep_to_the_path`). Returns :class:`Tracked`'s three fields."""
     count = len(frames)
+    x, y, w, h = roi
+    to_box = similarity_matrix(shift=(x, y))
     matrices = np.full((count, 3, 3), np.nan)
     matrices[reference] = np.eye(3)
     reasons: list = [None] * count
@@ -429,13 +453,90 @@ def _track(frames, reference, roi, template, mask, avoid, background, model) -> 
     for order in (range(reference + 1, count), range(reference - 1, -1, -1)):
         found = [(reference, np.eye(3))]  # the frames found so far this way and their motion, nearest last
         for k in order:
-            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], predicted(found, k),
-                                                              model=model, mask=mask, avoid=avoid[k])
+            guess, reach = predicted(found, k), SEARCH
+            if centres is not None:  # the path's place, at the reference's size (a few pixels' fit of a size slides)
+                guess, reach = similarity_matrix(shift=centres[k] - _centre(to_box, w, h)), PATH_REACH
+            matrix, reasons[k], correlations[k] = find_target(template, roi, frames[k], guess, model=model,
+                                                              mask=mask, avoid=avoid[k], reach=reach)
             if matrix is not None:
                 matrices[k] = matrix
                 found.append((k, matrix))
     _keep_to_the_path(frames, reference, roi, template, mask, avoid, background, model, matrices, reasons, correlations)
     return matrices, reasons, correlations
+
+
+def _matches(frame: np.ndarray, roi: tuple[int, int, int, int], template: np.ndarray, mask: np.ndarray | None,
+             reach: int, avoid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The box's :data:`PEAKS` best matches in ``frame`` within ``reach`` pixels of where it is in
+    the reference (normalised cross-correlation of the box's own pixels at the reference's size,
+    local maxima :data:`PEAK_SPACING` apart, none within :data:`AWAY` pixels of where ``avoid``
+    puts the box). Returns ``(centres (M, 2), scores (M,))``, the box's centre in frame pixels."""
+    x, y, w, h = roi
+    height, width = frame.shape[:2]
+    left, top = max(0, x - reach), max(0, y - reach)
+    right, bottom = min(width, x + w + reach), min(height, y + h + reach)
+    if right - left < w or bottom - top < h:
+        return np.zeros((0, 2)), np.zeros(0)
+    inner = (slice(CONTEXT, -CONTEXT), slice(CONTEXT, -CONTEXT))
+    weights = None if mask is None else mask[inner].astype(np.float32)
+    scores = cv2.matchTemplate(luma(frame[top:bottom, left:right]).astype(np.float32), template[inner],
+                               cv2.TM_CCOEFF_NORMED, mask=weights)
+    scores = np.nan_to_num(scores, nan=-1.0)
+    ys, xs = np.mgrid[0 : scores.shape[0], 0 : scores.shape[1]]
+    centres = np.stack([xs + left + (w - 1) / 2, ys + top + (h - 1) / 2], axis=-1)
+    if avoid is not None:
+        scores[np.linalg.norm(centres - _centre(avoid @ similarity_matrix(shift=(x, y)), w, h), axis=-1)
+               <= AWAY + 0.5] = -1.0
+    spacing = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * PEAK_SPACING + 1,) * 2)
+    peak = (scores >= cv2.dilate(scores, spacing)) & (scores > 0)
+    order = np.argsort(scores[peak])[::-1][:PEAKS]
+    return centres[peak][order], scores[peak][order]
+
+
+def _path_centres(frames, reference, roi, template, mask, avoid, background) -> np.ndarray | None:
+    """``(N, 2)``: where the path that most frames' best matches agree on puts the box's centre in
+    each frame (frame pixels; the path is traced in the background's coordinates where its motion
+    is known in every frame), or ``None`` when fewer than :data:`MIN_PATH_FRAMES` frames support one.
+
+    Each frame offers its :data:`PEAKS` best matches (:func:`_matches`, within :data:`SEARCH`
+    pixels a frame from the reference's box); every match proposes a straight path through the
+    reference's box at constant velocity; the path with the most frames that have a match within
+    :data:`PATH_SUPPORT` pixels of it (ties: the higher scores) is refined as a robust quadratic
+    in time (:func:`_robust_trend`) through those matches. A chain from frame to frame breaks
+    where one frame matches a look-alike; this looks at every frame at once."""
+    x, y, w, h = roi
+    count = len(frames)
+    steady = all(motion is not None for motion in background)
+    to_scene = [np.linalg.inv(background[k]) if steady else np.eye(3) for k in range(count)]
+    origin = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
+    times, places, scores = [], [], []
+    for k in range(count):
+        if k == reference:
+            continue
+        centres, peak_scores = _matches(frames[k], roi, template, mask, SEARCH * abs(k - reference), avoid[k])
+        if len(centres):
+            u, v = apply(to_scene[k], centres[:, 0], centres[:, 1])
+            times += [k - reference] * len(centres)
+            places.append(np.stack([u, v], axis=1) - origin)
+            scores.append(peak_scores)
+    if not places:
+        return None
+    times, places, scores = np.array(times, np.float64), np.concatenate(places), np.concatenate(scores)
+    velocities = places / times[:, None]  # (M, 2): the path each match proposes
+    distance = np.linalg.norm(velocities[:, None] * times[None, :, None] - places[None], axis=2)  # (path, match)
+    frame_of = np.unique(times, return_inverse=True)[1]
+    best = np.full((len(places), frame_of.max() + 1), -np.inf)  # per path and frame: its best supporting score
+    np.maximum.at(best, (slice(None), frame_of), np.where(distance <= PATH_SUPPORT, scores[None], -np.inf))
+    supported = np.isfinite(best)
+    chosen = np.lexsort((np.where(supported, best, 0).sum(axis=1), supported.sum(axis=1)))[-1]
+    if supported[chosen].sum() + 1 < MIN_PATH_FRAMES:
+        return None
+    near = distance[chosen] <= PATH_SUPPORT
+    trend = _robust_trend(np.append(times[near], 0.0), np.vstack([places[near], [0.0, 0.0]]))
+    if trend is None:
+        return None
+    path = _evaluate(trend[0], np.arange(count, dtype=np.float64) - reference).T + origin  # (N, 2)
+    return np.stack([np.ravel(apply(np.linalg.inv(to_scene[k]), *path[k])) for k in range(count)])
 
 
 def _aligned(frames: np.ndarray, roi: tuple[int, int, int, int], matrices: np.ndarray, reasons: list) -> np.ndarray:
