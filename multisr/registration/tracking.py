@@ -220,6 +220,8 @@ def find_target(template: np.ndarray, box: tuple[int, int, int, int], frame: np.
     Only the box's own pixels decide: the search matches them alone, and the fit's points are
     theirs; the reference's :data:`CONTEXT` pixels around them only give the fit's smoothed passes
     the true surroundings of the box's edge, so that a box of a few pixels keeps its edges.
+    Where every fit of a small box (its moving pixels, ``mask``, known) slides more than
+    :data:`MAX_ZOOM_CHANGE` in size, it is fitted as a shift at the expected size instead.
     ``avoid`` (reference pixels -> frame pixels): where the target is known not to be
     (:func:`away_from_background`); no match within :data:`AWAY` pixels of it is taken. ``reach``: how
     far from the guess the search looks (:data:`SEARCH` pixels, or fewer where the guess is sure)."""
