@@ -145,14 +145,22 @@ def _search(template: np.ndarray, frame: np.ndarray, start: np.ndarray, mask: np
     around = start @ similarity_matrix(shift=(-reach, -reach))
     window = cv2.warpPerspective(frame, around, (w + 2 * reach, h + 2 * reach),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    avoid_at = None if avoid is None else _centre(avoid, w, h) - _centre(start, w, h) + reach
+    _, _, _, (best_x, best_y) = cv2.minMaxLoc(_correlation(window, template, mask, avoid_at))
+    return start @ similarity_matrix(shift=(best_x - reach, best_y - reach))
+
+
+def _correlation(window: np.ndarray, template: np.ndarray, mask: np.ndarray | None,
+                 avoid_at: np.ndarray | None) -> np.ndarray:
+    """The normalised cross-correlation of ``template`` (over ``mask``'s pixels where given) at
+    every place in ``window`` (``cv2.matchTemplate``'s map; -1 where undefined), and -1 within
+    :data:`AWAY` pixels of ``avoid_at`` (``(x, y)`` in the map's pixels) where given."""
     weights = None if mask is None else mask.astype(np.float32)
     scores = np.nan_to_num(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED, mask=weights), nan=-1.0)
-    if avoid is not None:
-        shift = _centre(avoid, w, h) - _centre(start, w, h) + reach
+    if avoid_at is not None:
         ys, xs = np.mgrid[0 : scores.shape[0], 0 : scores.shape[1]]
-        scores[np.hypot(xs - shift[0], ys - shift[1]) <= AWAY + 0.5] = -1.0
-    _, _, _, (best_x, best_y) = cv2.minMaxLoc(scores)
-    return start @ similarity_matrix(shift=(best_x - reach, best_y - reach))
+        scores[np.hypot(xs - avoid_at[0], ys - avoid_at[1]) <= AWAY + 0.5] = -1.0
+    return scores
 
 
 def _centre(matrix: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -403,7 +411,7 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
             again = _track(frames, reference, roi, template, changing, away, background, model)
             if 2 * again[1].count(None) >= count:
                 mask, avoid, (matrices, reasons, correlations) = changing, away, again
-    if small_box(roi) and any(reason not in (None, LEAVES) for reason in reasons):
+    if small_box(roi) and _lost_inside(reasons):
         # lost in the picture: the chain from frame to frame broke (a plate a few pixels high matches a
         # look-alike, or its fit slides to another size): again, each frame from the path most frames' matches
         # agree on
@@ -413,7 +421,7 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
             if again[1].count(None) > reasons.count(None):
                 matrices, reasons, correlations = again
     for _ in range(SUPPORT_ROUNDS):  # lost in the picture: again, on the pixels that move with the target
-        if all(reason in (None, LEAVES) for reason in reasons):
+        if not _lost_inside(reasons):
             break
         support = _moving_with_the_target(frames, roi, template, matrices, reasons)
         if support is None:
@@ -424,6 +432,12 @@ def track_target(frames: np.ndarray, reference: int, roi: tuple[int, int, int, i
             break
         mask, (matrices, reasons, correlations) = own, again
     return Tracked(matrices, reasons, correlations, None if mask is None else mask[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT])
+
+
+def _lost_inside(reasons: list) -> list[int]:
+    """The frames where the target was not found though it is in the picture (``reasons``: per
+    frame, ``None`` where found, :data:`LEAVES` where it leaves the picture)."""
+    return [k for k, reason in enumerate(reasons) if reason not in (None, LEAVES)]
 
 
 def _left_the_background(roi: tuple[int, int, int, int], reference: int, matrices: np.ndarray, reasons: list,
@@ -480,19 +494,14 @@ def _matches(frame: np.ndarray, roi: tuple[int, int, int, int], template: np.nda
     if right - left < w or bottom - top < h:
         return np.zeros((0, 2)), np.zeros(0)
     inner = (slice(CONTEXT, -CONTEXT), slice(CONTEXT, -CONTEXT))
-    weights = None if mask is None else mask[inner].astype(np.float32)
-    scores = cv2.matchTemplate(luma(frame[top:bottom, left:right]).astype(np.float32), template[inner],
-                               cv2.TM_CCOEFF_NORMED, mask=weights)
-    scores = np.nan_to_num(scores, nan=-1.0)
-    ys, xs = np.mgrid[0 : scores.shape[0], 0 : scores.shape[1]]
-    centres = np.stack([xs + left + (w - 1) / 2, ys + top + (h - 1) / 2], axis=-1)
-    if avoid is not None:
-        scores[np.linalg.norm(centres - _centre(avoid @ similarity_matrix(shift=(x, y)), w, h), axis=-1)
-               <= AWAY + 0.5] = -1.0
+    corner = np.array([left + (w - 1) / 2, top + (h - 1) / 2])  # the box's centre at the map's pixel (0, 0)
+    avoid_at = None if avoid is None else _centre(avoid @ similarity_matrix(shift=(x, y)), w, h) - corner
+    scores = _correlation(luma(frame[top:bottom, left:right]).astype(np.float32), template[inner],
+                          None if mask is None else mask[inner], avoid_at)
     spacing = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * PEAK_SPACING + 1,) * 2)
-    peak = (scores >= cv2.dilate(scores, spacing)) & (scores > 0)
-    order = np.argsort(scores[peak])[::-1][:PEAKS]
-    return centres[peak][order], scores[peak][order]
+    ys, xs = np.nonzero((scores >= cv2.dilate(scores, spacing)) & (scores > 0))
+    order = np.argsort(scores[ys, xs])[::-1][:PEAKS]
+    return np.stack([xs[order], ys[order]], axis=1) + corner, scores[ys[order], xs[order]]
 
 
 def _path_centres(frames, reference, roi, template, mask, avoid, background) -> np.ndarray | None:
@@ -508,8 +517,7 @@ def _path_centres(frames, reference, roi, template, mask, avoid, background) -> 
     where one frame matches a look-alike; this looks at every frame at once."""
     x, y, w, h = roi
     count = len(frames)
-    steady = all(motion is not None for motion in background)
-    to_scene = [np.linalg.inv(background[k]) if steady else np.eye(3) for k in range(count)]
+    steady, to_scene = _scene(background)
     origin = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
     times, places, scores = [], [], []
     for k in range(count):
@@ -615,6 +623,14 @@ def _consensus(times: np.ndarray, values: np.ndarray) -> np.ndarray:
     return within[best]
 
 
+def _scene(background: list) -> tuple[bool, list]:
+    """Whether the background's motion is known in every frame (``background``, per frame), and
+    each frame's map to the background's coordinates (the reference's pixels without the camera's
+    jitter): the inverse of that motion where it is known in every frame, else the identity."""
+    steady = all(motion is not None for motion in background)
+    return steady, [np.linalg.inv(motion) if steady else np.eye(3) for motion in background]
+
+
 def _evaluate(fits: list, times) -> np.ndarray:
     """``(D[, T])``: the trend's values at ``times``."""
     return np.array([np.polyval(fit, times) for fit in fits])
@@ -640,8 +656,7 @@ def _keep_to_the_path(frames, reference, roi, template, mask, avoid, background,
     if len(found) < MIN_PATH_FRAMES:
         return
     centre = (np.array([x + (w - 1) / 2]), np.array([y + (h - 1) / 2]))
-    steady = all(background[k] is not None for k in range(len(frames)))
-    to_scene = [np.linalg.inv(background[k]) if steady else np.eye(3) for k in range(len(frames))]
+    steady, to_scene = _scene(background)
     half_width = (w - 1) / 2
 
     def place_of(matrix: np.ndarray) -> np.ndarray:
@@ -660,7 +675,7 @@ def _keep_to_the_path(frames, reference, roi, template, mask, avoid, background,
         return
     fits, inlier, limit = trend
     suspect = [k for k, ok in zip(found, inlier) if not ok and k != reference]
-    retry = suspect + [k for k, reason in enumerate(reasons) if reason not in (None, LEAVES)]
+    retry = suspect + _lost_inside(reasons)
     good = [k for k, ok in zip(found, inlier) if ok]
     for k in retry:
         expected = _evaluate(fits, k)
